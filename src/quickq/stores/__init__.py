@@ -1,0 +1,32 @@
+"""Stores: the ordered, transactional key-value stores quickq runs on.
+
+- :class:`Store` and :class:`Transaction`: the protocol every store implements.
+- :class:`~quickq.stores.memory.MemoryStore`: the in-memory reference store.
+- :func:`transact`: run a function in the caller's transaction or a new one.
+"""
+
+from ._buffer import Limits as Limits
+from ._buffer import decode_counter as decode_counter
+from ._protocol import KeyValue as KeyValue
+from ._protocol import Store as Store
+from ._protocol import SupportsWatch as SupportsWatch
+from ._protocol import Transaction as Transaction
+from ._protocol import is_store as is_store
+from ._protocol import transact as transact
+from .memory import CommitFault as CommitFault
+from .memory import Faults as Faults
+from .memory import MemoryStore as MemoryStore
+
+__all__ = [
+    "CommitFault",
+    "Faults",
+    "KeyValue",
+    "Limits",
+    "MemoryStore",
+    "Store",
+    "SupportsWatch",
+    "Transaction",
+    "decode_counter",
+    "is_store",
+    "transact",
+]

@@ -1,0 +1,251 @@
+"""A transaction's pending writes: read-your-writes, limits and conflict ranges.
+
+Shared by the stores that implement transactions in Python (memory, SQLite):
+the buffer holds what a transaction wrote until commit, answers reads by
+merging those writes over the store's own view, and records the read- and
+write-conflict ranges the store checks at commit.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import attrs
+from sortedcontainers import SortedDict
+
+from .._exceptions import KeyTooLargeError, TransactionTooLargeError, ValueTooLargeError
+from ._protocol import KeyValue
+
+_INT64: Final = struct.Struct("<q")
+Range = tuple[bytes, bytes]
+
+
+def key_after(key: bytes) -> bytes:
+    """The first key after *key* in byte order: ``[key, key_after(key))`` is just *key*."""
+    return key + b"\x00"
+
+
+def add_to_counter(value: bytes | None, delta: int) -> bytes:
+    """FoundationDB's ``ADD`` on a little-endian 64-bit counter (wrapping)."""
+    base = 0
+    if value:
+        base = int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
+    total = (base + delta + 2**63) % 2**64 - 2**63
+    return _INT64.pack(total)
+
+
+def decode_counter(value: bytes | None) -> int:
+    """Read a counter written by ``add`` (absent counts as zero)."""
+    return 0 if not value else int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
+
+
+@attrs.frozen
+class Limits:
+    """Size and age limits, FoundationDB's by default. Exceeding one writes nothing."""
+
+    key_bytes: int = 10_000
+    value_bytes: int = 100_000
+    transaction_bytes: int = 10_000_000
+    transaction_seconds: float = 5.0
+
+
+@attrs.frozen
+class Known:
+    """The key's value is known to this transaction (``None``: cleared)."""
+
+    value: bytes | None
+
+
+@attrs.frozen
+class Delta:
+    """An atomic add on a value this transaction has not read."""
+
+    delta: int
+
+
+Op = Known | Delta
+
+
+def _overlaps(a: Range, b: Range) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+class WriteBuffer:
+    """The uncommitted writes and conflict ranges of one transaction."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.ops: SortedDict = SortedDict()  # bytes -> Op
+        self.cleared: list[Range] = []
+        self.read_conflicts: list[Range] = []
+        self.write_conflicts: list[Range] = []
+        self.size = 0
+
+    # -- writes ---------------------------------------------------------------
+
+    def _check_key(self, key: bytes) -> None:
+        if not isinstance(key, bytes):
+            raise TypeError(f"keys are bytes, not {type(key).__name__}")
+        if len(key) > self.limits.key_bytes:
+            raise KeyTooLargeError(
+                f"key of {len(key)} bytes exceeds the limit of {self.limits.key_bytes}"
+            )
+
+    def _grow(self, nbytes: int) -> None:
+        self.size += nbytes
+        if self.size > self.limits.transaction_bytes:
+            raise TransactionTooLargeError(
+                f"transaction writes exceed {self.limits.transaction_bytes} bytes"
+            )
+
+    def in_cleared(self, key: bytes) -> bool:
+        return any(b <= key < e for b, e in self.cleared)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._check_key(key)
+        if not isinstance(value, bytes):
+            raise TypeError(f"values are bytes, not {type(value).__name__}")
+        if len(value) > self.limits.value_bytes:
+            raise ValueTooLargeError(
+                f"value of {len(value)} bytes exceeds the limit of {self.limits.value_bytes}"
+            )
+        self._grow(len(key) + len(value))
+        self.ops[key] = Known(value)
+        self.write_conflicts.append((key, key_after(key)))
+
+    def clear(self, key: bytes) -> None:
+        self._check_key(key)
+        self._grow(len(key))
+        self.ops[key] = Known(None)
+        self.write_conflicts.append((key, key_after(key)))
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._check_key(begin)
+        self._check_key(end)
+        if begin >= end:
+            return
+        self._grow(len(begin) + len(end))
+        for key in list(self.ops.irange(begin, end, inclusive=(True, False))):
+            del self.ops[key]
+        self.cleared.append((begin, end))
+        self.write_conflicts.append((begin, end))
+
+    def add(self, key: bytes, delta: int) -> None:
+        self._check_key(key)
+        self._grow(len(key) + 8)
+        op = self.ops.get(key)
+        if isinstance(op, Known):
+            self.ops[key] = Known(add_to_counter(op.value, delta))
+        elif isinstance(op, Delta):
+            self.ops[key] = Delta(op.delta + delta)
+        elif self.in_cleared(key):
+            self.ops[key] = Known(add_to_counter(None, delta))
+        else:
+            self.ops[key] = Delta(delta)
+        self.write_conflicts.append((key, key_after(key)))
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        if begin < end:
+            self.read_conflicts.append((begin, end))
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get(
+        self,
+        key: bytes,
+        snapshot: bool,
+        read: Callable[[bytes], Awaitable[bytes | None]],
+    ) -> bytes | None:
+        """Read *key* through the buffer; *read* fetches the store's own value."""
+        self._check_key(key)
+        op = self.ops.get(key)
+        if isinstance(op, Known):
+            return op.value
+        if op is None and self.in_cleared(key):
+            return None
+        value = await read(key)
+        if not snapshot:
+            self.read_conflicts.append((key, key_after(key)))
+        if isinstance(op, Delta):
+            return add_to_counter(value, op.delta)
+        return value
+
+    async def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        limit: int,
+        reverse: bool,
+        snapshot: bool,
+        stored: AsyncIterator[KeyValue],
+    ) -> list[KeyValue]:
+        """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
+        requested order) with this transaction's writes; record the observed
+        conflict range."""
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        out: list[KeyValue] = []
+        if begin >= end:
+            return out
+        ops = list(self.ops.irange(begin, end, inclusive=(True, False), reverse=reverse))
+        oi = 0
+
+        def before(a: bytes, b: bytes) -> bool:
+            return a > b if reverse else a < b
+
+        pending: KeyValue | None = None
+        exhausted = False
+
+        async def next_stored() -> KeyValue | None:
+            async for key, value in stored:
+                if not self.in_cleared(key):
+                    return key, value
+            return None
+
+        while not limit or len(out) < limit:
+            if pending is None and not exhausted:
+                pending = await next_stored()
+                exhausted = pending is None
+            op_key = ops[oi] if oi < len(ops) else None
+            if pending is None and op_key is None:
+                break
+            if op_key is not None and (pending is None or before(op_key, pending[0])):
+                value = self._resolve(self.ops[op_key], None)
+                oi += 1
+                key = op_key
+            elif op_key is not None and pending is not None and op_key == pending[0]:
+                value = self._resolve(self.ops[op_key], pending[1])
+                oi += 1
+                key, pending = op_key, None
+            else:
+                assert pending is not None
+                key, value = pending
+                pending = None
+            if value is not None:
+                out.append((key, value))
+        if not snapshot:
+            if limit and len(out) == limit:
+                last = out[-1][0]
+                observed = (last, end) if reverse else (begin, key_after(last))
+            else:
+                observed = (begin, end)
+            self.read_conflicts.append(observed)
+        return out
+
+    @staticmethod
+    def _resolve(op: Op, stored: bytes | None) -> bytes | None:
+        if isinstance(op, Known):
+            return op.value
+        return add_to_counter(stored, op.delta)
+
+    # -- commit ---------------------------------------------------------------
+
+    def conflicts_with(self, written: list[Range]) -> bool:
+        """True when a committed write in *written* touches what this transaction read."""
+        return any(_overlaps(r, w) for r in self.read_conflicts for w in written)
+
+    @property
+    def is_read_only(self) -> bool:
+        return not self.write_conflicts

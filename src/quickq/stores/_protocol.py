@@ -1,0 +1,143 @@
+"""The ordered, transactional key-value store protocol quickq runs on.
+
+It mirrors FoundationDB's transaction model closely enough that queue logic
+proven on one store holds on every store:
+
+- keys and values are ``bytes``, ordered bytewise;
+- a transaction reads at one consistent version and sees its own writes;
+- commits are strictly serializable by optimistic concurrency: a commit fails
+  with :class:`~quickq.ConflictError` when anything it read (except snapshot
+  reads) was written by a transaction that committed after it began;
+- atomic ``add`` mutates a counter without reading it (and without conflicts).
+
+Optional capabilities are separate runtime-checkable protocols
+(:class:`SupportsWatch`); the queue works without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeGuard, TypeVar, cast, runtime_checkable
+
+T = TypeVar("T")
+KeyValue = tuple[bytes, bytes]
+
+
+class Transaction(Protocol):
+    """One transaction. Unusable after ``commit()``, ``cancel()`` or a failure.
+
+    Point and range reads see this transaction's own writes. Non-snapshot reads
+    add read-conflict ranges; writes add write-conflict ranges.
+    """
+
+    async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        """Return the value of *key*, or ``None`` when it is absent."""
+        ...
+
+    async def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        snapshot: bool = False,
+    ) -> list[KeyValue]:
+        """Return the pairs with ``begin <= key < end`` in key order (or reversed).
+
+        ``limit=0`` means no limit. A limited read conflicts only on the part of
+        the range it observed, as FoundationDB's does.
+        """
+        ...
+
+    def set(self, key: bytes, value: bytes) -> None:
+        """Write *value* at *key*."""
+        ...
+
+    def clear(self, key: bytes) -> None:
+        """Remove *key* (no error when it is absent)."""
+        ...
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        """Remove every key with ``begin <= key < end``."""
+        ...
+
+    def add(self, key: bytes, delta: int) -> None:
+        """Atomically add *delta* to the little-endian signed 64-bit counter at *key*.
+
+        An absent key counts as zero. Takes no read conflict.
+        """
+        ...
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        """Make the commit fail if anyone commits a write to ``[begin, end)`` first."""
+        ...
+
+    def add_read_conflict_key(self, key: bytes) -> None:
+        """Make the commit fail if anyone commits a write to *key* first."""
+        ...
+
+    async def commit(self) -> None:
+        """Commit the writes atomically, or raise and write nothing.
+
+        :class:`~quickq.CommitUnknownResultError` means the outcome is unknown.
+        """
+        ...
+
+    def cancel(self) -> None:
+        """Abandon the transaction without writing; never blocks. Idempotent."""
+        ...
+
+
+class Store(Protocol):
+    """An ordered transactional key-value store."""
+
+    def create_transaction(self) -> Transaction:
+        """Begin a new transaction. The caller commits or cancels it."""
+        ...
+
+    async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``await fn(tr)`` in a fresh transaction and commit it, retrying.
+
+        Like ``@fdb.transactional``: on a :class:`~quickq.RetryableError` the
+        transaction is abandoned and *fn* runs again after a short, growing,
+        jittered backoff. *fn* must therefore be safe to run more than once.
+        Any other exception is raised with nothing written.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's resources. Transactions must not be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class SupportsWatch(Protocol):
+    """A store that can wake a task when a key changes (low-latency wake-up)."""
+
+    async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
+        """Return once the value at *key* differs from *seen* (at once if it already does).
+
+        May return spuriously; callers re-check. Callers bound the wait with a
+        cancel scope.
+        """
+        ...
+
+
+async def transact(
+    store_or_tr: Store | Transaction, fn: Callable[[Transaction], Awaitable[T]]
+) -> T:
+    """Run *fn* in the caller's open transaction, or in a new one on a store.
+
+    With a transaction, ``fn(tr)`` runs inside it and nothing is committed: the
+    caller's commit decides. This is how quickq's operations compose with the
+    application's own writes.
+    """
+    if is_store(store_or_tr):
+        return await store_or_tr.transact(fn)
+    return await fn(cast(Transaction, store_or_tr))
+
+
+def is_store(obj: Store | Transaction) -> TypeGuard[Store]:
+    """True for a store, False for a transaction (they are told apart by ``transact``)."""
+    return hasattr(obj, "create_transaction")

@@ -1,0 +1,410 @@
+"""The in-memory reference store: FoundationDB's semantics, in one process.
+
+This is a reference implementation, not a mock. Each transaction reads at the
+version current when it began (multi-version reads, so it sees one consistent
+snapshot however long it runs), buffers its writes, and commits by optimistic
+concurrency: the commit fails with :class:`~quickq.ConflictError` when any key
+or range it read without ``snapshot=True`` was written by a transaction that
+committed after its read version. Commits apply atomically, so the committed
+history is strictly serializable.
+
+Limits (:class:`~quickq.stores.Limits`) are FoundationDB's by default, and
+deterministic, seeded fault injection (:class:`Faults`) lets tests provoke
+conflicts, commit-unknown-result in both flavours, and latency.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import anyio
+import anyio.lowlevel
+import attrs
+from sortedcontainers import SortedDict
+
+from .._exceptions import (
+    CommitUnknownResultError,
+    ConflictError,
+    TransactionClosedError,
+    TransactionTooOldError,
+)
+from ._buffer import Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._protocol import KeyValue, Transaction
+from ._retry import run_transaction
+
+T = TypeVar("T")
+
+__all__ = ["CommitFault", "Faults", "MemoryStore", "MemoryTransaction"]
+
+
+class CommitFault(enum.Enum):
+    """A fault to inject into one commit."""
+
+    CONFLICT = "conflict"
+    """Fail with ConflictError; nothing is written."""
+    UNKNOWN_APPLIED = "unknown_applied"
+    """Apply the writes, then report CommitUnknownResultError."""
+    UNKNOWN_NOT_APPLIED = "unknown_not_applied"
+    """Write nothing, and report CommitUnknownResultError."""
+
+
+@attrs.frozen
+class Faults:
+    """Seeded, deterministic fault injection for tests.
+
+    Each commit that writes draws once from ``random.Random(seed)``: with the
+    given probabilities it fails with an injected conflict or one of the two
+    flavours of commit-unknown-result. Every read and commit first waits a
+    uniformly drawn latency in ``[0, latency]`` seconds.
+    """
+
+    seed: int = 0
+    conflict: float = 0.0
+    unknown_applied: float = 0.0
+    unknown_not_applied: float = 0.0
+    latency: float = 0.0
+
+
+def _default_clock() -> float:
+    try:
+        return anyio.current_time()
+    except Exception:  # no event loop running: creation outside async code
+        return time.monotonic()
+
+
+class MemoryStore:
+    """An in-process, ordered, transactional key-value store.
+
+    Safe to use from many tasks at once, on trio or asyncio. Watches
+    (:class:`~quickq.stores.SupportsWatch`) wake tasks of the same event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits = Limits(),
+        faults: Faults = Faults(),
+        clock: Callable[[], float] = _default_clock,
+        retry_limit: int | None = None,
+    ) -> None:
+        self.limits = limits
+        self.faults = faults
+        self._clock = clock
+        self._retry_limit = retry_limit
+        self._rng = random.Random(faults.seed)
+        self._scripted: deque[CommitFault | None] = deque()
+        self._lock = threading.Lock()
+        self._data: SortedDict = SortedDict()  # bytes -> bytes
+        # For multi-version reads: key -> [(version, value before that version)].
+        self._history: SortedDict = SortedDict()
+        # Committed writes newer than the oldest live read version, for conflicts.
+        self._commits: deque[tuple[int, list[Range], list[bytes]]] = deque()
+        self._version = 0
+        self._live: dict[int, int] = {}  # transaction serial -> read version
+        self._serial = 0
+        self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._closed = False
+
+    # -- the Store protocol ---------------------------------------------------
+
+    def create_transaction(self) -> MemoryTransaction:
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+            self._live[serial] = self._version
+            tr = MemoryTransaction(self, serial, self._version, self._clock())
+        weakref.finalize(tr, self._forget, serial)
+        return tr
+
+    async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        return await run_transaction(self.create_transaction, fn, retry_limit=self._retry_limit)
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
+        """Return once the value at *key* differs from *seen* (SupportsWatch)."""
+        event = anyio.Event()
+        with self._lock:
+            if self._data.get(key) != seen:
+                return
+            self._watchers.setdefault(key, set()).add(event)
+        try:
+            await event.wait()
+        finally:
+            with self._lock:
+                waiting = self._watchers.get(key)
+                if waiting is not None:
+                    waiting.discard(event)
+                    if not waiting:
+                        del self._watchers[key]
+
+    # -- test helpers ---------------------------------------------------------
+
+    def inject(self, *faults: CommitFault | None) -> None:
+        """Make the next commits that write fail as given (``None``: succeed)."""
+        self._scripted.extend(faults)
+
+    def raw_get(self, key: bytes) -> bytes | None:
+        """Read the latest committed value, bypassing transactions (tests, debugging)."""
+        with self._lock:
+            value: bytes | None = self._data.get(key)
+            return value
+
+    def raw_set(self, key: bytes, value: bytes | None) -> None:
+        """Write (or with ``None`` clear) a key as a commit of its own, bypassing checks."""
+        with self._lock:
+            self._apply([], [(key, Known(value))], [(key, key_after(key))])
+
+    def raw_items(self) -> list[KeyValue]:
+        """Every committed pair, in key order (tests, debugging)."""
+        with self._lock:
+            return list(self._data.items())
+
+    # -- internals ------------------------------------------------------------
+
+    def _forget(self, serial: int) -> None:
+        with self._lock:
+            if self._live.pop(serial, None) is not None:
+                self._prune()
+
+    def _prune(self) -> None:
+        oldest = min(self._live.values(), default=self._version)
+        while self._commits and self._commits[0][0] <= oldest:
+            _, _, keys = self._commits.popleft()
+            for key in keys:
+                entries = self._history.get(key)
+                if entries is None:
+                    continue
+                while entries and entries[0][0] <= oldest:
+                    entries.pop(0)
+                if not entries:
+                    del self._history[key]
+
+    def _value_at(self, key: bytes, version: int) -> bytes | None:
+        for written_at, before in self._history.get(key, ()):
+            if written_at > version:
+                return before  # type: ignore[no-any-return]
+        return self._data.get(key)  # type: ignore[no-any-return]
+
+    def _scan(self, begin: bytes, end: bytes, version: int, reverse: bool) -> Iterator[KeyValue]:
+        keys: Iterator[bytes] = self._data.irange(begin, end, (True, False), reverse)
+        if self._history:
+            merged = heapq.merge(
+                keys,
+                self._history.irange(begin, end, (True, False), reverse),
+                reverse=reverse,
+            )
+            keys = _unique(merged)
+        for key in keys:
+            value = self._value_at(key, version)
+            if value is not None:
+                yield key, value
+
+    def _apply(
+        self,
+        cleared: list[Range],
+        ops: list[tuple[bytes, object]],
+        written: list[Range],
+    ) -> None:
+        """Apply one commit's mutations as a new version (lock held)."""
+        self._version += 1
+        version = self._version
+        touched: list[bytes] = []
+        remembered: set[bytes] = set()
+        keep_history = bool(self._live)
+
+        def remember(key: bytes) -> None:
+            if keep_history and key not in remembered:
+                self._history.setdefault(key, []).append((version, self._data.get(key)))
+                remembered.add(key)
+                touched.append(key)
+
+        for begin, end in cleared:
+            for key in list(self._data.irange(begin, end, (True, False))):
+                remember(key)
+                del self._data[key]
+        for key, op in ops:
+            old = self._data.get(key)
+            new = op.value if isinstance(op, Known) else add_to_counter(old, op.delta)  # type: ignore[attr-defined]
+            remember(key)
+            if new is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = new
+        if keep_history:
+            self._commits.append((version, written, touched))
+        self._wake(cleared, ops)
+
+    def _wake(self, cleared: list[Range], ops: list[tuple[bytes, object]]) -> None:
+        if not self._watchers:
+            return
+        for key, _ in ops:
+            for event in self._watchers.pop(key, ()):
+                event.set()
+        for begin, end in cleared:
+            for key in [k for k in self._watchers if begin <= k < end]:
+                for event in self._watchers.pop(key):
+                    event.set()
+
+    def _draw_fault(self) -> CommitFault | None:
+        if self._scripted:
+            return self._scripted.popleft()
+        f = self.faults
+        if not (f.conflict or f.unknown_applied or f.unknown_not_applied):
+            return None
+        x = self._rng.random()
+        for fault, p in (
+            (CommitFault.CONFLICT, f.conflict),
+            (CommitFault.UNKNOWN_APPLIED, f.unknown_applied),
+            (CommitFault.UNKNOWN_NOT_APPLIED, f.unknown_not_applied),
+        ):
+            if x < p:
+                return fault
+            x -= p
+        return None
+
+    async def _latency(self) -> None:
+        if self.faults.latency:
+            await anyio.sleep(self._rng.uniform(0, self.faults.latency))
+        else:
+            await anyio.lowlevel.checkpoint()
+
+
+def _unique(keys: Iterator[bytes]) -> Iterator[bytes]:
+    last = None
+    for key in keys:
+        if key != last:
+            yield key
+            last = key
+
+
+class MemoryTransaction:
+    """A transaction on a :class:`MemoryStore` (see :class:`~quickq.stores.Transaction`)."""
+
+    def __init__(self, store: MemoryStore, serial: int, read_version: int, started: float) -> None:
+        self._store = store
+        self._serial = serial
+        self._read_version = read_version
+        self._started = started
+        self._buffer = WriteBuffer(store.limits)
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransactionClosedError("transaction used after commit, cancel or failure")
+        if self._store._clock() - self._started > self._store.limits.transaction_seconds:
+            self._close()
+            raise TransactionTooOldError(
+                f"transaction older than {self._store.limits.transaction_seconds} s"
+            )
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store._forget(self._serial)
+
+    async def _read(self, key: bytes) -> bytes | None:
+        store = self._store
+        with store._lock:
+            return store._value_at(key, self._read_version)
+
+    async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        self._check_open()
+        await self._store._latency()
+        self._check_open()
+        return await self._buffer.get(key, snapshot, self._read)
+
+    async def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        snapshot: bool = False,
+    ) -> list[KeyValue]:
+        self._check_open()
+        await self._store._latency()
+        self._check_open()
+        store = self._store
+        # Materialise only as much of the store's range as the merge can use.
+        want = limit + len(self._buffer.ops) + 1 if limit else 0
+        with store._lock:
+            stored: list[KeyValue] = []
+            visible = 0
+            for pair in store._scan(begin, end, self._read_version, reverse):
+                stored.append(pair)
+                visible += not self._buffer.in_cleared(pair[0])
+                if want and visible >= want:
+                    break
+        return await self._buffer.get_range(begin, end, limit, reverse, snapshot, _aiter(stored))
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._check_open()
+        self._buffer.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        self._check_open()
+        self._buffer.clear(key)
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._check_open()
+        self._buffer.clear_range(begin, end)
+
+    def add(self, key: bytes, delta: int) -> None:
+        self._check_open()
+        self._buffer.add(key, delta)
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        self._check_open()
+        self._buffer.add_read_conflict_range(begin, end)
+
+    def add_read_conflict_key(self, key: bytes) -> None:
+        self._check_open()
+        self._buffer.add_read_conflict_range(key, key_after(key))
+
+    async def commit(self) -> None:
+        self._check_open()
+        store = self._store
+        buffer = self._buffer
+        if buffer.is_read_only:
+            self._close()
+            return
+        try:
+            await store._latency()
+            self._check_open()
+            with store._lock:
+                fault = store._draw_fault()
+                if fault is CommitFault.CONFLICT or (fault is None and self._conflicts(store)):
+                    raise ConflictError("a value read by this transaction changed before commit")
+                if fault is not CommitFault.UNKNOWN_NOT_APPLIED:
+                    store._apply(buffer.cleared, list(buffer.ops.items()), buffer.write_conflicts)
+            if fault is not None:
+                raise CommitUnknownResultError(f"commit result unknown (injected: {fault.value})")
+        finally:
+            self._close()
+
+    def _conflicts(self, store: MemoryStore) -> bool:
+        if not self._buffer.read_conflicts:
+            return False
+        return any(
+            version > self._read_version and self._buffer.conflicts_with(written)
+            for version, written, _ in store._commits
+        )
+
+    def cancel(self) -> None:
+        self._close()
+
+
+async def _aiter(pairs: list[KeyValue]) -> AsyncIterator[KeyValue]:
+    for pair in pairs:
+        yield pair
