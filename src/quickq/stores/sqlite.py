@@ -1,0 +1,628 @@
+"""The SQLite store: quickq's durable embedded default, for one machine and many processes.
+
+:class:`SQLiteStore` has exactly the semantics of the in-memory reference store
+(:mod:`quickq.stores.memory`), on one database file that several processes
+share:
+
+- **Snapshots.** A transaction reads at one consistent version: at its first
+  read it opens a WAL read transaction on a pooled connection and keeps it
+  until it commits or is abandoned. (Like FoundationDB, and unlike the memory
+  store, the read version is taken at the first read, not at creation.)
+- **Optimistic commits, serializable across processes.** Writes are buffered
+  (:class:`~quickq.stores._buffer.WriteBuffer`: read-your-writes, limits,
+  conflict ranges). At commit the store takes SQLite's write lock
+  (``BEGIN IMMEDIATE``), checks the transaction's read-conflict ranges against
+  the key ranges written by every commit after its read version (a commit-log
+  table), applies the writes, records its own write ranges under a new version,
+  and commits, or raises :class:`~quickq.ConflictError` with nothing written.
+  Snapshot reads take no conflict; a limited range read conflicts only on what
+  it observed.
+- **Durability.** ``durability="full"`` (the default) runs SQLite with
+  ``synchronous=FULL``: ``commit()`` returns only once the commit is on stable
+  storage and survives a power loss. ``durability="normal"`` syncs the WAL only
+  at checkpoints, several times faster: a commit still survives the process
+  being killed (``kill -9``), but after a power loss or OS crash the most
+  recent commits may be gone (the file stays consistent: all or nothing).
+- **Off the event loop.** Every blocking call runs in a worker thread
+  (``anyio.to_thread``, on trio or asyncio): one hand-off per read and one per
+  commit; a read-only commit and ``cancel()`` need none.
+- **Errors.** No ``sqlite3`` exception escapes: a lock held beyond
+  ``busy_timeout``, a corrupt or foreign file, a read-only directory or a full
+  disk raise :class:`~quickq.StoreUnavailableError` with a one-line reason; a
+  failure of the final ``COMMIT`` statement raises
+  :class:`~quickq.CommitUnknownResultError`.
+
+Watches (:class:`~quickq.stores.SupportsWatch`): a commit through the same
+:class:`SQLiteStore` object wakes waiters at once; commits by other processes
+(or other store objects) are noticed by a point read every ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Final, TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from .._exceptions import (
+    CommitUnknownResultError,
+    ConflictError,
+    StoreUnavailableError,
+    TransactionClosedError,
+    TransactionTooOldError,
+)
+from . import _sqlite_ranges as ranges
+from ._buffer import Delta, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._protocol import KeyValue, Transaction
+from ._retry import run_transaction
+from ._sqlite_pool import Conn, Pool
+from ._sqlite_schema import (
+    SELECT_VERSION,
+    SELECT_VERSIONS,
+    Durability,
+    connect,
+    initialize,
+    is_busy,
+    is_disk_full,
+    unavailable,
+)
+
+T = TypeVar("T")
+
+__all__ = ["SQLiteStore", "SQLiteTransaction"]
+
+_MAX_IDLE_READERS: Final = 8
+_PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one store object
+_SAMPLE_EVERY: Final = 0.1  # seconds between (time, version) samples used to prune
+
+# One lock per database file for the commits of every store object of this
+# process on it: in-process writers queue here, not in SQLite's sleeping busy
+# handler; other processes still meet at SQLite's write lock.
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock_for(path: str) -> threading.Lock:
+    with _write_locks_guard:
+        return _write_locks.setdefault(os.path.realpath(path), threading.Lock())
+
+
+def _default_clock() -> float:
+    try:
+        return anyio.current_time()
+    except Exception:  # no event loop running: creation outside async code
+        return time.monotonic()
+
+
+class SQLiteStore:
+    """A durable, ordered, transactional key-value store in one SQLite file.
+
+    Open it with :meth:`open`, close it with :meth:`aclose` (or use it as an
+    async context manager). Safe to use from many tasks at once, on trio or
+    asyncio, and from many processes on the same file. See the module
+    docstring for the guarantees and ``docs/sqlite.md`` for guidance.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        writer: sqlite3.Connection,
+        *,
+        durability: Durability,
+        poll_interval: float,
+        busy_timeout: float,
+        limits: Limits,
+        clock: Callable[[], float],
+        retry_limit: int | None,
+        max_threads: int,
+    ) -> None:
+        """Not public: use :meth:`open`, which validates the file first."""
+        self.path = path
+        self.durability: Durability = durability
+        self.poll_interval = poll_interval
+        self.busy_timeout = busy_timeout
+        self.limits = limits
+        self._clock = clock
+        self._retry_limit = retry_limit
+        self._max_threads = max_threads
+        self._limiter: tuple[object, anyio.CapacityLimiter] | None = None
+        self._writer = writer
+        self._write_lock = _write_lock_for(path)
+        self._closed = False
+        self._closed_message = f"quickq SQLite store {path}: the store is closed"
+        # Keep commit-log rows long enough for any live transaction to be checked.
+        age = limits.transaction_seconds
+        self._log_horizon = max(2 * age, age + 5.0)
+        self._samples: deque[tuple[float, int]] = deque()  # (monotonic, version)
+        self._last_prune = time.monotonic()
+        self._version_hint = 0  # the newest version this object has seen
+        self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._pool = Pool(
+            self._connect_reader,
+            max_idle=_MAX_IDLE_READERS,
+            reclaim_after=self._log_horizon,
+            closed_message=self._closed_message,
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "full",
+        poll_interval: float = 0.05,
+        busy_timeout: float = 5.0,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = _default_clock,
+        retry_limit: int | None = None,
+        max_threads: int = 8,
+    ) -> SQLiteStore:
+        """Open the store in the file at *path*, creating it if it does not exist.
+
+        Raises :class:`~quickq.StoreUnavailableError` with a one-line reason when
+        the file is not a quickq store (another SQLite database, or not a
+        database at all), is corrupt, is locked by another process for longer
+        than *busy_timeout* seconds, or cannot be created or written (for
+        example in a read-only directory).
+
+        - *durability*: ``"full"`` (default): a commit is on stable storage when
+          ``commit()`` returns. ``"normal"``: several times faster; commits
+          survive the process being killed but the last ones may be lost on
+          power loss or an OS crash. Each process chooses its own.
+        - *poll_interval*: seconds between the point reads with which
+          :meth:`wait_for_change` notices other processes' commits.
+        - *busy_timeout*: seconds to wait for a lock held by another process.
+        - *limits*: size and age limits (FoundationDB's by default). Every
+          process on one file should use the same age limit.
+        - *clock*: the clock of the transaction age limit.
+        - *retry_limit*: retries before :meth:`transact` gives up (default: never).
+        - *max_threads*: worker threads this store uses at once.
+        """
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be > 0")
+        if busy_timeout < 0:
+            raise ValueError("busy_timeout must be >= 0")
+        if max_threads < 1:
+            raise ValueError("max_threads must be >= 1")
+        name = os.fspath(path)
+        if name == ":memory:" or name.startswith("file:"):
+            raise ValueError("SQLiteStore needs a file path (use MemoryStore for memory)")
+        writer = await anyio.to_thread.run_sync(
+            lambda: initialize(name, durability=durability, busy_timeout=busy_timeout)
+        )
+        return cls(
+            name,
+            writer,
+            durability=durability,
+            poll_interval=poll_interval,
+            busy_timeout=busy_timeout,
+            limits=limits,
+            clock=clock,
+            retry_limit=retry_limit,
+            max_threads=max_threads,
+        )
+
+    async def __aenter__(self) -> SQLiteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the Store protocol ---------------------------------------------------
+
+    def create_transaction(self) -> SQLiteTransaction:
+        """Begin a transaction. It takes its snapshot at its first read."""
+        if self._closed:
+            raise StoreUnavailableError(self._closed_message)
+        return SQLiteTransaction(self, self._version_hint, self._clock())
+
+    async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        return await run_transaction(self.create_transaction, fn, retry_limit=self._retry_limit)
+
+    async def aclose(self) -> None:
+        """Close every connection; open transactions become unusable. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close_sync)
+
+    def _close_sync(self) -> None:
+        self._pool.close()
+        with self._write_lock, contextlib.suppress(sqlite3.Error):
+            self._writer.close()
+
+    async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
+        """Return once the value at *key* differs from *seen* (SupportsWatch).
+
+        A commit through this store object wakes the waiter at once; other
+        writers are noticed by a point read every ``poll_interval`` seconds.
+        """
+        while True:
+            # Register before reading, so a commit in between is not missed.
+            event = anyio.Event()
+            self._watchers.setdefault(key, set()).add(event)
+            try:
+                if await self._run(self._point_read, key) != seen:
+                    return
+                with anyio.move_on_after(self.poll_interval):
+                    await event.wait()
+            finally:
+                waiting = self._watchers.get(key)
+                if waiting is not None:
+                    waiting.discard(event)
+                    if not waiting:
+                        del self._watchers[key]
+
+    # -- internals: threads ---------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking *fn* in a worker thread (the store's one way off the loop)."""
+        if self._closed:
+            raise StoreUnavailableError(self._closed_message)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._thread_limiter())
+
+    def _thread_limiter(self) -> anyio.CapacityLimiter:
+        # A limiter belongs to one event loop; a store may outlive its first one.
+        token = anyio.lowlevel.current_token()
+        if self._limiter is None or self._limiter[0] != token:
+            self._limiter = (token, anyio.CapacityLimiter(self._max_threads))
+        return self._limiter[1]
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        try:
+            return connect(
+                self.path, durability=self.durability, busy_timeout=self.busy_timeout, reader=True
+            )
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
+        return unavailable(self.path, exc, busy_timeout=self.busy_timeout)
+
+    def _note_version(self, version: int) -> None:
+        if version > self._version_hint:
+            self._version_hint = version
+
+    def _point_read(self, key: bytes) -> bytes | None:
+        """Read the latest committed value of *key* (worker thread)."""
+        conn = self._pool.checkout(self)
+        try:
+            with conn.lock:
+                conn.end_read()
+                row = conn.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
+        finally:
+            self._pool.checkin(conn, self, clean=True)
+        return None if row is None else bytes(row[0])
+
+    # -- internals: commit (worker thread, under the write lock) --------------
+
+    def _commit(
+        self,
+        read_version: int,
+        read_conflicts: list[Range],
+        cleared: list[Range],
+        ops: list[tuple[bytes, object]],
+        written: list[Range],
+    ) -> None:
+        with self._write_lock:
+            if self._closed:
+                raise StoreUnavailableError(self._closed_message)
+            db = self._writer
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+            try:
+                version = self._check_and_apply(db, read_version, read_conflicts, cleared, ops)
+                db.execute(
+                    "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
+                    (version, ranges.encode(ranges.coalesce(written))),
+                )
+                db.execute("UPDATE quickq_meta SET value = ? WHERE name = 'version'", (version,))
+                self._maybe_prune(db, version)
+            except BaseException as exc:
+                self._rollback(db)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._unavailable(exc) from None
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                if is_busy(exc) or is_disk_full(exc):
+                    raise self._unavailable(exc) from None
+                # An I/O error while syncing: the commit may be in the WAL or not.
+                raise CommitUnknownResultError(
+                    f"quickq SQLite store {self.path}: commit failed, outcome unknown ({exc})"
+                ) from None
+            self._note_version(version)
+
+    def _check_and_apply(
+        self,
+        db: sqlite3.Connection,
+        read_version: int,
+        read_conflicts: list[Range],
+        cleared: list[Range],
+        ops: list[tuple[bytes, object]],
+    ) -> int:
+        meta = dict(db.execute(SELECT_VERSIONS).fetchall())
+        current, pruned = int(meta["version"]), int(meta["pruned_through"])
+        self._note_version(current)
+        if read_conflicts and current > read_version:
+            if read_version < pruned:
+                raise TransactionTooOldError(
+                    "transaction too old: the commits since its read version were forgotten"
+                )
+            reads = ranges.RangeSet(read_conflicts)
+            rows = db.execute(
+                "SELECT ranges FROM quickq_commits WHERE version > ?", (read_version,)
+            )
+            for (blob,) in rows:
+                if reads.overlaps_any(ranges.decode(blob)):
+                    rows.close()
+                    raise ConflictError("a value read by this transaction changed before commit")
+        for begin, end in cleared:
+            db.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        for key, op in ops:
+            if isinstance(op, Known):
+                if op.value is None:
+                    db.execute("DELETE FROM kv WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, op.value)
+                    )
+            else:
+                assert isinstance(op, Delta)
+                row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                value = add_to_counter(None if row is None else bytes(row[0]), op.delta)
+                db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+        return current + 1
+
+    def _maybe_prune(self, db: sqlite3.Connection, version: int) -> None:
+        """Forget commit-log rows older than the horizon (write lock held).
+
+        Versions grow with time, so a (time, version) sample from this object's
+        own commits bounds which rows are older than the horizon.
+        """
+        now = time.monotonic()
+        if not self._samples or now - self._samples[-1][0] >= _SAMPLE_EVERY:
+            self._samples.append((now, version))
+        if now - self._last_prune < _PRUNE_EVERY:
+            return
+        self._last_prune = now
+        cutoff = now - self._log_horizon
+        through = None
+        while self._samples and self._samples[0][0] < cutoff:
+            through = self._samples.popleft()[1]
+        if through is None:
+            return
+        db.execute("DELETE FROM quickq_commits WHERE version <= ?", (through,))
+        db.execute(
+            "UPDATE quickq_meta SET value = max(value, ?) WHERE name = 'pruned_through'",
+            (through,),
+        )
+
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+    def _wake(self, cleared: list[Range], keys: list[bytes]) -> None:
+        if not self._watchers:
+            return
+        for key in keys:
+            for event in self._watchers.pop(key, ()):
+                event.set()
+        for begin, end in cleared:
+            for key in [k for k in self._watchers if begin <= k < end]:
+                for event in self._watchers.pop(key):
+                    event.set()
+
+
+class SQLiteTransaction:
+    """A transaction on a :class:`SQLiteStore` (see :class:`~quickq.stores.Transaction`)."""
+
+    def __init__(self, store: SQLiteStore, version_hint: int, started: float) -> None:
+        self._store = store
+        # Until a read takes a snapshot, read-conflict ranges added by hand are
+        # checked from the newest version this process knew of at creation.
+        self._version_hint = version_hint
+        self._started = started
+        self._buffer = WriteBuffer(store.limits)
+        self._closed = False
+        self._conn: Conn | None = None
+        self._read_version: int | None = None
+        self._start_lock = threading.Lock()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransactionClosedError("transaction used after commit, cancel or failure")
+        if self._store._clock() - self._started > self._store.limits.transaction_seconds:
+            self._close()
+            raise TransactionTooOldError(
+                f"transaction older than {self._store.limits.transaction_seconds} s"
+            )
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._store._pool.checkin(conn, self)
+
+    # -- reads (worker thread) ------------------------------------------------
+
+    def _in_snapshot(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """Run *read* on this transaction's snapshot, taking it first if needed."""
+        store = self._store
+        try:
+            conn = self._conn or self._take_snapshot()
+            with conn.lock:
+                if not conn.owned_by(self):
+                    if self._closed:
+                        raise TransactionClosedError("transaction used after commit or cancel")
+                    raise TransactionTooOldError("transaction too old: its snapshot was released")
+                return read(conn.db)
+        except sqlite3.Error as exc:
+            raise store._unavailable(exc) from None
+
+    def _take_snapshot(self) -> Conn:
+        store = self._store
+        with self._start_lock:
+            if self._conn is not None:
+                return self._conn
+            conn = store._pool.checkout(self)
+            try:
+                with conn.lock:
+                    conn.end_read()
+                    conn.db.execute("BEGIN")
+                    # The first read fixes the WAL snapshot; it reads the version too.
+                    version = int(conn.db.execute(SELECT_VERSION).fetchone()[0])
+            except BaseException:
+                store._pool.checkin(conn, self)
+                raise
+            self._read_version = version
+            self._conn = conn
+            store._note_version(version)
+        if self._closed:  # cancelled meanwhile (cancel() does not wait for us)
+            self._close()
+            raise TransactionClosedError("transaction cancelled during a read")
+        return conn
+
+    async def _read_key(self, key: bytes) -> bytes | None:
+        def read(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._store._run(self._in_snapshot, read)
+
+    # -- the Transaction protocol ---------------------------------------------
+
+    async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        self._check_open()
+        return await self._buffer.get(key, snapshot, self._read_key)
+
+    async def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        snapshot: bool = False,
+    ) -> list[KeyValue]:
+        self._check_open()
+        buffer = self._buffer
+        if limit < 0 or begin >= end:
+            return await buffer.get_range(begin, end, limit, reverse, snapshot, _aiter([]))
+        # Fetch only as many stored pairs as the merge with our writes can use.
+        want = limit + len(list(buffer.ops.irange(begin, end, (True, False)))) + 1 if limit else 0
+        cleared = list(buffer.cleared)
+        order = "DESC" if reverse else "ASC"
+        sql = f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}"
+
+        def scan(db: sqlite3.Connection) -> list[KeyValue]:
+            if want and not cleared:
+                rows = db.execute(sql + " LIMIT ?", (begin, end, want)).fetchall()
+                return [(bytes(k), bytes(v)) for k, v in rows]
+            out: list[KeyValue] = []
+            cursor = db.execute(sql, (begin, end))
+            try:
+                for k, v in cursor:
+                    if any(b <= k < e for b, e in cleared):
+                        continue
+                    out.append((bytes(k), bytes(v)))
+                    if want and len(out) >= want:
+                        break
+            finally:
+                cursor.close()
+            return out
+
+        stored = await self._store._run(self._in_snapshot, scan)
+        return await buffer.get_range(begin, end, limit, reverse, snapshot, _aiter(stored))
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._check_open()
+        self._buffer.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        self._check_open()
+        self._buffer.clear(key)
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._check_open()
+        self._buffer.clear_range(begin, end)
+
+    def add(self, key: bytes, delta: int) -> None:
+        self._check_open()
+        self._buffer.add(key, delta)
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        self._check_open()
+        self._buffer.add_read_conflict_range(begin, end)
+
+    def add_read_conflict_key(self, key: bytes) -> None:
+        self._check_open()
+        self._buffer.add_read_conflict_range(key, key_after(key))
+
+    async def commit(self) -> None:
+        """Commit atomically and durably (per the store's durability), or raise."""
+        self._check_open()
+        store = self._store
+        buffer = self._buffer
+        if buffer.is_read_only:
+            self._close()  # the janitor ends the snapshot: no thread hand-off
+            return
+        read_version = self._read_version
+        if read_version is None:
+            read_version = self._version_hint
+        ops = list(buffer.ops.items())
+
+        def commit_sync() -> None:
+            # End our snapshot first: the conflict check reads the commit log.
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with conn.lock:
+                    try:
+                        conn.end_read()
+                        clean = True
+                    except sqlite3.Error:
+                        clean = False
+                store._pool.checkin(conn, self, clean=clean)
+            store._commit(
+                read_version, buffer.read_conflicts, buffer.cleared, ops, buffer.write_conflicts
+            )
+
+        try:
+            await store._run(commit_sync)
+        finally:
+            self._close()
+        store._wake(buffer.cleared, [key for key, _ in ops])
+
+    def cancel(self) -> None:
+        self._close()
+
+
+async def _aiter(pairs: list[KeyValue]) -> AsyncIterator[KeyValue]:
+    for pair in pairs:
+        yield pair
