@@ -2,11 +2,23 @@
 
 Start here:
 
-- stores (:mod:`quickq.stores`): where jobs live: the store protocol and the
-  in-memory reference store;
+- :class:`JobRegistry` (``_jobs``): topics bound to ``async def perform(payload, meta)``
+  handlers, with per-topic defaults; handlers may return :class:`Snooze` or
+  :class:`Discard`.
+- :class:`JobQueue` (``_queue``): enqueue (alone, in batches, or inside your own
+  store transaction), inspect and control queues and dead letters.
+- :func:`open_consumer` / :func:`serve_consumer` (``_consumer``): run handlers.
+- ``_ops`` and ``_layout``: the transactional operations and the key layout.
+- :mod:`quickq.stores`: where jobs live: the store protocol and its stores.
 - exceptions: the tree is drawn in ``quickq._exceptions``.
 """
 
+from ._codec import Codec as Codec
+from ._codec import JsonCodec as JsonCodec
+from ._consumer import Consumer as Consumer
+from ._consumer import ConsumerStatistics as ConsumerStatistics
+from ._consumer import open_consumer as open_consumer
+from ._consumer import serve_consumer as serve_consumer
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
 from ._exceptions import InvalidJobError as InvalidJobError
@@ -23,10 +35,40 @@ from ._exceptions import TransactionTimedOutError as TransactionTimedOutError
 from ._exceptions import TransactionTooLargeError as TransactionTooLargeError
 from ._exceptions import TransactionTooOldError as TransactionTooOldError
 from ._exceptions import ValueTooLargeError as ValueTooLargeError
+from ._jobs import Backoff as Backoff
+from ._jobs import Discard as Discard
+from ._jobs import JobDefinition as JobDefinition
+from ._jobs import JobMeta as JobMeta
+from ._jobs import JobRegistry as JobRegistry
+from ._jobs import Snooze as Snooze
+from ._queue import DeadLetter as DeadLetter
+from ._queue import EnqueueOptions as EnqueueOptions
+from ._queue import Job as Job
+from ._queue import JobQueue as JobQueue
+from ._queue import NewJob as NewJob
+from ._queue import QueueStats as QueueStats
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backoff",
+    "Codec",
+    "Consumer",
+    "ConsumerStatistics",
+    "DeadLetter",
+    "Discard",
+    "EnqueueOptions",
+    "Job",
+    "JobDefinition",
+    "JobMeta",
+    "JobQueue",
+    "JobRegistry",
+    "JsonCodec",
+    "NewJob",
+    "QueueStats",
+    "Snooze",
+    "open_consumer",
+    "serve_consumer",
     "CommitUnknownResultError",
     "ConflictError",
     "InvalidJobError",

@@ -1,0 +1,546 @@
+"""The consumer: one nursery tree per ``open_consumer``.
+
+::
+
+    serve_consumer
+    +- acker: commits the settlements of finished attempts, many per transaction
+    +- jobs: one task per leased job, each a nursery of
+    |    +- the handler (under the job's timeout)
+    |    +- the lease extender: renews every lease/3; when a renewal proves the
+    |       lease lost, it cancels the handler; the handler's end cancels it
+    +- intake (the scanner): while a slot is free, snapshot-peek due queue
+         pointers, pick a random subset, and per queue take the queue lease
+         (own transaction), then lease a batch of ready items (own transaction,
+         which also moves the pointer on and so releases the queue lease)
+
+Shutdown is graceful: stop the intake, let running jobs finish within the grace
+period, then cancel them; a cancelled job gives its lease back (shielded,
+bounded). Correctness never depends on that cleanup: lease expiry is the
+backstop. Store errors back the consumer off; they never crash it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import secrets
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from . import _ops
+from ._codec import Codec, JsonCodec
+from ._exceptions import QuickqError, StoreError
+from ._jobs import Discard, JobDefinition, JobMeta, JobRegistry, Snooze
+from ._layout import Item, Layout
+from ._ops import Action, Outcome, Settlement
+from ._time import Clock, ms_to_datetime, to_ms, wall_clock
+from .stores import Store, SupportsWatch, Transaction
+
+log = logging.getLogger("quickq")
+
+_MAX_ERROR_CHARS = 4000
+_ACK_BATCH = 256
+
+
+@attrs.frozen
+class ConsumerStatistics:
+    """A snapshot of what a consumer has done (see ``Consumer.statistics``)."""
+
+    running: int
+    leased: int
+    completed: int
+    retried: int
+    dead_lettered: int
+    released: int
+    lost: int
+    """Attempts whose lease was lost: their outcome was not recorded."""
+
+
+@attrs.define
+class _Counts:
+    leased: int = 0
+    completed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    lost: int = 0
+
+
+@attrs.frozen
+class ConsumerSettings:
+    """A consumer's knobs (see ``open_consumer`` for their meaning)."""
+
+    concurrency: int = 10
+    batch_size: int = 10
+    lease_duration: float = 30.0
+    queue_lease_duration: float = 5.0
+    scan_interval: float = 0.1
+    idle_poll: float = 1.0
+    grace_period: float = 10.0
+    cleanup_timeout: float = 5.0
+    selection_fraction: float = 0.02
+    selection_max: int = 2000
+    peek_limit: int = 2000
+    idle_gc: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        from ._exceptions import InvalidJobError
+
+        if self.concurrency < 1 or self.batch_size < 1:
+            raise InvalidJobError("concurrency and batch_size must be >= 1")
+        if self.lease_duration <= 0 or self.queue_lease_duration <= 0:
+            raise InvalidJobError("lease durations must be > 0")
+
+
+class _Settler:
+    """The acker: commits queued settlements in as few transactions as it can."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        send, receive = anyio.create_memory_object_stream[
+            tuple[Settlement, list[Outcome], anyio.Event]
+        ](math.inf)
+        self._send, self._receive = send, receive
+
+    async def settle(self, settlement: Settlement) -> Outcome:
+        box: list[Outcome] = []
+        done = anyio.Event()
+        self._send.send_nowait((settlement, box, done))
+        await done.wait()
+        return box[0]
+
+    async def run(self) -> None:
+        backoff = 0.05
+        async for first in self._receive:
+            batch = [first]
+            while len(batch) < _ACK_BATCH:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            while True:
+                try:
+                    outcomes = await self._consumer._store.transact(
+                        lambda tr, batch=batch: self._consumer._settle_all(
+                            tr, [b[0] for b in batch]
+                        )  # type: ignore[misc]
+                    )
+                    break
+                except StoreError as exc:
+                    log.warning("quickq: settling %d jobs failed (%s); retrying", len(batch), exc)
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            backoff = 0.05
+            for (_, box, done), outcome in zip(batch, outcomes, strict=True):
+                box.append(outcome)
+                done.set()
+
+
+class Consumer:
+    """A running consumer. Get one from ``open_consumer`` or ``serve_consumer``."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobRegistry,
+        settings: ConsumerSettings,
+        *,
+        root: tuple[Any, ...],
+        clock: Clock,
+        codec: Codec,
+    ) -> None:
+        self._store = store
+        self._jobs = jobs
+        self.settings = settings
+        self._layout = Layout(root)
+        self._clock = clock
+        self._codec = codec
+        self.consumer_id = secrets.token_hex(8)
+        self._rng = random.Random()
+        self._counts = _Counts()
+        self._running = 0
+        self._slot_freed = anyio.Event()
+        self._poke = anyio.Event()
+        self._stop = anyio.Event()
+        self._settler = _Settler(self)
+        self._jobs_group: anyio.abc.TaskGroup | None = None
+
+    # -- public -------------------------------------------------------------------
+
+    def statistics(self) -> ConsumerStatistics:
+        """What this consumer has done so far."""
+        return ConsumerStatistics(running=self._running, **attrs.asdict(self._counts))
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown: stop leasing, let running jobs finish
+        within the grace period, then cancel them and give their leases back."""
+        self._stop.set()
+
+    # -- the tree -----------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
+        async with anyio.create_task_group() as service:
+            service.start_soon(self._settler.run)
+            async with anyio.create_task_group() as jobs:
+                self._jobs_group = jobs
+                async with anyio.create_task_group() as intake:
+                    intake.start_soon(self._scan_forever)
+                    task_status.started(self)
+                    await self._stop.wait()
+                    intake.cancel_scope.cancel()
+                jobs.cancel_scope.deadline = anyio.current_time() + self.settings.grace_period
+            service.cancel_scope.cancel()
+
+    def _now(self) -> int:
+        return to_ms(self._clock())
+
+    # -- intake -------------------------------------------------------------------
+
+    async def _scan_forever(self) -> None:
+        backoff = self.settings.scan_interval
+        while True:
+            while self._running >= self.settings.concurrency:
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+            try:
+                found, next_due, seen = await self._scan_once()
+                backoff = self.settings.scan_interval
+            except StoreError as exc:
+                log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if found:
+                await anyio.lowlevel.checkpoint()
+                continue
+            await self._wait_for_work(next_due, seen)
+
+    async def _scan_once(self) -> tuple[bool, int | None, bytes | None]:
+        """One scan round. Returns (leased anything, next due time, wake counter)."""
+        layout = self._layout
+        now = self._now()
+
+        async def peek(tr: Transaction) -> tuple[list[str], int | None, bytes | None]:
+            due = await _ops.due_queues(tr, layout, now, self.settings.peek_limit)
+            next_due = None if due else await _ops.next_due_time(tr, layout)
+            seen = await tr.get(layout.wake, snapshot=True)
+            return due, next_due, seen
+
+        due, next_due, seen = await self._store.transact(peek)
+        if not due:
+            return False, next_due, seen
+        s = self.settings
+        want = min(s.selection_max, math.ceil(len(due) * s.selection_fraction))
+        # Prefer the longest-waiting queues, but pick at random among them.
+        chosen = self._rng.sample(due, min(len(due), max(want, 1)))
+        leased_any = False
+        for qid in chosen:
+            free = s.concurrency - self._running
+            if free <= 0:
+                break
+            with anyio.CancelScope(shield=True):
+                # Shielded so a stop never abandons a committed lease unused.
+                with anyio.move_on_after(s.cleanup_timeout + s.queue_lease_duration):
+                    items = await self._lease_from(qid, min(free, s.batch_size))
+            for item in items:
+                self._start_job(qid, item)
+                leased_any = True
+        return leased_any or len(due) > len(chosen), next_due, seen
+
+    async def _lease_from(self, qid: str, limit: int) -> list[Item]:
+        s = self.settings
+        token = secrets.token_hex(6)
+        now = self._now()
+        taken = await self._store.transact(
+            lambda tr: _ops.take_queue_lease(
+                tr, self._layout, qid, self.consumer_id, token, now, to_ms(s.queue_lease_duration)
+            )
+        )
+        if not taken:
+            return []
+        batch_token = secrets.token_hex(6)
+
+        async def lease(tr: Transaction) -> _ops.LeaseBatch:
+            return await _ops.lease_items(
+                tr,
+                self._layout,
+                qid,
+                holder=self.consumer_id,
+                token=token,
+                batch_token=batch_token,
+                limit=limit,
+                now=self._now(),
+                lease_ms=to_ms(s.lease_duration),
+                idle_gc_ms=to_ms(s.idle_gc),
+            )
+
+        batch = await self._store.transact(lease)
+        self._counts.leased += len(batch.items)
+        return batch.items
+
+    async def _wait_for_work(self, next_due: int | None, seen: bytes | None) -> None:
+        s = self.settings
+        watch = isinstance(self._store, SupportsWatch)
+        delay = s.idle_poll if watch else s.scan_interval
+        delay *= self._rng.uniform(0.8, 1.2)
+        if next_due is not None:
+            delay = max(0.0, min(delay, (next_due - self._now()) / 1000))
+        self._poke = poke = anyio.Event()
+        with anyio.move_on_after(delay):
+            if not watch:
+                await poke.wait()
+                return
+            async with anyio.create_task_group() as tg:
+
+                async def watch_wake() -> None:
+                    await self._store.wait_for_change(self._layout.wake, seen)  # type: ignore[attr-defined]
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_wake)
+                await poke.wait()
+                tg.cancel_scope.cancel()
+
+    # -- jobs ---------------------------------------------------------------------
+
+    def _start_job(self, qid: str, item: Item) -> None:
+        assert self._jobs_group is not None
+        self._running += 1
+        self._jobs_group.start_soon(self._run_job, qid, item, name=f"quickq job {item.item_id}")
+
+    async def _run_job(self, qid: str, item: Item) -> None:
+        assert item.lease is not None
+        settlement: Settlement | None = None
+        recorded = lost = False
+        try:
+            settlement = await self._attempt(qid, item)
+            lost = settlement is None
+            if settlement is not None:
+                self._count(await self._settler.settle(settlement))
+                recorded = True
+        finally:
+            if not recorded and not lost:
+                await self._settle_directly(
+                    settlement or Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
+                )
+            self._running -= 1
+            self._slot_freed.set()
+
+    async def _settle_directly(self, settlement: Settlement) -> None:
+        """Settle under a shield, bounded: used when the job is being cancelled."""
+        with anyio.move_on_after(self.settings.cleanup_timeout, shield=True):
+            try:
+                outcome = await self._store.transact(lambda tr: self._settle_all(tr, [settlement]))
+                self._count(outcome[0])
+            except QuickqError as exc:
+                log.warning("quickq: could not settle job %s (%s)", settlement.item_id, exc)
+
+    async def _settle_all(self, tr: Transaction, batch: list[Settlement]) -> list[Outcome]:
+        clock = self._now
+        return [await _ops.settle(tr, self._layout, s, clock) for s in batch]
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome is Outcome.COMPLETED:
+            self._counts.completed += 1
+        elif outcome is Outcome.RETRIED:
+            self._counts.retried += 1
+            self._poke.set()
+        elif outcome is Outcome.BURIED:
+            self._counts.dead_lettered += 1
+        elif outcome is Outcome.RELEASED:
+            self._counts.released += 1
+            self._poke.set()
+        else:
+            self._counts.lost += 1
+
+    async def _attempt(self, qid: str, item: Item) -> Settlement | None:
+        """Run one attempt; return how it ended, or None when its lease was lost."""
+        assert item.lease is not None
+        lease_id = item.lease.lease_id
+
+        def settlement(action: Action, **kw: Any) -> Settlement:
+            return Settlement(action, qid, item.item_id, lease_id, **kw)
+
+        definition = self._jobs.get(item.topic)
+        if definition is None:
+            return settlement(
+                Action.BURY, reason="no_handler", error=f"no handler for topic {item.topic!r}"
+            )
+        try:
+            payload = self._codec.decode(item.payload)
+        except Exception as exc:
+            return settlement(Action.BURY, error=f"payload cannot be decoded: {exc!r}")
+        meta = JobMeta(
+            topic=item.topic,
+            queue_id=qid,
+            item_id=item.item_id,
+            attempt=item.attempt,
+            max_retries=item.max_retries,
+            priority=item.priority,
+            enqueued_at=ms_to_datetime(item.enqueued_at),
+            errors=item.errors,
+            last_error=item.last_error,
+        )
+        timeout = item.timeout or definition.timeout
+        lost = anyio.Event()
+        result: Any = None
+        error: BaseException | None = None
+        timed_out = False
+        async with anyio.create_task_group() as job_scope:
+            job_scope.start_soon(self._extend_lease, qid, item, job_scope.cancel_scope, lost)
+            with anyio.move_on_after(timeout if timeout else math.inf) as timer:
+                try:
+                    result = await definition.handler(payload, meta)
+                except Exception as exc:
+                    error = exc
+            timed_out = timer.cancelled_caught
+            job_scope.cancel_scope.cancel()  # the handler is done: stop extending
+        if lost.is_set():
+            log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
+            return None
+        if timed_out:
+            return self._failure(settlement, definition, item, f"timed out after {timeout}s")
+        if error is not None:
+            text = "".join(traceback.format_exception(error, limit=8))[-_MAX_ERROR_CHARS:]
+            return self._failure(settlement, definition, item, text)
+        if isinstance(result, Snooze):
+            return settlement(
+                Action.RETRY, delay_ms=to_ms(result.seconds), count_error=False, error=None
+            )
+        if isinstance(result, Discard):
+            return settlement(Action.BURY, reason="discarded", error=result.reason)
+        return settlement(Action.COMPLETE)
+
+    def _failure(
+        self, settlement: Any, definition: JobDefinition, item: Item, error: str
+    ) -> Settlement:
+        delay = definition.backoff.delay(item.attempt, self._rng)
+        return settlement(Action.RETRY, delay_ms=to_ms(delay), error=error)  # type: ignore[no-any-return]
+
+    async def _extend_lease(
+        self, qid: str, item: Item, handler_scope: anyio.CancelScope, lost: anyio.Event
+    ) -> None:
+        """Renew the lease every lease/3 until cancelled; cancel the handler once it is lost."""
+        assert item.lease is not None
+        s = self.settings
+        lease_ms = to_ms(s.lease_duration)
+        expiry = item.lease.expiry
+        interval = s.lease_duration / 3
+        lease_id = item.lease.lease_id
+        while True:
+            await anyio.sleep(interval)
+            try:
+                ok = await self._store.transact(
+                    lambda tr: _ops.extend_lease(
+                        tr, self._layout, qid, item.item_id, lease_id, self._now, lease_ms
+                    )
+                )
+            except StoreError as exc:
+                if self._now() < expiry:
+                    log.warning("quickq: extending job %s failed (%s)", item.item_id, exc)
+                    interval = max(0.05, min(interval, (expiry - self._now()) / 4000))
+                    continue
+                ok = False
+            if not ok:
+                lost.set()
+                handler_scope.cancel()
+                return
+            expiry = self._now() + lease_ms
+            interval = s.lease_duration / 3
+
+
+async def serve_consumer(
+    store: Store,
+    jobs: JobRegistry,
+    *,
+    concurrency: int = 10,
+    batch_size: int = 10,
+    lease_duration: float = 30.0,
+    queue_lease_duration: float = 5.0,
+    scan_interval: float = 0.1,
+    idle_poll: float = 1.0,
+    grace_period: float = 10.0,
+    root: tuple[Any, ...] = ("quickq",),
+    clock: Clock = wall_clock,
+    codec: Codec | None = None,
+    task_status: anyio.abc.TaskStatus[Consumer] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a consumer until it is stopped or cancelled (for callers that own a nursery).
+
+    ``consumer = await nursery.start(serve_consumer, store, jobs)`` returns once
+    the consumer runs; ``consumer.stop()`` drains it gracefully; cancelling the
+    nursery cancels running jobs and gives their leases back. Options are those
+    of :func:`open_consumer`.
+    """
+    settings = ConsumerSettings(
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_duration=lease_duration,
+        queue_lease_duration=queue_lease_duration,
+        scan_interval=scan_interval,
+        idle_poll=idle_poll,
+        grace_period=grace_period,
+    )
+    consumer = Consumer(store, jobs, settings, root=root, clock=clock, codec=codec or JsonCodec())
+    await consumer.run(task_status=task_status)
+
+
+@asynccontextmanager
+async def open_consumer(
+    store: Store,
+    jobs: JobRegistry,
+    *,
+    concurrency: int = 10,
+    batch_size: int = 10,
+    lease_duration: float = 30.0,
+    queue_lease_duration: float = 5.0,
+    scan_interval: float = 0.1,
+    idle_poll: float = 1.0,
+    grace_period: float = 10.0,
+    root: tuple[Any, ...] = ("quickq",),
+    clock: Clock = wall_clock,
+    codec: Codec | None = None,
+) -> AsyncIterator[Consumer]:
+    """Consume jobs from *store* with the handlers in *jobs* while the block runs.
+
+    - *concurrency*: jobs run at once; *batch_size*: most jobs leased per queue
+      per transaction.
+    - *lease_duration*: a job's lease, renewed every third of it while its
+      handler runs; a crashed consumer's jobs come back after it.
+    - *queue_lease_duration*: how long a consumer holds a queue while leasing.
+    - *scan_interval*: the idle poll without watches; *idle_poll*: the longest
+      idle wait when the store can watch for new jobs.
+    - *grace_period*: on exit, how long running jobs may finish before they
+      are cancelled and their leases given back.
+
+    Works in trio and asyncio (anyio) programs. Leaving the block drains the
+    consumer gracefully; cancelling it cancels running jobs.
+    """
+    async with anyio.create_task_group() as tg:
+        consumer: Consumer = await tg.start(
+            lambda task_status: serve_consumer(
+                store,
+                jobs,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                lease_duration=lease_duration,
+                queue_lease_duration=queue_lease_duration,
+                scan_interval=scan_interval,
+                idle_poll=idle_poll,
+                grace_period=grace_period,
+                root=root,
+                clock=clock,
+                codec=codec,
+                task_status=task_status,
+            )
+        )
+        try:
+            yield consumer
+        finally:
+            consumer.stop()

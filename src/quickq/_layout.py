@@ -1,0 +1,248 @@
+"""Key layout and record codecs: how a queue is laid out in the store.
+
+Every key is ``root + fdb.tuple.pack(...)`` under a root subspace the
+application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
+
+    (q, qid, i, item_id)                  item record (header JSON, NUL, payload)
+    (q, qid, r, priority, vesting, id)    ready index: vested items, best first
+    (q, qid, s, vesting, id)              schedule index: items waiting for their time
+    (q, qid, l, expiry, id)               lease index: running items by lease expiry
+    (q, qid, d, item_id)                  dead letters (never in the item ranges)
+    (q, qid, c, name)                     counters (atomic add): pending/scheduled/running/dead
+    (q, qid, p)                           the queue's pointer record
+    (p, time, qid)                        pointer index: one row per non-empty queue
+    (n, qid)                              names of queues ever used (for listing)
+    (b, consumer, token)                  a consumer's last lease batch (idempotent retries)
+    (w,)                                  wake-up counter, bumped by every enqueue
+
+A ready item is found through the ready index, whose order is the run order
+(priority, then vesting time); items that are not yet due sit in the schedule
+index and are moved over ("promoted") when due, so no number of future items
+can hide a ready one, and a peek never reads them. Tuple encoding escapes
+every element, so a queue id cannot reach outside its own ``(q, qid)`` range.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, Literal
+
+import attrs
+import fdb.tuple as fdb_tuple
+
+Where = Literal["r", "s", "l"]
+
+
+def _pack(parts: tuple[Any, ...]) -> bytes:
+    packed: bytes = fdb_tuple.pack(parts)
+    return packed
+
+
+COUNTERS: Final = ("pending", "scheduled", "running", "dead")
+
+
+class Layout:
+    """Builds and parses the keys of one root subspace."""
+
+    def __init__(self, root: tuple[Any, ...] = ("quickq",)) -> None:
+        self.root = root
+        self.prefix = _pack(root)
+        self._queue_prefixes: dict[str, bytes] = {}
+        self.pointers = self.prefix + _pack(("p",))
+        self.names = self.prefix + _pack(("n",))
+        self.wake = self.prefix + _pack(("w",))
+
+    def queue(self, qid: str) -> bytes:
+        """The prefix of every key of queue *qid*."""
+        prefix = self._queue_prefixes.get(qid)
+        if prefix is None:
+            if len(self._queue_prefixes) > 10_000:
+                self._queue_prefixes.clear()
+            prefix = self._queue_prefixes[qid] = self.prefix + _pack(("q", qid))
+        return prefix
+
+    def sub(self, qid: str, *parts: Any) -> bytes:
+        return self.queue(qid) + _pack(parts)
+
+    def range(self, qid: str, *parts: Any) -> tuple[bytes, bytes]:
+        """The ``[begin, end)`` range of every key that extends ``sub(qid, *parts)``."""
+        key = self.sub(qid, *parts)
+        return key + b"\x00", key + b"\xff"
+
+    def item(self, qid: str, item_id: str) -> bytes:
+        return self.sub(qid, "i", item_id)
+
+    def ready(self, qid: str, priority: int, vesting: int, item_id: str) -> bytes:
+        return self.sub(qid, "r", priority, vesting, item_id)
+
+    def scheduled(self, qid: str, vesting: int, item_id: str) -> bytes:
+        return self.sub(qid, "s", vesting, item_id)
+
+    def leased(self, qid: str, expiry: int, item_id: str) -> bytes:
+        return self.sub(qid, "l", expiry, item_id)
+
+    def dead(self, qid: str, item_id: str) -> bytes:
+        return self.sub(qid, "d", item_id)
+
+    def counter(self, qid: str, name: str) -> bytes:
+        return self.sub(qid, "c", name)
+
+    def queue_pointer(self, qid: str) -> bytes:
+        return self.sub(qid, "p")
+
+    def pointer(self, time: int, qid: str) -> bytes:
+        return self.pointers + _pack((time, qid))
+
+    def pointer_range(self, until: int) -> tuple[bytes, bytes]:
+        """Pointer rows due at or before *until*."""
+        return self.pointers + b"\x00", self.pointers + _pack((until + 1,))
+
+    def parse_pointer(self, key: bytes) -> tuple[int, str]:
+        time, qid = fdb_tuple.unpack(key[len(self.pointers) :])
+        return time, qid
+
+    def name(self, qid: str) -> bytes:
+        return self.names + _pack((qid,))
+
+    def parse_name(self, key: bytes) -> str:
+        (qid,) = fdb_tuple.unpack(key[len(self.names) :])
+        return str(qid)
+
+    def batch(self, consumer: str, token: str) -> bytes:
+        return self.prefix + _pack(("b", consumer, token))
+
+    def batches(self, consumer: str) -> tuple[bytes, bytes]:
+        key = self.prefix + _pack(("b", consumer))
+        return key + b"\x00", key + b"\xff"
+
+    def tail(self, qid: str, key: bytes, *parts: Any) -> tuple[Any, ...]:
+        """The elements of *key* after ``sub(qid, *parts)``."""
+        return fdb_tuple.unpack(key[len(self.sub(qid, *parts)) :])  # type: ignore[no-any-return]
+
+
+@attrs.frozen
+class Lease:
+    """Who runs an item, under which lease id, until when (ms)."""
+
+    holder: str
+    lease_id: str
+    expiry: int
+
+
+@attrs.frozen
+class Item:
+    """A job as stored: everything but its queue id, which is in its key."""
+
+    item_id: str
+    topic: str
+    payload: bytes
+    priority: int
+    vesting: int
+    max_retries: int
+    enqueued_at: int
+    where: Where
+    attempt: int = 0
+    errors: int = 0
+    timeout: float | None = None
+    lease: Lease | None = None
+    last_error: str | None = None
+    settled_by: str | None = None
+    """The lease id of the attempt that last settled this item (idempotent retries)."""
+
+    def index_key(self, layout: Layout, qid: str) -> bytes:
+        """The key of this item's entry in the index its ``where`` names."""
+        if self.where == "r":
+            return layout.ready(qid, self.priority, self.vesting, self.item_id)
+        if self.where == "s":
+            return layout.scheduled(qid, self.vesting, self.item_id)
+        assert self.lease is not None
+        return layout.leased(qid, self.lease.expiry, self.item_id)
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "id": self.item_id,
+            "t": self.topic,
+            "pr": self.priority,
+            "v": self.vesting,
+            "mr": self.max_retries,
+            "eq": self.enqueued_at,
+            "w": self.where,
+            "a": self.attempt,
+            "e": self.errors,
+            "to": self.timeout,
+            "l": [self.lease.holder, self.lease.lease_id, self.lease.expiry]
+            if self.lease
+            else None,
+            "le": self.last_error,
+            "sb": self.settled_by,
+        }
+        return json.dumps(header, separators=(",", ":")).encode() + b"\x00" + self.payload
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Item:
+        head, _, payload = data.partition(b"\x00")
+        h = json.loads(head)
+        lease = Lease(h["l"][0], h["l"][1], h["l"][2]) if h["l"] else None
+        return cls(
+            item_id=h["id"],
+            topic=h["t"],
+            payload=payload,
+            priority=h["pr"],
+            vesting=h["v"],
+            max_retries=h["mr"],
+            enqueued_at=h["eq"],
+            where=h["w"],
+            attempt=h["a"],
+            errors=h["e"],
+            timeout=h["to"],
+            lease=lease,
+            last_error=h["le"],
+            settled_by=h["sb"],
+        )
+
+
+DeadReason = Literal["failed", "discarded", "no_handler", "snoozed_out"]
+
+
+@attrs.frozen
+class DeadItem:
+    """A dead letter: the item as it was, why it died, and when (ms)."""
+
+    item: Item
+    reason: DeadReason
+    error: str | None
+    died_at: int
+
+    def to_bytes(self) -> bytes:
+        head = json.dumps(
+            {"r": self.reason, "e": self.error, "at": self.died_at}, separators=(",", ":")
+        )
+        return head.encode() + b"\x00" + self.item.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DeadItem:
+        head, _, rest = data.partition(b"\x00")
+        h = json.loads(head)
+        return cls(item=Item.from_bytes(rest), reason=h["r"], error=h["e"], died_at=h["at"])
+
+
+@attrs.frozen
+class QueuePointer:
+    """A queue's pointer: when it is next due, and its queue lease if taken.
+
+    Taking the queue lease moves ``time`` forward to the lease's expiry, so other
+    scanners see the queue as not due until the lease ends (QuiCK).
+    """
+
+    time: int
+    holder: str | None = None
+    token: str | None = None
+    empty_since: int | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps([self.time, self.holder, self.token, self.empty_since]).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> QueuePointer:
+        time, holder, token, empty_since = json.loads(data)
+        return cls(time, holder, token, empty_since)

@@ -1,0 +1,504 @@
+"""The queue's transactional operations: ``f(tr, layout, ..., now)``, no other I/O.
+
+Each function runs inside a caller's transaction and is safe to run again
+after commit-unknown-result: enqueue finds its own item; leasing finds its
+batch marker; settling finds its lease id in ``settled_by``. Peeks use
+snapshot reads; read conflicts are taken only on what an operation claims
+(the items it leases, the pointer it moves, the emptiness it relies on).
+
+Fencing operations (extend, settle) take a clock rather than a time, and read
+it after their reads, so a lease is judged at the moment of the write.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+
+import attrs
+
+from ._layout import COUNTERS, DeadItem, DeadReason, Item, Layout, Lease, QueuePointer, Where
+from .stores import Transaction, decode_counter
+
+MsClock = Callable[[], int]
+
+_COUNTER_OF: dict[str, str] = {"r": "pending", "s": "scheduled", "l": "running"}
+
+
+def _count(tr: Transaction, layout: Layout, qid: str, where: str, delta: int) -> None:
+    """Adjust a counter, named directly or by an index (r, s, l)."""
+    name = _COUNTER_OF.get(where, where)
+    tr.add(layout.counter(qid, name), delta)
+
+
+def _put(tr: Transaction, layout: Layout, qid: str, item: Item) -> None:
+    tr.set(layout.item(qid, item.item_id), item.to_bytes())
+    tr.set(item.index_key(layout, qid), b"")
+
+
+def _move(tr: Transaction, layout: Layout, qid: str, old: Item, new: Item) -> None:
+    """Rewrite *old* as *new*, moving its index entry and counters."""
+    tr.clear(old.index_key(layout, qid))
+    _put(tr, layout, qid, new)
+    if old.where != new.where:
+        _count(tr, layout, qid, old.where, -1)
+        _count(tr, layout, qid, new.where, 1)
+
+
+async def _get_item(tr: Transaction, layout: Layout, qid: str, item_id: str) -> Item | None:
+    raw = await tr.get(layout.item(qid, item_id))
+    return None if raw is None else Item.from_bytes(raw)
+
+
+# -- pointers -------------------------------------------------------------------
+
+
+async def _get_pointer(tr: Transaction, layout: Layout, qid: str) -> QueuePointer | None:
+    raw = await tr.get(layout.queue_pointer(qid))
+    return None if raw is None else QueuePointer.from_bytes(raw)
+
+
+def _set_pointer(
+    tr: Transaction, layout: Layout, qid: str, old: QueuePointer | None, new: QueuePointer | None
+) -> None:
+    if old is not None:
+        tr.clear(layout.pointer(old.time, qid))
+    if new is None:
+        tr.clear(layout.queue_pointer(qid))
+    else:
+        tr.set(layout.pointer(new.time, qid), b"")
+        tr.set(layout.queue_pointer(qid), new.to_bytes())
+
+
+async def ensure_pointer(tr: Transaction, layout: Layout, qid: str, time: int) -> None:
+    """Make the queue's pointer due no later than *time* (work becomes visible then).
+
+    A leased pointer is left alone: its holder recomputes it on release, and the
+    read here conflicts with that release, so nothing is missed.
+    """
+    pointer = await _get_pointer(tr, layout, qid)
+    if pointer is None:
+        _set_pointer(tr, layout, qid, None, QueuePointer(time))
+    elif pointer.holder is None and pointer.time > time:
+        _set_pointer(tr, layout, qid, pointer, QueuePointer(time))
+
+
+async def due_queues(tr: Transaction, layout: Layout, now: int, limit: int) -> list[str]:
+    """Queues whose pointer is due, oldest first (snapshot read: no conflicts)."""
+    begin, end = layout.pointer_range(now)
+    rows = await tr.get_range(begin, end, limit=limit, snapshot=True)
+    return [layout.parse_pointer(key)[1] for key, _ in rows]
+
+
+async def next_due_time(tr: Transaction, layout: Layout) -> int | None:
+    """The earliest pointer time of any queue (snapshot read), or None with no queues."""
+    begin = layout.pointers + b"\x00"
+    rows = await tr.get_range(begin, layout.pointers + b"\xff", limit=1, snapshot=True)
+    return layout.parse_pointer(rows[0][0])[0] if rows else None
+
+
+# -- enqueue --------------------------------------------------------------------
+
+
+@attrs.frozen
+class NewItem:
+    """A validated job to enqueue (see ``JobQueue.enqueue``)."""
+
+    queue_id: str
+    item_id: str
+    topic: str
+    payload: bytes
+    priority: int
+    vesting: int
+    max_retries: int
+    timeout: float | None = None
+    custom_id: bool = False
+
+
+async def enqueue(tr: Transaction, layout: Layout, new: NewItem, now: int) -> tuple[Item, bool]:
+    """Store *new* unless its id exists. Returns ``(item, created)``; first enqueue wins."""
+    qid = new.queue_id
+    raw = await tr.get(layout.item(qid, new.item_id))
+    if raw is not None:
+        return Item.from_bytes(raw), False
+    if new.custom_id:
+        dead = await tr.get(layout.dead(qid, new.item_id))
+        if dead is not None:
+            return DeadItem.from_bytes(dead).item, False
+    item = Item(
+        item_id=new.item_id,
+        topic=new.topic,
+        payload=new.payload,
+        priority=new.priority,
+        vesting=new.vesting,
+        max_retries=new.max_retries,
+        enqueued_at=now,
+        where="r" if new.vesting <= now else "s",
+        timeout=new.timeout,
+    )
+    _put(tr, layout, qid, item)
+    _count(tr, layout, qid, item.where, 1)
+    tr.set(layout.name(qid), b"")
+    tr.add(layout.wake, 1)
+    await ensure_pointer(tr, layout, qid, new.vesting)
+    return item, True
+
+
+# -- queue lease and item leases ------------------------------------------------
+
+
+async def take_queue_lease(
+    tr: Transaction, layout: Layout, qid: str, holder: str, token: str, now: int, duration: int
+) -> bool:
+    """Lease a due queue by moving its pointer to ``now + duration`` (QuiCK).
+
+    Committed on its own, before any item is leased, so other consumers see the
+    queue is taken and go elsewhere. False when the queue is not due (taken).
+    """
+    pointer = await _get_pointer(tr, layout, qid)
+    if pointer is None:
+        return False
+    if pointer.holder == holder and pointer.token == token:
+        return True  # our own earlier commit
+    if pointer.time > now:
+        return False
+    leased = QueuePointer(now + duration, holder, token, pointer.empty_since)
+    _set_pointer(tr, layout, qid, pointer, leased)
+    return True
+
+
+@attrs.frozen
+class LeaseBatch:
+    """What one leasing transaction took from one queue."""
+
+    items: list[Item]
+    more_ready: bool
+
+
+async def lease_items(
+    tr: Transaction,
+    layout: Layout,
+    qid: str,
+    *,
+    holder: str,
+    token: str,
+    batch_token: str,
+    limit: int,
+    now: int,
+    lease_ms: int,
+    idle_gc_ms: int,
+) -> LeaseBatch:
+    """Lease up to *limit* ready items of *qid*, then release the queue lease.
+
+    Promotes due scheduled items and expired leases to ready first (an expired
+    lease whose attempts are spent is dead-lettered), leases the best ready
+    items, and moves the pointer to the queue's next due time (or garbage
+    collects it once the queue has been empty for *idle_gc_ms*).
+    """
+    marker_key = layout.batch(holder, batch_token)
+    marker = await tr.get(marker_key)
+    if marker is not None:  # our own earlier commit: return what it leased
+        ids = json.loads(marker)
+        items = [await _get_item(tr, layout, qid, item_id) for item_id in ids]
+        mine = [i for i in items if i and i.lease and i.lease.lease_id.startswith(batch_token)]
+        return LeaseBatch(mine, more_ready=False)
+    pointer = await _get_pointer(tr, layout, qid)
+    if pointer is None or pointer.holder != holder or pointer.token != token:
+        return LeaseBatch([], more_ready=False)  # our queue lease is gone
+    await _promote(tr, layout, qid, now, limit=max(limit * 4, 64))
+    ready_begin, ready_end = layout.range(qid, "r")
+    ready = await tr.get_range(ready_begin, ready_end, limit=limit + 1, snapshot=True)
+    leased: list[Item] = []
+    for n, (key, _) in enumerate(ready[:limit]):
+        tr.add_read_conflict_key(key)  # two consumers leasing one item conflict
+        item_id = layout.tail(qid, key, "r")[2]
+        item = await _get_item(tr, layout, qid, item_id)
+        if item is None or item.where != "r":
+            continue
+        lease = Lease(holder, f"{batch_token}.{n}", now + lease_ms)
+        new = attrs.evolve(item, where="l", lease=lease, attempt=item.attempt + 1)
+        _move(tr, layout, qid, item, new)
+        leased.append(new)
+    more_ready = len(ready) > limit
+    if not more_ready:
+        tr.add_read_conflict_range(ready_begin, ready_end)  # we rely on it being drained
+    await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
+    tr.clear_range(*layout.batches(holder))
+    tr.set(marker_key, json.dumps([i.item_id for i in leased]).encode())
+    return LeaseBatch(leased, more_ready)
+
+
+async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: int) -> None:
+    """Move due scheduled items and expired leases into the ready index."""
+    for where in ("s", "l"):
+        begin, _ = layout.range(qid, where)
+        end = layout.sub(qid, where, now + 1)
+        for key, _ in await tr.get_range(begin, end, limit=limit):
+            item_id = layout.tail(qid, key, where)[1]
+            item = await _get_item(tr, layout, qid, item_id)
+            if item is None:
+                tr.clear(key)  # a stray index entry; never expected
+                continue
+            if where == "s":
+                _move(tr, layout, qid, item, attrs.evolve(item, where="r"))
+                continue
+            assert item.lease is not None
+            error = f"lease expired (holder {item.lease.holder} stopped extending it)"
+            if item.attempt > item.max_retries:
+                _bury(tr, layout, qid, item, "failed", error, now, settled_by=None)
+            else:
+                expired = attrs.evolve(
+                    item,
+                    where="r",
+                    vesting=item.lease.expiry,
+                    lease=None,
+                    errors=item.errors + 1,
+                    last_error=error,
+                )
+                _move(tr, layout, qid, item, expired)
+
+
+async def _release_pointer(
+    tr: Transaction,
+    layout: Layout,
+    qid: str,
+    pointer: QueuePointer,
+    more_ready: bool,
+    now: int,
+    idle_gc_ms: int,
+) -> None:
+    """Set the pointer to the queue's next due time, ending the queue lease."""
+    if more_ready:
+        _set_pointer(tr, layout, qid, pointer, QueuePointer(now))
+        return
+    heads = []
+    for where in ("s", "l"):
+        begin, end = layout.range(qid, where)
+        rows = await tr.get_range(begin, end, limit=1)
+        if rows:
+            heads.append(layout.tail(qid, rows[0][0], where)[0])
+    if heads:
+        _set_pointer(tr, layout, qid, pointer, QueuePointer(min(heads)))
+    elif pointer.empty_since is not None and now - pointer.empty_since >= idle_gc_ms:
+        _set_pointer(tr, layout, qid, pointer, None)  # the reads above prove it empty
+    else:
+        empty_since = pointer.empty_since if pointer.empty_since is not None else now
+        _set_pointer(
+            tr, layout, qid, pointer, QueuePointer(now + idle_gc_ms, None, None, empty_since)
+        )
+
+
+async def extend_lease(
+    tr: Transaction,
+    layout: Layout,
+    qid: str,
+    item_id: str,
+    lease_id: str,
+    clock: MsClock,
+    lease_ms: int,
+) -> bool:
+    """Push the lease's expiry to ``now + lease_ms`` while it is still ours."""
+    item = await _get_item(tr, layout, qid, item_id)
+    now = clock()
+    if item is None or item.lease is None or item.lease.lease_id != lease_id:
+        return False
+    if item.lease.expiry <= now:
+        return False
+    lease = attrs.evolve(item.lease, expiry=max(item.lease.expiry, now + lease_ms))
+    _move(tr, layout, qid, item, attrs.evolve(item, lease=lease))
+    return True
+
+
+# -- settling an attempt --------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    """What settling an attempt did."""
+
+    COMPLETED = "completed"
+    RETRIED = "retried"
+    BURIED = "buried"
+    RELEASED = "released"
+    LOST = "lost"
+    """The lease was no longer ours: nothing was written."""
+
+
+class Action(enum.Enum):
+    COMPLETE = "complete"
+    RETRY = "retry"
+    BURY = "bury"
+    RELEASE = "release"
+
+
+@attrs.frozen
+class Settlement:
+    """The end of one attempt, as the consumer reports it.
+
+    ``RETRY`` with *delay_ms* is a failure (or, with ``count_error=False``, a
+    snooze); it buries the item instead when its attempts are spent.
+    """
+
+    action: Action
+    queue_id: str
+    item_id: str
+    lease_id: str
+    delay_ms: int = 0
+    error: str | None = None
+    reason: DeadReason = "failed"
+    count_error: bool = True
+
+
+async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock) -> Outcome:
+    """Record the end of an attempt, only while its lease is still ours."""
+    qid = s.queue_id
+    item = await _get_item(tr, layout, qid, s.item_id)
+    if item is None:
+        if s.action is Action.COMPLETE:
+            return Outcome.COMPLETED  # already completed (by our earlier commit)
+        raw = await tr.get(layout.dead(qid, s.item_id))
+        if raw is not None and DeadItem.from_bytes(raw).item.settled_by == s.lease_id:
+            return Outcome.BURIED
+        return Outcome.LOST
+    if item.settled_by == s.lease_id:  # our own earlier commit
+        return Outcome.RELEASED if s.action is Action.RELEASE else Outcome.RETRIED
+    now = clock()
+    if item.lease is None or item.lease.lease_id != s.lease_id or item.lease.expiry <= now:
+        return Outcome.LOST
+    if s.action is Action.COMPLETE:
+        tr.clear(layout.item(qid, item.item_id))
+        tr.clear(item.index_key(layout, qid))
+        _count(tr, layout, qid, "l", -1)
+        return Outcome.COMPLETED
+    if s.action is Action.RELEASE:
+        released = attrs.evolve(
+            item,
+            where="r",
+            vesting=now,
+            lease=None,
+            attempt=item.attempt - 1,
+            settled_by=s.lease_id,
+        )
+        _move(tr, layout, qid, item, released)
+        await ensure_pointer(tr, layout, qid, now)
+        return Outcome.RELEASED
+    errors = item.errors + (1 if s.count_error else 0)
+    spent = item.attempt > item.max_retries
+    if s.action is Action.BURY or spent:
+        reason = s.reason if s.action is Action.BURY or s.count_error else "snoozed_out"
+        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, s.error, now, s.lease_id)
+        return Outcome.BURIED
+    vesting = now + s.delay_ms
+    retried = attrs.evolve(
+        item,
+        where="s" if vesting > now else "r",
+        vesting=vesting,
+        lease=None,
+        errors=errors,
+        last_error=s.error if s.error is not None else item.last_error,
+        settled_by=s.lease_id,
+    )
+    _move(tr, layout, qid, item, retried)
+    await ensure_pointer(tr, layout, qid, vesting)
+    return Outcome.RETRIED
+
+
+def _bury(
+    tr: Transaction,
+    layout: Layout,
+    qid: str,
+    item: Item,
+    reason: DeadReason,
+    error: str | None,
+    now: int,
+    settled_by: str | None,
+) -> None:
+    tr.clear(layout.item(qid, item.item_id))
+    tr.clear(item.index_key(layout, qid))
+    _count(tr, layout, qid, item.where, -1)
+    dead_item = attrs.evolve(item, lease=None, last_error=error, settled_by=settled_by)
+    tr.set(layout.dead(qid, item.item_id), DeadItem(dead_item, reason, error, now).to_bytes())
+    _count(tr, layout, qid, "dead", 1)
+
+
+# -- inspection and control -----------------------------------------------------
+
+
+async def counters(tr: Transaction, layout: Layout, qid: str) -> dict[str, int]:
+    """The queue's counters (snapshot reads: stats never conflict)."""
+    return {
+        name: decode_counter(await tr.get(layout.counter(qid, name), snapshot=True))
+        for name in COUNTERS
+    }
+
+
+async def list_items(
+    tr: Transaction, layout: Layout, qid: str, where: Where, limit: int
+) -> list[Item]:
+    """Items in one index, in that index's order."""
+    begin, end = layout.range(qid, where)
+    rows = await tr.get_range(begin, end, limit=limit, snapshot=True)
+    found = []
+    for key, _ in rows:
+        item = await _get_item(tr, layout, qid, layout.tail(qid, key, where)[-1])
+        if item is not None:
+            found.append(item)
+    return found
+
+
+async def get_item(tr: Transaction, layout: Layout, qid: str, item_id: str) -> Item | None:
+    return await _get_item(tr, layout, qid, item_id)
+
+
+async def dead_items(tr: Transaction, layout: Layout, qid: str, limit: int) -> list[DeadItem]:
+    begin, end = layout.range(qid, "d")
+    rows = await tr.get_range(begin, end, limit=limit, snapshot=True)
+    return [DeadItem.from_bytes(value) for _, value in rows]
+
+
+async def replay_dead(tr: Transaction, layout: Layout, qid: str, item_id: str, now: int) -> bool:
+    """Put a dead letter back in the queue, ready now, with fresh attempts."""
+    raw = await tr.get(layout.dead(qid, item_id))
+    if raw is None:
+        return False
+    old = DeadItem.from_bytes(raw).item
+    if await tr.get(layout.item(qid, item_id)) is not None:
+        return False  # an item with that id was enqueued since
+    tr.clear(layout.dead(qid, item_id))
+    _count(tr, layout, qid, "dead", -1)
+    item = attrs.evolve(
+        old, where="r", vesting=now, attempt=0, errors=0, lease=None, settled_by=None
+    )
+    _put(tr, layout, qid, item)
+    _count(tr, layout, qid, "r", 1)
+    tr.add(layout.wake, 1)
+    await ensure_pointer(tr, layout, qid, now)
+    return True
+
+
+async def purge_dead(tr: Transaction, layout: Layout, qid: str, item_id: str) -> bool:
+    """Delete one dead letter for good."""
+    key = layout.dead(qid, item_id)
+    if await tr.get(key) is None:
+        return False
+    tr.clear(key)
+    _count(tr, layout, qid, "dead", -1)
+    return True
+
+
+async def cancel_item(tr: Transaction, layout: Layout, qid: str, item_id: str) -> Item | None:
+    """Remove a job that is not running. Returns it, or None when absent or running."""
+    item = await _get_item(tr, layout, qid, item_id)
+    if item is None or item.where == "l":
+        return None
+    tr.clear(layout.item(qid, item_id))
+    tr.clear(item.index_key(layout, qid))
+    _count(tr, layout, qid, item.where, -1)
+    return item
+
+
+async def queue_names(tr: Transaction, layout: Layout, limit: int = 0) -> list[str]:
+    rows = await tr.get_range(
+        layout.names + b"\x00", layout.names + b"\xff", limit=limit, snapshot=True
+    )
+    return [layout.parse_name(key) for key, _ in rows]

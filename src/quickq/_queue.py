@@ -1,0 +1,411 @@
+"""``JobQueue``: enqueue jobs, and inspect and control queues.
+
+Every method takes an optional open transaction ``tr``: given one, the work
+joins the caller's transaction and commits (or not) with the caller's own
+writes; without one, it runs in a transaction of its own, retried on conflict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
+
+import attrs
+
+from . import _ops
+from ._codec import Codec, JsonCodec
+from ._exceptions import InvalidJobError, JobNotFoundError
+from ._jobs import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, JobRegistry, validate_topic
+from ._layout import DeadItem, DeadReason, Item, Layout
+from ._time import Clock, ms_to_datetime, to_ms, wall_clock
+from .stores import Store, Transaction, transact
+
+T = TypeVar("T")
+
+MAX_KEY_BYTES: Final = 10_000
+MAX_VALUE_BYTES: Final = 100_000
+"""FoundationDB's limits, the tightest of quickq's stores: checked before writing."""
+_MAX_ID_CHARS: Final = 256
+_BATCH: Final = 500
+
+JobState = Literal["pending", "scheduled", "running", "dead"]
+_WHERE: Final[dict[str, Literal["r", "s", "l"]]] = {
+    "pending": "r",
+    "scheduled": "s",
+    "running": "l",
+}
+_STATE_OF: Final[dict[str, JobState]] = {"r": "pending", "s": "scheduled", "l": "running"}
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """Per-job options of ``enqueue``; each overrides the topic's default."""
+
+    at: dt.datetime
+    """Run no earlier than this timezone-aware time (not with *delay*)."""
+    delay: float | dt.timedelta
+    """Run no earlier than this long from now (seconds or a timedelta)."""
+    priority: int
+    """Lower runs first. Default: the topic's, else 100."""
+    max_retries: int
+    """Retries after the first attempt before dead-lettering (so max_retries + 1 attempts)."""
+    timeout: float
+    """Seconds an attempt may run before it is cancelled and retried."""
+    job_id: str
+    """A caller-chosen id: the first enqueue wins, a repeat returns the existing job."""
+
+
+_OPTION_NAMES: Final = frozenset(EnqueueOptions.__annotations__)
+
+
+@attrs.frozen
+class NewJob:
+    """One job for :meth:`JobQueue.enqueue_many` (same fields as ``enqueue``)."""
+
+    queue_id: str
+    topic: str
+    payload: Any = None
+    at: dt.datetime | None = None
+    delay: float | dt.timedelta | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    job_id: str | None = None
+
+
+@attrs.frozen
+class Job:
+    """A job as it stands in a queue."""
+
+    queue_id: str
+    job_id: str
+    topic: str
+    payload: Any
+    state: JobState
+    priority: int
+    run_at: dt.datetime
+    """When it becomes (or became) visible to consumers; for a running job, its lease expiry."""
+    attempt: int
+    """Attempts started so far."""
+    errors: int
+    max_retries: int
+    enqueued_at: dt.datetime
+    last_error: str | None
+
+
+@attrs.frozen
+class DeadLetter:
+    """A job that will not run again unless replayed."""
+
+    job: Job
+    reason: DeadReason
+    """failed, discarded, no_handler or snoozed_out."""
+    error: str | None
+    died_at: dt.datetime
+
+
+@attrs.frozen
+class QueueStats:
+    """A queue's job counts, kept by atomic counters (no scans).
+
+    ``scheduled`` jobs wait for their time; a consumer moves them to
+    ``pending`` when it next visits the queue after that time.
+    """
+
+    queue_id: str
+    pending: int
+    scheduled: int
+    running: int
+    dead: int
+
+
+def new_job_id(now_ms: int) -> str:
+    """A fresh, time-ordered, random job id."""
+    return f"{now_ms:012x}{secrets.token_hex(8)}"
+
+
+def validate_queue_id(queue_id: object) -> str:
+    """Return *queue_id* when it is a usable queue id, else raise InvalidJobError."""
+    return _validate_id(queue_id, "queue_id")
+
+
+def _validate_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID_CHARS:
+        raise InvalidJobError(f"{what} must be a non-empty str of at most {_MAX_ID_CHARS} chars")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidJobError(f"{what} must be valid Unicode text: {value!r}") from None
+    return value
+
+
+def _check_int(value: object, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidJobError(f"{what} must be an int from {low} to {high} (got {value!r})")
+    return value
+
+
+class JobQueue:
+    """The producer's and operator's handle on the queues stored in *store*.
+
+    *jobs*, when given, supplies per-topic defaults and restricts enqueue to
+    registered topics; without it any well-formed topic is accepted, with
+    quickq's defaults. *root* is the tuple subspace that holds every queue.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobRegistry | None = None,
+        *,
+        root: tuple[Any, ...] = ("quickq",),
+        clock: Clock = wall_clock,
+        codec: Codec | None = None,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.layout = Layout(root)
+        self.clock = clock
+        self.codec: Codec = codec or JsonCodec()
+
+    def now_ms(self) -> int:
+        return to_ms(self.clock())
+
+    async def _run(self, tr: Transaction | None, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        return await transact(self.store if tr is None else tr, fn)
+
+    # -- enqueue ------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        queue_id: str,
+        topic: str,
+        payload: Any = None,
+        /,
+        *,
+        tr: Transaction | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> Job:
+        """Add a job to queue *queue_id* (a tenant) and return it.
+
+        Runs in *tr* when given: the job exists if and only if that transaction
+        commits. With a ``job_id`` that the queue already holds, nothing is
+        written and the existing job is returned. Bad input raises
+        InvalidJobError and writes nothing.
+        """
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise InvalidJobError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        (job,) = await self.enqueue_many([NewJob(queue_id, topic, payload, **options)], tr=tr)
+        return job
+
+    async def enqueue_many(
+        self, jobs: Sequence[NewJob], *, tr: Transaction | None = None
+    ) -> list[Job]:
+        """Add many jobs in one transaction: all of them, or (on error) none."""
+        now = self.now_ms()
+        prepared = [self._prepare(job, now) for job in jobs]  # validate all before writing
+
+        async def body(tr: Transaction) -> list[Job]:
+            now = self.now_ms()
+            out = []
+            for new in prepared:
+                item, _ = await _ops.enqueue(tr, self.layout, new, now)
+                out.append(self._job(new.queue_id, item))
+            return out
+
+        return await self._run(tr, body)
+
+    def _prepare(self, job: NewJob, now: int) -> _ops.NewItem:
+        if not isinstance(job, NewJob):
+            raise InvalidJobError(f"enqueue_many takes NewJob objects, not {type(job).__name__}")
+        qid = validate_queue_id(job.queue_id)
+        topic = validate_topic(job.topic)
+        definition = self.jobs.get(topic) if self.jobs is not None else None
+        if self.jobs is not None and definition is None:
+            raise InvalidJobError(f"no job is registered for topic {topic!r}")
+        priority = job.priority
+        if priority is None:
+            priority = definition.priority if definition else DEFAULT_PRIORITY
+        priority = _check_int(priority, "priority", -(2**31), 2**31 - 1)
+        max_retries = job.max_retries
+        if max_retries is None:
+            max_retries = definition.max_retries if definition else DEFAULT_MAX_RETRIES
+        max_retries = _check_int(max_retries, "max_retries", 0, 10_000)
+        timeout = job.timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf
+        ):
+            raise InvalidJobError(f"timeout must be a positive number of seconds (got {timeout!r})")
+        vesting = self._vesting(job, now)
+        custom = job.job_id is not None
+        item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now)
+        payload = self.codec.encode(job.payload)
+        new = _ops.NewItem(
+            qid, item_id, topic, payload, priority, vesting, max_retries, timeout, custom
+        )
+        self._check_sizes(new)
+        return new
+
+    def _vesting(self, job: NewJob, now: int) -> int:
+        if job.at is not None and job.delay is not None:
+            raise InvalidJobError("give at most one of `at` and `delay`")
+        if job.at is not None:
+            if not isinstance(job.at, dt.datetime):
+                raise InvalidJobError(f"`at` must be a datetime (got {type(job.at).__name__})")
+            if job.at.tzinfo is None or job.at.utcoffset() is None:
+                raise InvalidJobError("`at` must be timezone-aware (e.g. tzinfo=datetime.UTC)")
+            return to_ms(job.at.timestamp())
+        delay = job.delay
+        if delay is None:
+            return now
+        if isinstance(delay, dt.timedelta):
+            delay = delay.total_seconds()
+        if isinstance(delay, bool) or not isinstance(delay, int | float):
+            raise InvalidJobError(f"`delay` must be seconds or a timedelta (got {delay!r})")
+        if not 0 <= delay < math.inf:
+            raise InvalidJobError(f"`delay` must be >= 0 and finite (got {delay!r})")
+        return now + to_ms(delay)
+
+    def _check_sizes(self, new: _ops.NewItem) -> None:
+        layout = self.layout
+        longest_key = max(
+            len(layout.ready(new.queue_id, new.priority, new.vesting, new.item_id)),
+            len(layout.dead(new.queue_id, new.item_id)),
+        )
+        if longest_key > MAX_KEY_BYTES:
+            raise InvalidJobError(f"queue_id and job_id make a key over {MAX_KEY_BYTES} bytes")
+        # The dead letter is the largest record an item ever becomes.
+        size = len(new.payload) + 1024 + 2 * len(new.item_id) + len(new.topic)
+        if size > MAX_VALUE_BYTES - 4096:
+            raise InvalidJobError(
+                f"payload of {len(new.payload)} bytes is too large (limit about "
+                f"{MAX_VALUE_BYTES - 5120} bytes encoded)"
+            )
+
+    # -- inspection ---------------------------------------------------------------
+
+    def _job(self, qid: str, item: Item, state: JobState | None = None) -> Job:
+        return Job(
+            queue_id=qid,
+            job_id=item.item_id,
+            topic=item.topic,
+            payload=self.codec.decode(item.payload),
+            state=state or _STATE_OF[item.where],
+            priority=item.priority,
+            run_at=ms_to_datetime(item.lease.expiry if item.lease else item.vesting),
+            attempt=item.attempt,
+            errors=item.errors,
+            max_retries=item.max_retries,
+            enqueued_at=ms_to_datetime(item.enqueued_at),
+            last_error=item.last_error,
+        )
+
+    def _dead(self, qid: str, dead: DeadItem) -> DeadLetter:
+        return DeadLetter(
+            self._job(qid, dead.item, "dead"), dead.reason, dead.error, ms_to_datetime(dead.died_at)
+        )
+
+    async def stats(self, queue_id: str, *, tr: Transaction | None = None) -> QueueStats:
+        """The counts of *queue_id*'s jobs by state."""
+        qid = validate_queue_id(queue_id)
+        counts = await self._run(tr, lambda tr: _ops.counters(tr, self.layout, qid))
+        return QueueStats(qid, **counts)
+
+    async def queues(self, *, tr: Transaction | None = None) -> list[str]:
+        """The ids of every queue that has ever held a job, in order."""
+        return await self._run(tr, lambda tr: _ops.queue_names(tr, self.layout))
+
+    async def get_job(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
+        """The job *job_id* of *queue_id*, dead letters included; JobNotFoundError if absent."""
+        qid = validate_queue_id(queue_id)
+
+        async def body(tr: Transaction) -> Job | None:
+            item = await _ops.get_item(tr, self.layout, qid, job_id)
+            if item is not None:
+                return self._job(qid, item)
+            raw = await tr.get(self.layout.dead(qid, job_id), snapshot=True)
+            return None if raw is None else self._dead(qid, DeadItem.from_bytes(raw)).job
+
+        job = await self._run(tr, body)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id!r} in queue {qid!r}")
+        return job
+
+    async def list_jobs(
+        self, queue_id: str, state: JobState, *, limit: int = 100, tr: Transaction | None = None
+    ) -> list[Job]:
+        """Jobs of *queue_id* in *state*: pending in run order, scheduled and
+        running by time, dead by id."""
+        qid = validate_queue_id(queue_id)
+        if state == "dead":
+            return [d.job for d in await self.dead_letters(qid, limit=limit, tr=tr)]
+        if state not in _WHERE:
+            raise InvalidJobError(f"state must be pending, scheduled, running or dead: {state!r}")
+        where = _WHERE[state]
+        items = await self._run(tr, lambda tr: _ops.list_items(tr, self.layout, qid, where, limit))
+        return [self._job(qid, item) for item in items]
+
+    async def dead_letters(
+        self, queue_id: str, *, limit: int = 100, tr: Transaction | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters of *queue_id*, with why each died."""
+        qid = validate_queue_id(queue_id)
+        dead = await self._run(tr, lambda tr: _ops.dead_items(tr, self.layout, qid, limit))
+        return [self._dead(qid, d) for d in dead]
+
+    # -- control ------------------------------------------------------------------
+
+    async def replay(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
+        """Move a dead letter back into its queue, ready now, with fresh attempts."""
+        qid = validate_queue_id(queue_id)
+        ok = await self._run(
+            tr, lambda tr: _ops.replay_dead(tr, self.layout, qid, job_id, self.now_ms())
+        )
+        if not ok:
+            raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to replay")
+
+    async def purge(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
+        """Delete one dead letter for good."""
+        qid = validate_queue_id(queue_id)
+        ok = await self._run(tr, lambda tr: _ops.purge_dead(tr, self.layout, qid, job_id))
+        if not ok:
+            raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to purge")
+
+    async def replay_all(self, queue_id: str) -> int:
+        """Replay every dead letter of *queue_id* (in batches); returns how many."""
+        return await self._each_dead(queue_id, _ops.replay_dead, with_now=True)
+
+    async def purge_all(self, queue_id: str) -> int:
+        """Purge every dead letter of *queue_id* (in batches); returns how many."""
+        return await self._each_dead(queue_id, _ops.purge_dead, with_now=False)
+
+    async def _each_dead(
+        self, queue_id: str, op: Callable[..., Awaitable[bool]], *, with_now: bool
+    ) -> int:
+        qid = validate_queue_id(queue_id)
+        total = 0
+        while True:
+
+            async def body(tr: Transaction) -> tuple[int, int]:
+                dead = await _ops.dead_items(tr, self.layout, qid, _BATCH)
+                now = (self.now_ms(),) if with_now else ()
+                done = [await op(tr, self.layout, qid, d.item.item_id, *now) for d in dead]
+                return len(dead), sum(done)
+
+            seen, done = await self.store.transact(body)
+            total += done
+            if seen < _BATCH or not done:
+                return total
+
+    async def cancel(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
+        """Remove a pending or scheduled job; JobNotFoundError if absent or running."""
+        qid = validate_queue_id(queue_id)
+        item = await self._run(tr, lambda tr: _ops.cancel_item(tr, self.layout, qid, job_id))
+        if item is None:
+            raise JobNotFoundError(f"no pending or scheduled job {job_id!r} in queue {qid!r}")
+        return self._job(qid, item)
