@@ -1,0 +1,113 @@
+"""Huey 3 with its SQLite storage (durable: fsync=True) or its in-memory storage.
+
+Consumer: Huey's own ``Consumer`` with worker threads, started in this process
+(in-memory storage only works in one process). Polling: Huey's default
+``initial_delay=0.1`` with ``max_delay=0.1``, so an idle worker polls every
+100 ms rather than backing off to the default 10 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import _common as c
+from huey import MemoryHuey, SqliteHuey
+from huey.consumer import Consumer
+
+P = c.Params
+HUEY = None
+
+
+def make_huey(p: P) -> object:
+    global HUEY
+    if p["variant"] == "sqlite":
+        HUEY = SqliteHuey(
+            "bench", filename=str(Path(p["workdir"]) / "huey.db"), fsync=True, results=False
+        )
+    else:
+        HUEY = MemoryHuey("bench", results=False)
+    return HUEY
+
+
+class Huey(c.SyncSystem):
+    batch_na = "no batch enqueue API (Task.map enqueues one at a time)"
+
+    def __init__(self, p: P) -> None:
+        self.huey = make_huey(p)
+        self.task = self.huey.task(name="bench_job")(c.job_body)
+        self.consumer: Consumer | None = None
+
+    def enqueue(self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = "") -> None:
+        self.task(job, sleep_s, t_sched, tag)
+
+    def enqueue_prio(self, job: int, sleep_s: float, t_sched: float, tag: str, prio: int) -> None:
+        # Huey: higher number runs first.
+        self.task(job, sleep_s, t_sched, tag, priority=prio)
+
+    def start_worker(self, concurrency: int) -> None:
+        self.consumer = self.huey.create_consumer(
+            workers=concurrency, periodic=False, initial_delay=0.1, max_delay=0.1
+        )
+        for _, t in self.consumer.worker_threads:
+            t.start()
+
+    def stop_worker(self) -> None:
+        assert self.consumer is not None
+        self.consumer.stop_flag.set()
+
+
+def fresh(p: P) -> Huey:
+    for f in Path(p["workdir"]).glob("huey.db*"):
+        f.unlink()
+    return Huey(p)
+
+
+def enqueue(p: P) -> c.Metrics:
+    return c.sync_enqueue(fresh(p), p)
+
+
+def drain(p: P) -> c.Metrics:
+    return c.drain_metrics(p["n"], c.sync_drain(fresh(p), p))
+
+
+def sleep(p: P) -> c.Metrics:
+    return c.sleep_metrics(p, c.sync_drain(fresh(p), p, p["sleep_s"]))
+
+
+def latency(p: P) -> c.Metrics:
+    return c.sync_latency(fresh(p), p)
+
+
+def crash(p: P) -> c.Metrics:
+    if p["variant"] != "sqlite":
+        raise c.NotApplicable("in-memory storage: a killed process loses every queued job")
+    h = fresh(p)
+
+    def enqueue_all(n: int, job_s: float) -> None:
+        for i in range(n):
+            h.enqueue(i, job_s)
+
+    return c.run_crash(p, enqueue_all, {})
+
+
+def worker(p: P) -> None:
+    h = Huey(p)
+    h.start_worker(p["concurrency"])
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    logging.disable(logging.CRITICAL)
+    c.main(
+        {
+            "enqueue": enqueue,
+            "drain": drain,
+            "sleep": sleep,
+            "latency": latency,
+            "crash": crash,
+        },
+        worker,
+    )

@@ -1,0 +1,142 @@
+"""taskiq 0.13 with its InMemoryBroker, or taskiq-redis's ListQueueBroker.
+
+InMemoryBroker has no queue: ``kiq`` starts the task at once in the caller's
+event loop, and ``max_async_tasks`` only applies to a listening receiver, so it
+has no concurrency limit. Its "drain" therefore measures kick-and-run of all
+jobs, and the concurrency-32 sleep scenario is n/a.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import _common as c
+
+P = c.Params
+
+
+class Taskiq(c.AsyncSystem):
+    batch_na = "no batch enqueue API (one kiq per task)"
+
+    def __init__(self, p: P) -> None:
+        self.p = p
+        self.redis = p["variant"] == "redis"
+        if self.redis:
+            from taskiq_redis import ListQueueBroker
+
+            self.broker: Any = ListQueueBroker(p["redis_url"])
+        else:
+            from taskiq import InMemoryBroker
+
+            self.broker = InMemoryBroker(max_stored_results=1)
+
+        async def bench_job(job: int, sleep_s: float, t_sched: float, tag: str) -> None:
+            await c.ajob_body(job, sleep_s, t_sched, asyncio.sleep, tag)
+
+        self.task = self.broker.task(task_name="bench_job")(bench_job)
+        self.worker_task: asyncio.Task[None] | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def enqueue(
+        self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
+    ) -> None:
+        await self.task.kiq(job, sleep_s, t_sched, tag)
+
+    async def start_worker(self, concurrency: int) -> None:
+        if not self.redis:
+            return  # tasks already run at kiq
+        from taskiq.receiver import Receiver
+
+        self.broker.is_worker_process = True
+        receiver = Receiver(self.broker, max_async_tasks=concurrency, run_startup=False)
+        self.finish = asyncio.Event()
+        self.worker_task = asyncio.create_task(receiver.listen(self.finish))
+
+    async def stop_worker(self) -> None:
+        if self.worker_task is not None:
+            self.finish.set()
+            self.worker_task.cancel()
+
+
+async def with_broker(p: P, fn: Any) -> c.Metrics:
+    s = Taskiq(p)
+    await s.broker.startup()
+    try:
+        return await fn(s)
+    finally:
+        await s.broker.shutdown()
+
+
+def enqueue(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("InMemoryBroker has no queue: kiq runs the task at once")
+    return asyncio.run(with_broker(p, lambda s: c.a_enqueue(s, p)))
+
+
+def drain(p: P) -> c.Metrics:
+    async def go(s: Taskiq) -> c.Metrics:
+        if s.redis:
+            return c.drain_metrics(p["n"], await c.a_drain(s, p))
+        c.RECORDER.reset(p["n"])
+        with c.Meter() as m:
+            for i in range(p["n"]):
+                await s.enqueue(i)
+            await s.broker.wait_all()
+            await c.RECORDER.await_done(s.sleep, 600)
+        out = c.drain_metrics(p["n"], m)
+        out["note"] = "InMemoryBroker: kick-and-run, no queue to drain"
+        return out
+
+    return asyncio.run(with_broker(p, go))
+
+
+def sleep(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("InMemoryBroker has no concurrency limit: all jobs run at once")
+    return asyncio.run(
+        with_broker(p, lambda s: _sleep(s, p)),
+    )
+
+
+async def _sleep(s: Taskiq, p: P) -> c.Metrics:
+    return c.sleep_metrics(p, await c.a_drain(s, p, p["sleep_s"]))
+
+
+def latency(p: P) -> c.Metrics:
+    return asyncio.run(with_broker(p, lambda s: c.a_latency(s, p)))
+
+
+def crash(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("in memory: a killed process loses every job")
+
+    def enqueue_all(n: int, job_s: float) -> None:
+        async def go(s: Taskiq) -> c.Metrics:
+            for i in range(n):
+                await s.enqueue(i, job_s)
+            return {}
+
+        asyncio.run(with_broker(p, go))
+
+    return c.run_crash(p, enqueue_all, {})
+
+
+def worker(p: P) -> None:
+    async def go(s: Taskiq) -> c.Metrics:
+        await s.start_worker(p["concurrency"])
+        await asyncio.Event().wait()  # until killed
+        return {}
+
+    asyncio.run(with_broker(p, go))
+
+
+if __name__ == "__main__":
+    logging.disable(logging.CRITICAL)
+    c.main(
+        {"enqueue": enqueue, "drain": drain, "sleep": sleep, "latency": latency, "crash": crash},
+        worker,
+    )
