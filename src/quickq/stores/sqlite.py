@@ -75,6 +75,7 @@ from ._sqlite_schema import (
     is_disk_full,
     unavailable,
 )
+from .memory import CommitFault
 
 T = TypeVar("T")
 
@@ -146,6 +147,7 @@ class SQLiteStore:
         self._last_prune = time.monotonic()
         self._version_hint = 0  # the newest version this object has seen
         self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._scripted: deque[CommitFault | None] = deque()
         self._pool = Pool(
             self._connect_reader,
             max_idle=_MAX_IDLE_READERS,
@@ -270,6 +272,17 @@ class SQLiteStore:
                     if not waiting:
                         del self._watchers[key]
 
+    # -- test helpers ---------------------------------------------------------
+
+    def inject(self, *faults: CommitFault | None) -> None:
+        """Script the outcome of the next commits that write, one fault each (tests).
+
+        As :meth:`MemoryStore.inject <quickq.stores.MemoryStore.inject>`: ``None``
+        lets that commit succeed; a commit that really conflicts consumes its
+        fault and fails with :class:`~quickq.ConflictError` whatever the fault.
+        """
+        self._scripted.extend(faults)
+
     # -- internals: threads ---------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -331,8 +344,13 @@ class SQLiteStore:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from None
+            fault = self._scripted.popleft() if self._scripted else None
             try:
                 version = self._check_and_apply(db, read_version, read_conflicts, cleared, ops)
+                if fault is CommitFault.CONFLICT:
+                    raise ConflictError("commit failed (injected: conflict)")
+                if fault is CommitFault.UNKNOWN_NOT_APPLIED:
+                    raise CommitUnknownResultError("commit result unknown (injected: not applied)")
                 db.execute(
                     "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
                     (version, ranges.encode(ranges.coalesce(written))),
@@ -355,6 +373,8 @@ class SQLiteStore:
                     f"quickq SQLite store {self.path}: commit failed, outcome unknown ({exc})"
                 ) from None
             self._note_version(version)
+            if fault is CommitFault.UNKNOWN_APPLIED:
+                raise CommitUnknownResultError("commit result unknown (injected: applied)")
 
     def _check_and_apply(
         self,
