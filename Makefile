@@ -28,6 +28,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+# The benchmark suite (bench/, issue 6): installs each peer in its own venv under
+# bench/.work and Redis/PostgreSQL from Debian's packages, then rewrites
+# docs/benchmarks/. Options: make bench BENCH_ARGS="--quick --systems offline".
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests

@@ -34,6 +34,9 @@ BENCH = ROOT / "bench"
 ADAPTERS = BENCH / "adapters"
 WORK = BENCH / ".work"
 RESULT_PREFIX = "BENCH-RESULT "
+# Scratch space of one harness run (adapter output, per-run work directories);
+# --work moves it so that two runs (a test beside a full run) cannot collide.
+RUN_DIR = WORK
 
 # Scenario sizes per profile. "full" is the issue's; "quick" is for a look in a
 # few minutes; "smoke" is for the test suite (seconds).
@@ -265,6 +268,11 @@ def machine_stamp() -> dict[str, Any]:
     git = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return {
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
@@ -272,7 +280,7 @@ def machine_stamp() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "quickq_commit": git,
+        "quickq_commit": git + (" + uncommitted changes in src/" if dirty else ""),
         "loadavg_at_start": list(os.getloadavg()),
     }
 
@@ -284,8 +292,8 @@ def run_adapter(
     py: Path, system: System, params: dict[str, Any], timeout: float, srv_pids: list[int]
 ) -> dict[str, Any]:
     """One adapter process: its result line, CPU time and peak RSS (wait4)."""
-    out_path = WORK / "last-stdout.txt"
-    err_path = WORK / "last-stderr.txt"
+    out_path = RUN_DIR / "last-stdout.txt"
+    err_path = RUN_DIR / "last-stderr.txt"
     cpu_srv0 = servers.proc_cpu_seconds(srv_pids)
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -360,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         help="never install anything: skip systems whose venv or server is missing",
     )
     ap.add_argument("--no-charts", action="store_true")
+    ap.add_argument("--work", type=Path, help="scratch directory (default bench/.work)")
     ap.add_argument("--list", action="store_true", help="list systems and scenarios")
     args = ap.parse_args(argv)
 
@@ -379,9 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     for s in scns:
         if s not in SCENARIOS:
             raise SystemExit(f"unknown scenario {s!r}")
-    WORK.mkdir(parents=True, exist_ok=True)
+    global RUN_DIR
+    RUN_DIR = args.work or WORK
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    log_path = WORK / "bench.log"
+    log_path = RUN_DIR / "bench.log"
     logf = log_path.open("a")
 
     def log(msg: str) -> None:
@@ -513,7 +524,7 @@ def run_system_scenario(
     runs: list[dict[str, Any]] = []
     note = ""
     for i in range(warmup + reps):
-        workdir = WORK / "run" / name
+        workdir = RUN_DIR / "run" / name
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         for kind in s.servers:
