@@ -117,6 +117,10 @@ class _Settler:
         return box[0]
 
     async def run(self) -> None:
+        with self._send, self._receive:
+            await self._run()
+
+    async def _run(self) -> None:
         backoff = 0.05
         async for first in self._receive:
             batch = [first]
@@ -320,8 +324,10 @@ class Consumer:
         recorded = lost = False
         try:
             settlement = await self._attempt(qid, item)
-            lost = settlement is None
-            if settlement is not None:
+            if settlement is None:
+                lost = True
+                self._counts.lost += 1
+            else:
                 self._count(await self._settler.settle(settlement))
                 recorded = True
         finally:

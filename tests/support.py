@@ -1,0 +1,57 @@
+"""Helpers for the queue tests: virtual time and a store that can be cut off."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+import trio.testing
+
+from quickq import StoreUnavailableError
+from quickq.stores import MemoryStore, Transaction
+
+T = TypeVar("T")
+EPOCH = 1_800_000_000.0
+"""Virtual wall-clock time at the start of every trio run in these tests."""
+
+
+def virtual_clock() -> float:
+    """quickq's wall clock, driven by trio's (mock) clock."""
+    return EPOCH + trio.current_time()
+
+
+def run_virtual(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run *fn* under trio with a MockClock that jumps whenever all tasks sleep."""
+    return trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class Partition:
+    """A view of a store that can be cut off, as a network partition would.
+
+    Once ``cut()`` is called every operation raises StoreUnavailableError: a
+    consumer behind it can neither extend nor release its leases.
+    """
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.is_cut = False
+
+    def cut(self) -> None:
+        self.is_cut = True
+
+    def create_transaction(self) -> Transaction:
+        if self.is_cut:
+            raise StoreUnavailableError("partitioned")
+        return self.store.create_transaction()
+
+    async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        if self.is_cut:
+            raise StoreUnavailableError("partitioned")
+        return await self.store.transact(fn)
+
+    async def aclose(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)

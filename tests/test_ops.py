@@ -1,0 +1,192 @@
+"""The transactional operations, driven directly with explicit times."""
+
+from __future__ import annotations
+
+import pytest
+
+from quickq import _ops
+from quickq._layout import Item, Layout
+from quickq._ops import Action, NewItem, Outcome, Settlement
+from quickq.stores import CommitFault, MemoryStore, Transaction
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_000_000
+LEASE = 30_000
+layout = Layout()
+
+
+def new(
+    item_id: str, *, qid: str = "q", priority: int = 100, vesting: int = T0, retries: int = 3
+) -> NewItem:
+    return NewItem(qid, item_id, "t", b"{}", priority, vesting, retries)
+
+
+async def put(store: MemoryStore, *items: NewItem, now: int = T0) -> None:
+    async def body(tr: Transaction) -> None:
+        for item in items:
+            await _ops.enqueue(tr, layout, item, now)
+
+    await store.transact(body)
+
+
+async def lease(
+    store: MemoryStore, qid: str = "q", *, now: int = T0, limit: int = 10, holder: str = "c1"
+) -> list[Item]:
+    """Take the queue lease, then lease up to *limit* items, as a consumer does."""
+    taken = await store.transact(
+        lambda tr: _ops.take_queue_lease(tr, layout, qid, holder, "tok", now, 5_000)
+    )
+    if not taken:
+        return []
+    batch = await store.transact(
+        lambda tr: _ops.lease_items(
+            tr,
+            layout,
+            qid,
+            holder=holder,
+            token="tok",
+            batch_token=f"b{now}",
+            limit=limit,
+            now=now,
+            lease_ms=LEASE,
+            idle_gc_ms=60_000,
+        )
+    )
+    return batch.items
+
+
+async def settle(store: MemoryStore, s: Settlement, now: int) -> Outcome:
+    return await store.transact(lambda tr: _ops.settle(tr, layout, s, lambda: now))
+
+
+async def counts(store: MemoryStore, qid: str = "q") -> dict[str, int]:
+    return await store.transact(lambda tr: _ops.counters(tr, layout, qid))
+
+
+async def test_future_jobs_of_better_priority_do_not_hide_a_ready_job() -> None:
+    """Regression (Elixir defect): 100 future jobs at priority 0 do not hide a
+    ready job at priority 100."""
+    store = MemoryStore()
+    future = [new(f"f{i}", priority=0, vesting=T0 + 60_000 + i) for i in range(100)]
+    await put(store, *future, new("ready", priority=100))
+    leased = await lease(store, limit=1)
+    assert [i.item_id for i in leased] == ["ready"]
+
+
+async def test_ready_jobs_run_in_priority_then_vesting_order() -> None:
+    store = MemoryStore()
+    await put(
+        store,
+        new("late-urgent", priority=0, vesting=T0 - 10),
+        new("early-normal", priority=100, vesting=T0 - 1000),
+        new("early-urgent", priority=0, vesting=T0 - 500),
+    )
+    leased = await lease(store, limit=3)
+    assert [i.item_id for i in leased] == ["early-urgent", "late-urgent", "early-normal"]
+
+
+async def test_a_second_consumer_sees_the_queue_lease_and_stays_away() -> None:
+    """Regression (Elixir defect): the queue lease is committed on its own, so a
+    second consumer sees it and does not dequeue that queue at the same time."""
+    store = MemoryStore()
+    await put(store, new("a"), new("b"))
+    assert await store.transact(
+        lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "x", T0, 5_000)
+    )
+    assert await store.transact(lambda tr: _ops.due_queues(tr, layout, T0, 100)) == []
+    assert not await store.transact(
+        lambda tr: _ops.take_queue_lease(tr, layout, "q", "c2", "y", T0, 5_000)
+    )
+    # Once the queue lease expires (its holder died), another consumer can take it.
+    later = T0 + 5_000
+    assert await store.transact(lambda tr: _ops.due_queues(tr, layout, later, 100)) == ["q"]
+    assert await lease(store, now=later, holder="c2") != []
+
+
+async def test_dead_letters_never_sit_in_the_item_range_or_block_a_scan() -> None:
+    """Regression (Elixir defect): dead letters live in their own range."""
+    store = MemoryStore()
+    await put(store, *(new(f"d{i}", retries=0) for i in range(20)))
+    for item in await lease(store, limit=20):
+        assert item.lease is not None
+        s = Settlement(Action.RETRY, "q", item.item_id, item.lease.lease_id, error="boom")
+        assert await settle(store, s, T0 + 1) is Outcome.BURIED
+    assert (await counts(store))["dead"] == 20
+    item_begin, item_end = layout.range("q", "i")
+    ready_begin, ready_end = layout.range("q", "r")
+    for key, _ in store.raw_items():
+        assert not item_begin <= key < item_end
+        assert not ready_begin <= key < ready_end
+    await put(store, new("fresh"), now=T0 + 2)
+    assert [i.item_id for i in await lease(store, now=T0 + 2)] == ["fresh"]
+
+
+async def test_completion_is_fenced_by_the_lease_id_and_expiry() -> None:
+    store = MemoryStore()
+    await put(store, new("a"))
+    (item,) = await lease(store)
+    assert item.lease is not None
+    done = Settlement(Action.COMPLETE, "q", "a", item.lease.lease_id)
+    assert await settle(store, done, T0 + LEASE) is Outcome.LOST  # expired at T0 + LEASE
+    stolen = Settlement(Action.COMPLETE, "q", "a", "someone-else")
+    assert await settle(store, stolen, T0 + 1) is Outcome.LOST
+    assert await settle(store, done, T0 + 1) is Outcome.COMPLETED
+    assert await counts(store) == {"pending": 0, "scheduled": 0, "running": 0, "dead": 0}
+
+
+async def test_an_expired_lease_returns_the_job_with_its_attempt_counted() -> None:
+    store = MemoryStore()
+    await put(store, new("a"))
+    (first,) = await lease(store, holder="c1")
+    assert await lease(store, now=T0 + LEASE - 1, holder="c2") == []
+    (second,) = await lease(store, now=T0 + LEASE, holder="c2")
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert second.last_error is not None and "lease expired" in second.last_error
+
+
+@pytest.mark.parametrize("fault", [CommitFault.UNKNOWN_APPLIED, CommitFault.UNKNOWN_NOT_APPLIED])
+async def test_every_operation_is_idempotent_under_commit_unknown_result(
+    fault: CommitFault,
+) -> None:
+    store = MemoryStore()
+    store.inject(fault)
+    await put(store, new("a"), new("b"), new("c"))
+    assert await counts(store) == {"pending": 3, "scheduled": 0, "running": 0, "dead": 0}
+    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    store.inject(fault)
+    batch = await store.transact(
+        lambda tr: _ops.lease_items(
+            tr, layout, "q", holder="c1", token="tok", batch_token="b1", limit=2,
+            now=T0, lease_ms=LEASE, idle_gc_ms=60_000,
+        )
+    )  # fmt: skip
+    assert sorted(i.item_id for i in batch.items) == ["a", "b"]
+    assert await counts(store) == {"pending": 1, "scheduled": 0, "running": 2, "dead": 0}
+    a, b = sorted(batch.items, key=lambda i: i.item_id)
+    assert a.lease and b.lease
+    for s, expected in [
+        (Settlement(Action.COMPLETE, "q", "a", a.lease.lease_id), Outcome.COMPLETED),
+        (Settlement(Action.RETRY, "q", "b", b.lease.lease_id, delay_ms=1000), Outcome.RETRIED),
+    ]:
+        store.inject(fault)
+        assert await settle(store, s, T0 + 1) is expected
+    assert await counts(store) == {"pending": 1, "scheduled": 1, "running": 0, "dead": 0}
+
+
+async def test_an_idle_queue_pointer_is_collected_after_the_idle_time() -> None:
+    store = MemoryStore()
+    await put(store, new("a"))
+    (item,) = await lease(store)
+    assert item.lease is not None
+    await settle(store, Settlement(Action.COMPLETE, "q", "a", item.lease.lease_id), T0 + 1)
+    # The pointer still points at the (now gone) lease: the next visit finds the
+    # queue empty and parks the pointer for the idle time, the one after removes it.
+    assert await lease(store, now=T0 + LEASE) == []
+    assert store.raw_get(layout.queue_pointer("q")) is not None
+    assert await lease(store, now=T0 + LEASE + 60_000) == []
+    assert store.raw_get(layout.queue_pointer("q")) is None
+    assert await store.transact(lambda tr: _ops.next_due_time(tr, layout)) is None
+    # Enqueueing again brings the pointer back.
+    await put(store, new("b"), now=T0 + 100_000)
+    assert [i.item_id for i in await lease(store, now=T0 + 100_000)] == ["b"]
