@@ -16,6 +16,7 @@ from ._protocol import transact as transact
 from .memory import CommitFault as CommitFault
 from .memory import Faults as Faults
 from .memory import MemoryStore as MemoryStore
+from .sqlite import SQLiteStore as SQLiteStore
 
 __all__ = [
     "CommitFault",
@@ -23,6 +24,7 @@ __all__ = [
     "KeyValue",
     "Limits",
     "MemoryStore",
+    "SQLiteStore",
     "Store",
     "SupportsWatch",
     "Transaction",
