@@ -115,6 +115,13 @@ class Pool:
         if surplus or not clean:
             self._chores.put(conn)
 
+    def nudge(self) -> None:
+        """Ask the janitor to look for abandoned connections now.
+
+        Safe from ``__del__``: only an atomic queue append.
+        """
+        self._chores.put(None)
+
     def close(self) -> None:
         """Close every connection, lent or idle, and stop the janitor (blocking)."""
         with self._lock:

@@ -474,6 +474,12 @@ class SQLiteTransaction:
         self._read_version: int | None = None
         self._start_lock = threading.Lock()
 
+    def __del__(self) -> None:
+        # Dropped while holding a snapshot: let the janitor reclaim it at once
+        # rather than at its next periodic scan.
+        if getattr(self, "_conn", None) is not None:
+            self._store._pool.nudge()
+
     def _check_open(self) -> None:
         if self._closed:
             raise TransactionClosedError("transaction used after commit, cancel or failure")
