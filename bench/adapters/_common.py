@@ -290,7 +290,7 @@ def run_crash(
     end = t_kill + p.get("recover_timeout_s", 120)
     # Stop early once nothing has completed for two leases and then some: the
     # jobs still missing are not coming back.
-    idle_stop = 2 * p.get("lease_s", 5.0) + 5.0
+    idle_stop = 2 * p.get("lease_s", 5.0) + 20.0
     last_count, last_progress = at_kill, t_kill
     try:
         while time.monotonic() < end:

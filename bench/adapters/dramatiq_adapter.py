@@ -20,7 +20,13 @@ def make_broker(p: P) -> dramatiq.Broker:
     if p["variant"] == "redis":
         from dramatiq.brokers.redis import RedisBroker
 
-        broker: dramatiq.Broker = RedisBroker(url=p["redis_url"])
+        opts = {}
+        if p["scenario"] == "crash":
+            # A dead worker's unacked messages return once its heartbeat is
+            # older than heartbeat_timeout (default 60 s), at a maintenance
+            # pass (default on 0.1 % of fetches): scale both to the lease.
+            opts = {"heartbeat_timeout": int(p["lease_s"] * 1000), "maintenance_chance": 100_000}
+        broker: dramatiq.Broker = RedisBroker(url=p["redis_url"], **opts)
     else:
         from dramatiq.brokers.stub import StubBroker
 

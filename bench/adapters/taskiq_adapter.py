@@ -1,4 +1,4 @@
-"""taskiq 0.13 with its InMemoryBroker, or taskiq-redis's ListQueueBroker.
+"""taskiq 0.13 with its InMemoryBroker, or taskiq-redis's RedisStreamBroker (acks).
 
 InMemoryBroker has no queue: ``kiq`` starts the task at once in the caller's
 event loop, and ``max_async_tasks`` only applies to a listening receiver, so it
@@ -24,9 +24,13 @@ class Taskiq(c.AsyncSystem):
         self.p = p
         self.redis = p["variant"] == "redis"
         if self.redis:
-            from taskiq_redis import ListQueueBroker
+            from taskiq_redis import RedisStreamBroker
 
-            self.broker: Any = ListQueueBroker(p["redis_url"])
+            # The stream broker acknowledges after the result is saved, so a
+            # dead worker's messages are reclaimed after idle_timeout (default
+            # 10 min; the crash scenario sets it to its lease).
+            idle_ms = int(p.get("lease_s", 600) * 1000) if p["scenario"] == "crash" else 600_000
+            self.broker: Any = RedisStreamBroker(p["redis_url"], idle_timeout=idle_ms)
         else:
             from taskiq import InMemoryBroker
 
