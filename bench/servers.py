@@ -142,7 +142,7 @@ class Postgres:
         out = subprocess.run(
             [str(self.bindir() / "postgres"), "--version"], capture_output=True, text=True
         )
-        return out.stdout.split()[-1] if out.stdout else "?"
+        return out.stdout.split()[2] if out.stdout else "?"
 
     def _as_pg(self, *cmd: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
