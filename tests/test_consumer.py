@@ -530,3 +530,26 @@ def test_dead_letters_can_be_replayed_and_purged() -> None:
             await queue.replay("t", jobs[1].job_id)
 
     run_virtual(main)
+
+
+def test_wait_idle_returns_once_enqueued_work_is_done() -> None:
+    rec = Recorder()
+
+    @rec.job("w")
+    async def w(payload: Any, meta: quickq.JobMeta) -> None:
+        await trio.sleep(1)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = queue_for(store, rec)
+        async with consumer(store, rec, concurrency=2) as c:
+            await c.wait_idle()
+            await queue.enqueue_many([quickq.NewJob("t", "w", i) for i in range(6)])
+            await c.wait_idle()
+            assert c.statistics().completed == 6
+            assert round(trio.current_time()) == 3  # three rounds of two 1 s jobs
+            await queue.enqueue("t", "w", "later", delay=60)
+            await c.wait_idle()  # a scheduled job is not due: idle at once
+            assert c.statistics().completed == 6
+
+    run_virtual(main)

@@ -173,6 +173,9 @@ class Consumer:
         self._slot_freed = anyio.Event()
         self._poke = anyio.Event()
         self._stop = anyio.Event()
+        self._scans_started = 0
+        self._last_idle_scan = -1  # the number of the last scan that found nothing to do
+        self._scanned = anyio.Event()  # set (and replaced) at the end of every scan
         self._settler = _Settler(self)
         self._jobs_group: anyio.abc.TaskGroup | None = None
 
@@ -181,6 +184,17 @@ class Consumer:
     def statistics(self) -> ConsumerStatistics:
         """What this consumer has done so far."""
         return ConsumerStatistics(running=self._running, **attrs.asdict(self._counts))
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is running and no job is due (scheduled ones may wait).
+
+        Handy in scripts and tests: enqueue, then ``await consumer.wait_idle()``.
+        """
+        after = self._scans_started  # only a scan that starts from now on counts
+        while self._last_idle_scan <= after:
+            scanned = self._scanned
+            self._poke.set()
+            await scanned.wait()
 
     def stop(self) -> None:
         """Begin a graceful shutdown: stop leasing, let running jobs finish
@@ -213,6 +227,8 @@ class Consumer:
             while self._running >= self.settings.concurrency:
                 self._slot_freed = anyio.Event()
                 await self._slot_freed.wait()
+            self._scans_started += 1
+            number = self._scans_started
             try:
                 found, next_due, seen = await self._scan_once()
                 backoff = self.settings.scan_interval
@@ -221,6 +237,10 @@ class Consumer:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if not found and self._running == 0:
+                self._last_idle_scan = number
+            self._scanned.set()
+            self._scanned = anyio.Event()
             if found:
                 await anyio.lowlevel.checkpoint()
                 continue
@@ -337,6 +357,8 @@ class Consumer:
                 )
             self._running -= 1
             self._slot_freed.set()
+            if self._running == 0:
+                self._poke.set()  # let the scanner look again, and notice idleness
 
     async def _settle_directly(self, settlement: Settlement) -> None:
         """Settle under a shield, bounded: used when the job is being cancelled."""
