@@ -222,9 +222,15 @@ class Consumer:
     # -- intake -------------------------------------------------------------------
 
     async def _scan_forever(self) -> None:
-        backoff = self.settings.scan_interval
+        s = self.settings
+        backoff = s.scan_interval
+        # With a backlog, wait for half a batch of free slots before leasing
+        # again: leasing one job per transaction as each slot frees would cost
+        # three transactions a job.
+        refill = max(1, min(s.batch_size, s.concurrency) // 2)
+        need = 1
         while True:
-            while self._running >= self.settings.concurrency:
+            while s.concurrency - self._running < need:
                 self._slot_freed = anyio.Event()
                 await self._slot_freed.wait()
             self._scans_started += 1
@@ -236,7 +242,9 @@ class Consumer:
                 log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+                need = 1
                 continue
+            need = refill if found else 1
             if not found and self._running == 0:
                 self._last_idle_scan = number
             self._scanned.set()
