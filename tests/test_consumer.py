@@ -553,3 +553,74 @@ def test_wait_idle_returns_once_enqueued_work_is_done() -> None:
             assert c.statistics().completed == 6
 
     run_virtual(main)
+
+
+def test_events_report_each_attempt_with_its_latency_and_result() -> None:
+    rec = Recorder()
+    events: list[quickq.JobEvent] = []
+
+    @rec.job("e", backoff=NO_JITTER)
+    async def e(payload: Any, meta: quickq.JobMeta) -> Any:
+        await trio.sleep(2)
+        if meta.attempt == 1:
+            raise KeyError("first")
+        return {"ok": payload}
+
+    async def main() -> None:
+        store = MemoryStore()
+        await queue_for(store, rec).enqueue("t", "e", 5, delay=10)
+        async with consumer(store, rec, on_event=events.append) as c:
+            await wait_until(lambda: c.statistics().completed == 1)
+        kinds = [(ev.kind, ev.attempt) for ev in events]
+        assert kinds == [("started", 1), ("retried", 1), ("started", 2), ("completed", 2)]
+        wait, duration = events[0].wait, events[1].duration
+        assert wait is not None and round(wait, 3) == 0  # started when due (to the ms)
+        assert duration is not None and round(duration, 3) == 2
+        assert events[1].error is not None and "KeyError" in events[1].error
+        assert events[3].result == {"ok": 5}
+
+    run_virtual(main)
+
+
+def test_complete_with_writes_commits_them_exactly_once_with_the_completion() -> None:
+    rec = Recorder()
+
+    async def credit(tr: Transaction) -> None:
+        raw = await tr.get(b"app/balance")
+        tr.set(b"app/balance", str(int(raw or b"0") + 10).encode())
+
+    @rec.job("pay")
+    async def pay(payload: Any, meta: quickq.JobMeta) -> Any:
+        return quickq.Complete(result="paid", writes=credit)
+
+    @rec.job("pay-late")
+    async def pay_late(payload: Any, meta: quickq.JobMeta) -> Any:
+        if meta.attempt == 1:
+            await steal_lease(store, queue, "t", meta.item_id)  # our lease is gone
+        return quickq.Complete(writes=credit)
+
+    @rec.job("pay-broken", max_retries=1, backoff=NO_JITTER)
+    async def pay_broken(payload: Any, meta: quickq.JobMeta) -> Any:
+        async def broken(tr: Transaction) -> None:
+            tr.set(b"app/broken", b"1")
+            raise ValueError("ledger closed")
+
+        return quickq.Complete(writes=broken)
+
+    store = MemoryStore()
+    queue = queue_for(store, rec)
+
+    async def main() -> None:
+        await queue.enqueue("t", "pay", None)
+        await queue.enqueue("t", "pay-late", None)
+        await queue.enqueue("u", "pay-broken", None)
+        async with consumer(store, rec) as c:
+            await wait_until(lambda: c.statistics().dead_lettered == 1)
+            await wait_until(lambda: c.statistics().completed == 1)
+            await wait_until(lambda: c.statistics().lost == 1)
+        assert store.raw_get(b"app/balance") == b"10"  # the lost attempt wrote nothing
+        assert store.raw_get(b"app/broken") is None
+        (dead,) = await queue.dead_letters("u")
+        assert dead.error is not None and "ledger closed" in dead.error
+
+    run_virtual(main)

@@ -4,7 +4,8 @@ Start here:
 
 - :class:`JobRegistry` (``_jobs``): topics bound to ``async def perform(payload, meta)``
   handlers, with per-topic defaults; handlers may return :class:`Snooze` or
-  :class:`Discard`.
+  :class:`Discard` (or :class:`Complete` for exactly-once writes).
+- :class:`JobEvent` (``_events``): what consumers report through ``on_event``.
 - :class:`JobQueue` (``_queue``): enqueue (alone, in batches, or inside your own
   store transaction), inspect and control queues and dead letters.
 - :func:`open_consumer` / :func:`serve_consumer` (``_consumer``): run handlers.
@@ -19,6 +20,7 @@ from ._consumer import Consumer as Consumer
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
+from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
 from ._exceptions import InvalidJobError as InvalidJobError
@@ -36,6 +38,7 @@ from ._exceptions import TransactionTooLargeError as TransactionTooLargeError
 from ._exceptions import TransactionTooOldError as TransactionTooOldError
 from ._exceptions import ValueTooLargeError as ValueTooLargeError
 from ._jobs import Backoff as Backoff
+from ._jobs import Complete as Complete
 from ._jobs import Discard as Discard
 from ._jobs import JobDefinition as JobDefinition
 from ._jobs import JobMeta as JobMeta
@@ -53,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "Codec",
+    "Complete",
     "Consumer",
     "ConsumerStatistics",
     "DeadLetter",
@@ -60,6 +64,7 @@ __all__ = [
     "EnqueueOptions",
     "Job",
     "JobDefinition",
+    "JobEvent",
     "JobMeta",
     "JobQueue",
     "JobRegistry",

@@ -36,8 +36,9 @@ import attrs
 
 from . import _ops
 from ._codec import Codec, JsonCodec
+from ._events import EventHook, EventKind, JobEvent
 from ._exceptions import QuickqError, StoreError
-from ._jobs import Discard, JobDefinition, JobMeta, JobRegistry, Snooze
+from ._jobs import Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
@@ -46,6 +47,13 @@ from .stores import Store, SupportsWatch, Transaction
 log = logging.getLogger("quickq")
 
 _MAX_ERROR_CHARS = 4000
+_EVENT_OF: dict[Outcome, EventKind] = {
+    Outcome.COMPLETED: "completed",
+    Outcome.RETRIED: "retried",
+    Outcome.BURIED: "dead",
+    Outcome.RELEASED: "released",
+    Outcome.LOST: "lost",
+}
 _ACK_BATCH = 256
 
 
@@ -159,8 +167,10 @@ class Consumer:
         root: tuple[Any, ...],
         clock: Clock,
         codec: Codec,
+        on_event: EventHook | None = None,
     ) -> None:
         self._store = store
+        self._on_event = on_event
         self._jobs = jobs
         self.settings = settings
         self._layout = Layout(root)
@@ -350,14 +360,29 @@ class Consumer:
         assert item.lease is not None
         settlement: Settlement | None = None
         recorded = lost = False
+        started = self._clock()
+        self._emit("started", qid, item, wait=max(0.0, started - item.vesting / 1000))
         try:
-            settlement = await self._attempt(qid, item)
+            settlement, result = await self._attempt(qid, item)
             if settlement is None:
                 lost = True
                 self._counts.lost += 1
+                self._emit("lost", qid, item, duration=self._clock() - started)
             else:
-                self._count(await self._settler.settle(settlement))
+                if settlement.writes is not None:
+                    outcome, settlement = await self._settle_with_writes(settlement)
+                else:
+                    outcome = await self._settler.settle(settlement)
+                self._count(outcome)
                 recorded = True
+                self._emit(
+                    _EVENT_OF[outcome],
+                    qid,
+                    item,
+                    duration=self._clock() - started,
+                    result=result if outcome is Outcome.COMPLETED else None,
+                    error=settlement.error,
+                )
         finally:
             if not recorded and not lost:
                 await self._settle_directly(
@@ -367,6 +392,41 @@ class Consumer:
             self._slot_freed.set()
             if self._running == 0:
                 self._poke.set()  # let the scanner look again, and notice idleness
+
+    def _emit(self, kind: EventKind, qid: str, item: Item, **fields: Any) -> None:
+        if self._on_event is None:
+            return
+        event = JobEvent(kind, qid, item.item_id, item.topic, item.attempt, self._clock(), **fields)
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("quickq: the on_event hook raised")
+
+    async def _settle_with_writes(self, settlement: Settlement) -> tuple[Outcome, Settlement]:
+        """Complete with the handler's own writes, in a transaction of its own.
+
+        If the writes raise, the attempt counts as failed and is retried.
+        """
+        backoff = 0.05
+        while True:
+            try:
+                outcome = await self._store.transact(
+                    lambda tr: _ops.settle(tr, self._layout, settlement, self._now)
+                )
+                return outcome, settlement
+            except StoreError as exc:
+                log.warning("quickq: completing %s failed (%s)", settlement.item_id, exc)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                failed = attrs.evolve(
+                    settlement,
+                    action=Action.RETRY,
+                    writes=None,
+                    delay_ms=settlement.delay_ms,
+                    error=f"completion writes failed: {exc!r}",
+                )
+                return await self._settler.settle(failed), failed
 
     async def _settle_directly(self, settlement: Settlement) -> None:
         """Settle under a shield, bounded: used when the job is being cancelled."""
@@ -395,8 +455,8 @@ class Consumer:
         else:
             self._counts.lost += 1
 
-    async def _attempt(self, qid: str, item: Item) -> Settlement | None:
-        """Run one attempt; return how it ended, or None when its lease was lost."""
+    async def _attempt(self, qid: str, item: Item) -> tuple[Settlement | None, Any]:
+        """Run one attempt; return how it ended (None: its lease was lost) and its result."""
         assert item.lease is not None
         lease_id = item.lease.lease_id
 
@@ -405,13 +465,12 @@ class Consumer:
 
         definition = self._jobs.get(item.topic)
         if definition is None:
-            return settlement(
-                Action.BURY, reason="no_handler", error=f"no handler for topic {item.topic!r}"
-            )
+            missing = f"no handler for topic {item.topic!r}"
+            return settlement(Action.BURY, reason="no_handler", error=missing), None
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
-            return settlement(Action.BURY, error=f"payload cannot be decoded: {exc!r}")
+            return settlement(Action.BURY, error=f"payload cannot be decoded: {exc!r}"), None
         meta = JobMeta(
             topic=item.topic,
             queue_id=qid,
@@ -439,19 +498,20 @@ class Consumer:
             job_scope.cancel_scope.cancel()  # the handler is done: stop extending
         if lost.is_set():
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
-            return None
+            return None, None
         if timed_out:
-            return self._failure(settlement, definition, item, f"timed out after {timeout}s")
+            return self._failure(settlement, definition, item, f"timed out after {timeout}s"), None
         if error is not None:
             text = "".join(traceback.format_exception(error, limit=8))[-_MAX_ERROR_CHARS:]
-            return self._failure(settlement, definition, item, text)
+            return self._failure(settlement, definition, item, text), None
         if isinstance(result, Snooze):
-            return settlement(
-                Action.RETRY, delay_ms=to_ms(result.seconds), count_error=False, error=None
-            )
+            delay = to_ms(result.seconds)
+            return settlement(Action.RETRY, delay_ms=delay, count_error=False), None
         if isinstance(result, Discard):
-            return settlement(Action.BURY, reason="discarded", error=result.reason)
-        return settlement(Action.COMPLETE)
+            return settlement(Action.BURY, reason="discarded", error=result.reason), None
+        if isinstance(result, Complete):
+            return settlement(Action.COMPLETE, writes=result.writes), result.result
+        return settlement(Action.COMPLETE), result
 
     def _failure(
         self, settlement: Any, definition: JobDefinition, item: Item, error: str
@@ -505,6 +565,7 @@ async def serve_consumer(
     root: tuple[Any, ...] = ("quickq",),
     clock: Clock = wall_clock,
     codec: Codec | None = None,
+    on_event: EventHook | None = None,
     task_status: anyio.abc.TaskStatus[Consumer] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a consumer until it is stopped or cancelled (for callers that own a nursery).
@@ -523,7 +584,15 @@ async def serve_consumer(
         idle_poll=idle_poll,
         grace_period=grace_period,
     )
-    consumer = Consumer(store, jobs, settings, root=root, clock=clock, codec=codec or JsonCodec())
+    consumer = Consumer(
+        store,
+        jobs,
+        settings,
+        root=root,
+        clock=clock,
+        codec=codec or JsonCodec(),
+        on_event=on_event,
+    )
     await consumer.run(task_status=task_status)
 
 
@@ -542,6 +611,7 @@ async def open_consumer(
     root: tuple[Any, ...] = ("quickq",),
     clock: Clock = wall_clock,
     codec: Codec | None = None,
+    on_event: EventHook | None = None,
 ) -> AsyncIterator[Consumer]:
     """Consume jobs from *store* with the handlers in *jobs* while the block runs.
 
@@ -554,6 +624,9 @@ async def open_consumer(
       idle wait when the store can watch for new jobs.
     - *grace_period*: on exit, how long running jobs may finish before they
       are cancelled and their leases given back.
+    - *root*, *clock*, *codec*: as for :class:`JobQueue` (tests pass a clock
+      driven by trio's MockClock).
+    - *on_event*: called with a :class:`JobEvent` as each attempt starts and ends.
 
     Works in trio and asyncio (anyio) programs. Leaving the block drains the
     consumer gracefully; cancelling it cancels running jobs.
@@ -573,6 +646,7 @@ async def open_consumer(
                 root=root,
                 clock=clock,
                 codec=codec,
+                on_event=on_event,
                 task_status=task_status,
             )
         )

@@ -105,6 +105,20 @@ class Snooze:
 
 
 @attrs.frozen
+class Complete:
+    """Return this to complete the job with *result* and, exactly once, *writes*.
+
+    *writes* is ``async def writes(tr)``: it runs inside the transaction that
+    records the completion, and only while the job's lease is still ours, so a
+    handler whose effects are writes to the same store gets exactly-once
+    effects. If it raises, the attempt fails and is retried.
+    """
+
+    result: Any = None
+    writes: Callable[[Any], Awaitable[None]] | None = None
+
+
+@attrs.frozen
 class Discard:
     """Return this to drop the job without retrying; *reason* is kept with its dead letter."""
 

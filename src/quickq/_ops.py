@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -347,6 +347,8 @@ class Settlement:
     error: str | None = None
     reason: DeadReason = "failed"
     count_error: bool = True
+    writes: Callable[[Transaction], Awaitable[None]] | None = None
+    """For COMPLETE: the handler's own writes, committed with the completion."""
 
 
 async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock) -> Outcome:
@@ -366,6 +368,8 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
     if item.lease is None or item.lease.lease_id != s.lease_id or item.lease.expiry <= now:
         return Outcome.LOST
     if s.action is Action.COMPLETE:
+        if s.writes is not None:
+            await s.writes(tr)  # exactly once: only while the lease is ours
         tr.clear(layout.item(qid, item.item_id))
         tr.clear(item.index_key(layout, qid))
         _count(tr, layout, qid, "l", -1)
