@@ -402,19 +402,23 @@ class SQLiteStore:
                     raise ConflictError("a value read by this transaction changed before commit")
         for begin, end in cleared:
             db.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        # Each key has one op, so their order does not matter: batch them.
+        sets: list[tuple[bytes, bytes]] = []
+        deletes: list[tuple[bytes]] = []
         for key, op in ops:
             if isinstance(op, Known):
                 if op.value is None:
-                    db.execute("DELETE FROM kv WHERE key = ?", (key,))
+                    deletes.append((key,))
                 else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, op.value)
-                    )
+                    sets.append((key, op.value))
             else:
                 assert isinstance(op, Delta)
                 row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                value = add_to_counter(None if row is None else bytes(row[0]), op.delta)
-                db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+                sets.append((key, add_to_counter(None if row is None else bytes(row[0]), op.delta)))
+        if deletes:
+            db.executemany("DELETE FROM kv WHERE key = ?", deletes)
+        if sets:
+            db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", sets)
         return current + 1
 
     def _maybe_prune(self, db: sqlite3.Connection, version: int) -> None:
