@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
+
+from quickq.stores import MemoryStore
+from quickq.stores.sqlite import SQLiteStore
+
+from .support import TestStore
 
 
 @pytest.fixture(params=["trio", "asyncio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestStore]:
+    """A fresh, empty store of each kind the queue suite runs on."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        async with await SQLiteStore.open(tmp_path / "queue.db", durability="normal") as sqlite:
+            yield sqlite

@@ -9,7 +9,8 @@ import trio
 import trio.testing
 
 from quickq import StoreUnavailableError
-from quickq.stores import MemoryStore, Transaction
+from quickq.stores import KeyValue, MemoryStore, Store, Transaction
+from quickq.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
 EPOCH = 1_800_000_000.0
@@ -55,3 +56,15 @@ class Partition:
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(name)
+
+
+TestStore = MemoryStore | SQLiteStore
+
+
+async def dump(store: Store) -> list[KeyValue]:
+    """Every pair in the store, read through a transaction."""
+    return await store.transact(lambda tr: tr.get_range(b"", b"\xff"))
+
+
+async def read(store: Store, key: bytes) -> bytes | None:
+    return await store.transact(lambda tr: tr.get(key))

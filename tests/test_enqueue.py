@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 
 import quickq
-from quickq.stores import MemoryStore, Transaction
+from quickq.stores import Transaction
+
+from .support import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000.0
 
 
-def make_queue(store: MemoryStore, **topic_options: Any) -> quickq.JobQueue:
+def make_queue(store: TestStore, **topic_options: Any) -> quickq.JobQueue:
     jobs = quickq.JobRegistry()
 
     @jobs.job("email:send", **topic_options)
@@ -25,8 +27,7 @@ def make_queue(store: MemoryStore, **topic_options: Any) -> quickq.JobQueue:
     return quickq.JobQueue(store, jobs, clock=lambda: NOW)
 
 
-async def test_enqueue_makes_a_pending_job_with_the_topic_defaults() -> None:
-    store = MemoryStore()
+async def test_enqueue_makes_a_pending_job_with_the_topic_defaults(store: TestStore) -> None:
     queue = make_queue(store, priority=50, max_retries=7)
     job = await queue.enqueue("tenant_1", "email:send", {"to": "a@example.com"})
     assert (job.state, job.priority, job.max_retries, job.attempt) == ("pending", 50, 7, 0)
@@ -36,14 +37,14 @@ async def test_enqueue_makes_a_pending_job_with_the_topic_defaults() -> None:
     assert await queue.queues() == ["tenant_1"]
 
 
-async def test_per_job_options_override_the_topic_defaults() -> None:
-    queue = make_queue(MemoryStore(), priority=50, max_retries=7)
+async def test_per_job_options_override_the_topic_defaults(store: TestStore) -> None:
+    queue = make_queue(store, priority=50, max_retries=7)
     job = await queue.enqueue("t", "email:send", None, priority=0, max_retries=1, timeout=2.5)
     assert (job.priority, job.max_retries) == (0, 1)
 
 
-async def test_delay_and_at_schedule_the_job() -> None:
-    queue = make_queue(MemoryStore())
+async def test_delay_and_at_schedule_the_job(store: TestStore) -> None:
+    queue = make_queue(store)
     later = await queue.enqueue("t", "email:send", 1, delay=dt.timedelta(hours=1))
     assert later.state == "scheduled"
     assert later.run_at.timestamp() == NOW + 3600
@@ -55,9 +56,11 @@ async def test_delay_and_at_schedule_the_job() -> None:
     assert await queue.stats("t") == quickq.QueueStats("t", 1, 2, 0, 0)
 
 
-async def test_same_custom_id_twice_makes_one_job_and_the_counters_stay_right() -> None:
+async def test_same_custom_id_twice_makes_one_job_and_the_counters_stay_right(
+    store: TestStore,
+) -> None:
     """Regression (Elixir defect): a repeated custom id must not corrupt counters."""
-    queue = make_queue(MemoryStore())
+    queue = make_queue(store)
     first = await queue.enqueue("t", "email:send", {"n": 1}, job_id="order-42")
     again = await queue.enqueue("t", "email:send", {"n": 2}, job_id="order-42", delay=60)
     assert again == first  # first enqueue wins
@@ -65,10 +68,9 @@ async def test_same_custom_id_twice_makes_one_job_and_the_counters_stay_right() 
     assert len(await queue.list_jobs("t", "pending")) == 1
 
 
-async def test_enqueue_inside_a_failing_transaction_does_not_exist() -> None:
+async def test_enqueue_inside_a_failing_transaction_does_not_exist(store: TestStore) -> None:
     """Regression: a job enqueued in a transaction that then fails does not exist;
     one enqueued in a transaction that commits does."""
-    store = MemoryStore()
     queue = make_queue(store)
 
     class Boom(Exception):
@@ -81,19 +83,18 @@ async def test_enqueue_inside_a_failing_transaction_does_not_exist() -> None:
 
     with pytest.raises(Boom):
         await store.transact(place_order_then_fail)
-    assert store.raw_items() == []
+    assert await dump(store) == []
 
     async def place_order(tr: Transaction) -> quickq.Job:
         tr.set(b"app/order/2", b"placed")
         return await queue.enqueue("t", "email:send", {"order": 2}, tr=tr)
 
     job = await store.transact(place_order)
-    assert store.raw_get(b"app/order/2") == b"placed"
+    assert await read(store, b"app/order/2") == b"placed"
     assert (await queue.get_job("t", job.job_id)).payload == {"order": 2}
 
 
-async def test_enqueue_many_writes_all_jobs_in_one_transaction() -> None:
-    store = MemoryStore()
+async def test_enqueue_many_writes_all_jobs_in_one_transaction(store: TestStore) -> None:
     queue = make_queue(store)
     jobs = [quickq.NewJob(f"shop-{i % 3}", "email:send", {"i": i}) for i in range(30)]
     made = await queue.enqueue_many(jobs)
@@ -102,18 +103,18 @@ async def test_enqueue_many_writes_all_jobs_in_one_transaction() -> None:
     assert (await queue.stats("shop-1")).pending == 10
 
 
-async def test_a_bad_job_in_a_batch_writes_nothing() -> None:
-    store = MemoryStore()
+async def test_a_bad_job_in_a_batch_writes_nothing(store: TestStore) -> None:
     queue = make_queue(store)
     jobs = [quickq.NewJob("t", "email:send", i) for i in range(5)]
     jobs.append(quickq.NewJob("t", "email:send", {1, 2}))  # a set is not JSON
     with pytest.raises(quickq.InvalidJobError):
         await queue.enqueue_many(jobs)
-    assert store.raw_items() == []
+    assert await dump(store) == []
 
 
-async def test_a_bad_job_in_the_callers_transaction_leaves_its_other_writes_alone() -> None:
-    store = MemoryStore()
+async def test_a_bad_job_in_the_callers_transaction_leaves_its_other_writes_alone(
+    store: TestStore,
+) -> None:
     queue = make_queue(store)
 
     async def body(tr: Transaction) -> None:
@@ -122,7 +123,7 @@ async def test_a_bad_job_in_the_callers_transaction_leaves_its_other_writes_alon
             await queue.enqueue("t", "email:send", float("nan"), tr=tr)
 
     await store.transact(body)
-    assert store.raw_items() == [(b"app/x", b"1")]
+    assert await dump(store) == [(b"app/x", b"1")]
 
 
 BAD_INPUT: list[tuple[str, dict[str, Any]]] = [
@@ -143,12 +144,13 @@ BAD_INPUT: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("case", "options"), BAD_INPUT, ids=[c for c, _ in BAD_INPUT])
-async def test_bad_options_raise_and_write_nothing(case: str, options: dict[str, Any]) -> None:
-    store = MemoryStore()
+async def test_bad_options_raise_and_write_nothing(
+    store: TestStore, case: str, options: dict[str, Any]
+) -> None:
     queue = make_queue(store)
     with pytest.raises(quickq.InvalidJobError):
         await queue.enqueue("t", "email:send", {}, **options)
-    assert store.raw_items() == [], case
+    assert await dump(store) == [], case
 
 
 @pytest.mark.parametrize(
@@ -165,18 +167,17 @@ async def test_bad_options_raise_and_write_nothing(case: str, options: dict[str,
     ids=["empty queue", "None queue", "surrogate", "bad topic", "unknown topic", "object", "huge"],
 )
 async def test_bad_arguments_raise_and_write_nothing(
-    queue_id: Any, topic: Any, payload: Any
+    store: TestStore, queue_id: Any, topic: Any, payload: Any
 ) -> None:
-    store = MemoryStore()
     queue = make_queue(store)
     with pytest.raises(quickq.InvalidJobError):
         await queue.enqueue(queue_id, topic, payload)
-    assert store.raw_items() == []
+    assert await dump(store) == []
 
 
-async def test_queue_ids_cannot_reach_into_other_queues() -> None:
+async def test_queue_ids_cannot_reach_into_other_queues(store: TestStore) -> None:
     """Tuple encoding escapes every byte: look-alike ids stay in their own ranges."""
-    queue = make_queue(MemoryStore())
+    queue = make_queue(store)
     tricky = ["a", "a\x00", "a\x00\xff", "a\xff", "a/b", "\x00", "a\x00\x02q"]
     for qid in tricky:
         await queue.enqueue(qid, "email:send", qid)
@@ -186,14 +187,14 @@ async def test_queue_ids_cannot_reach_into_other_queues() -> None:
         assert (await queue.stats(qid)).pending == 1
 
 
-async def test_without_a_registry_any_well_formed_topic_is_accepted() -> None:
-    queue = quickq.JobQueue(MemoryStore(), clock=lambda: NOW)
+async def test_without_a_registry_any_well_formed_topic_is_accepted(store: TestStore) -> None:
+    queue = quickq.JobQueue(store, clock=lambda: NOW)
     job = await queue.enqueue("t", "anything:goes", [1, 2])
     assert (job.priority, job.max_retries) == (100, 3)
 
 
-async def test_cancel_removes_a_pending_job() -> None:
-    queue = make_queue(MemoryStore())
+async def test_cancel_removes_a_pending_job(store: TestStore) -> None:
+    queue = make_queue(store)
     job = await queue.enqueue("t", "email:send", 1, delay=10)
     cancelled = await queue.cancel("t", job.job_id)
     assert cancelled.job_id == job.job_id

@@ -7,7 +7,9 @@ import pytest
 from quickq import _ops
 from quickq._layout import Item, Layout
 from quickq._ops import Action, NewItem, Outcome, Settlement
-from quickq.stores import CommitFault, MemoryStore, Transaction
+from quickq.stores import CommitFault, Transaction
+
+from .support import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
 
@@ -22,7 +24,7 @@ def new(
     return NewItem(qid, item_id, "t", b"{}", priority, vesting, retries)
 
 
-async def put(store: MemoryStore, *items: NewItem, now: int = T0) -> None:
+async def put(store: TestStore, *items: NewItem, now: int = T0) -> None:
     async def body(tr: Transaction) -> None:
         for item in items:
             await _ops.enqueue(tr, layout, item, now)
@@ -31,7 +33,7 @@ async def put(store: MemoryStore, *items: NewItem, now: int = T0) -> None:
 
 
 async def lease(
-    store: MemoryStore, qid: str = "q", *, now: int = T0, limit: int = 10, holder: str = "c1"
+    store: TestStore, qid: str = "q", *, now: int = T0, limit: int = 10, holder: str = "c1"
 ) -> list[Item]:
     """Take the queue lease, then lease up to *limit* items, as a consumer does."""
     taken = await store.transact(
@@ -56,26 +58,24 @@ async def lease(
     return batch.items
 
 
-async def settle(store: MemoryStore, s: Settlement, now: int) -> Outcome:
+async def settle(store: TestStore, s: Settlement, now: int) -> Outcome:
     return await store.transact(lambda tr: _ops.settle(tr, layout, s, lambda: now))
 
 
-async def counts(store: MemoryStore, qid: str = "q") -> dict[str, int]:
+async def counts(store: TestStore, qid: str = "q") -> dict[str, int]:
     return await store.transact(lambda tr: _ops.counters(tr, layout, qid))
 
 
-async def test_future_jobs_of_better_priority_do_not_hide_a_ready_job() -> None:
+async def test_future_jobs_of_better_priority_do_not_hide_a_ready_job(store: TestStore) -> None:
     """Regression (Elixir defect): 100 future jobs at priority 0 do not hide a
     ready job at priority 100."""
-    store = MemoryStore()
     future = [new(f"f{i}", priority=0, vesting=T0 + 60_000 + i) for i in range(100)]
     await put(store, *future, new("ready", priority=100))
     leased = await lease(store, limit=1)
     assert [i.item_id for i in leased] == ["ready"]
 
 
-async def test_ready_jobs_run_in_priority_then_vesting_order() -> None:
-    store = MemoryStore()
+async def test_ready_jobs_run_in_priority_then_vesting_order(store: TestStore) -> None:
     await put(
         store,
         new("late-urgent", priority=0, vesting=T0 - 10),
@@ -86,10 +86,9 @@ async def test_ready_jobs_run_in_priority_then_vesting_order() -> None:
     assert [i.item_id for i in leased] == ["early-urgent", "late-urgent", "early-normal"]
 
 
-async def test_a_second_consumer_sees_the_queue_lease_and_stays_away() -> None:
+async def test_a_second_consumer_sees_the_queue_lease_and_stays_away(store: TestStore) -> None:
     """Regression (Elixir defect): the queue lease is committed on its own, so a
     second consumer sees it and does not dequeue that queue at the same time."""
-    store = MemoryStore()
     await put(store, new("a"), new("b"))
     assert await store.transact(
         lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "x", T0, 5_000)
@@ -104,9 +103,8 @@ async def test_a_second_consumer_sees_the_queue_lease_and_stays_away() -> None:
     assert await lease(store, now=later, holder="c2") != []
 
 
-async def test_dead_letters_never_sit_in_the_item_range_or_block_a_scan() -> None:
+async def test_dead_letters_never_sit_in_the_item_range_or_block_a_scan(store: TestStore) -> None:
     """Regression (Elixir defect): dead letters live in their own range."""
-    store = MemoryStore()
     await put(store, *(new(f"d{i}", retries=0) for i in range(20)))
     for item in await lease(store, limit=20):
         assert item.lease is not None
@@ -115,15 +113,14 @@ async def test_dead_letters_never_sit_in_the_item_range_or_block_a_scan() -> Non
     assert (await counts(store))["dead"] == 20
     item_begin, item_end = layout.range("q", "i")
     ready_begin, ready_end = layout.range("q", "r")
-    for key, _ in store.raw_items():
+    for key, _ in await dump(store):
         assert not item_begin <= key < item_end
         assert not ready_begin <= key < ready_end
     await put(store, new("fresh"), now=T0 + 2)
     assert [i.item_id for i in await lease(store, now=T0 + 2)] == ["fresh"]
 
 
-async def test_completion_is_fenced_by_the_lease_id_and_expiry() -> None:
-    store = MemoryStore()
+async def test_completion_is_fenced_by_the_lease_id_and_expiry(store: TestStore) -> None:
     await put(store, new("a"))
     (item,) = await lease(store)
     assert item.lease is not None
@@ -135,8 +132,7 @@ async def test_completion_is_fenced_by_the_lease_id_and_expiry() -> None:
     assert await counts(store) == {"pending": 0, "scheduled": 0, "running": 0, "dead": 0}
 
 
-async def test_an_expired_lease_returns_the_job_with_its_attempt_counted() -> None:
-    store = MemoryStore()
+async def test_an_expired_lease_returns_the_job_with_its_attempt_counted(store: TestStore) -> None:
     await put(store, new("a"))
     (first,) = await lease(store, holder="c1")
     assert await lease(store, now=T0 + LEASE - 1, holder="c2") == []
@@ -147,9 +143,9 @@ async def test_an_expired_lease_returns_the_job_with_its_attempt_counted() -> No
 
 @pytest.mark.parametrize("fault", [CommitFault.UNKNOWN_APPLIED, CommitFault.UNKNOWN_NOT_APPLIED])
 async def test_every_operation_is_idempotent_under_commit_unknown_result(
+    store: TestStore,
     fault: CommitFault,
 ) -> None:
-    store = MemoryStore()
     store.inject(fault)
     await put(store, new("a"), new("b"), new("c"))
     assert await counts(store) == {"pending": 3, "scheduled": 0, "running": 0, "dead": 0}
@@ -174,8 +170,7 @@ async def test_every_operation_is_idempotent_under_commit_unknown_result(
     assert await counts(store) == {"pending": 1, "scheduled": 1, "running": 0, "dead": 0}
 
 
-async def test_an_idle_queue_pointer_is_collected_after_the_idle_time() -> None:
-    store = MemoryStore()
+async def test_an_idle_queue_pointer_is_collected_after_the_idle_time(store: TestStore) -> None:
     await put(store, new("a"))
     (item,) = await lease(store)
     assert item.lease is not None
@@ -183,9 +178,9 @@ async def test_an_idle_queue_pointer_is_collected_after_the_idle_time() -> None:
     # The pointer still points at the (now gone) lease: the next visit finds the
     # queue empty and parks the pointer for the idle time, the one after removes it.
     assert await lease(store, now=T0 + LEASE) == []
-    assert store.raw_get(layout.queue_pointer("q")) is not None
+    assert await read(store, layout.queue_pointer("q")) is not None
     assert await lease(store, now=T0 + LEASE + 60_000) == []
-    assert store.raw_get(layout.queue_pointer("q")) is None
+    assert await read(store, layout.queue_pointer("q")) is None
     assert await store.transact(lambda tr: _ops.next_due_time(tr, layout)) is None
     # Enqueueing again brings the pointer back.
     await put(store, new("b"), now=T0 + 100_000)
