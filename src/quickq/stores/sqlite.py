@@ -200,10 +200,17 @@ class SQLiteStore:
         name = os.fspath(path)
         if name == ":memory:" or name.startswith("file:"):
             raise ValueError("SQLiteStore needs a file path (use MemoryStore for memory)")
-        writer = await anyio.to_thread.run_sync(
-            lambda: initialize(name, durability=durability, busy_timeout=busy_timeout)
-        )
-        return cls(
+
+        def open_sync() -> tuple[sqlite3.Connection, int]:
+            writer = initialize(name, durability=durability, busy_timeout=busy_timeout)
+            try:
+                return writer, int(writer.execute(SELECT_VERSION).fetchone()[0])
+            except sqlite3.Error as exc:
+                writer.close()
+                raise unavailable(name, exc, busy_timeout=busy_timeout) from None
+
+        writer, version = await anyio.to_thread.run_sync(open_sync)
+        store = cls(
             name,
             writer,
             durability=durability,
@@ -214,6 +221,8 @@ class SQLiteStore:
             retry_limit=retry_limit,
             max_threads=max_threads,
         )
+        store._version_hint = version
+        return store
 
     async def __aenter__(self) -> SQLiteStore:
         return self
