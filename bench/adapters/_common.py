@@ -86,6 +86,9 @@ class Meter:
 
     def __init__(self) -> None:
         self.wall = 0.0
+        self.end = 0.0
+        self.done = -1  # jobs done when a time-boxed phase stopped (-1: not counted)
+        self.planned = 0  # jobs queued for it (fewer than asked when filling was time-boxed)
         self.cpu = 0.0
         self._w0 = 0.0
         self._c0 = 0.0
@@ -96,7 +99,8 @@ class Meter:
         return self
 
     def stop(self) -> Meter:
-        self.wall = time.perf_counter() - self._w0
+        self.end = time.perf_counter()
+        self.wall = self.end - self._w0
         self.cpu = cpu_seconds() - self._c0
         return self
 
@@ -147,7 +151,7 @@ class Recorder:
             self.done = 0
             self.latencies: list[float] = []
             self.started_tags: list[tuple[str, float]] = []
-            self.first_start = 0.0
+            self.first_done = 0.0
             self.event = threading.Event()
             if target == 0:
                 self.event.set()
@@ -155,22 +159,55 @@ class Recorder:
     def to_file(self, path: str) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def started(self, t_sched: float, tag: str = "") -> None:
-        if t_sched:
-            lat = time.time() - t_sched
-            with self.lock:
-                self.latencies.append(lat)
-                if tag:
-                    self.started_tags.append((tag, lat))
-
-    def finished(self, job: int) -> None:
+    def started(self, t_sched: float, tag: str = "") -> float | None:
+        if not t_sched:
+            return None
+        lat = time.time() - t_sched
         if self._fd is not None:
-            os.write(self._fd, f"{job}\n".encode())
+            return lat  # written with the completion
+        with self.lock:
+            self.latencies.append(lat)
+            if tag:
+                self.started_tags.append((tag, lat))
+        return lat
+
+    def finished(self, job: int, lat: float | None = None) -> None:
+        if self._fd is not None:
+            os.write(self._fd, (f"{job} {lat}\n" if lat is not None else f"{job}\n").encode())
             return
         with self.lock:
+            if not self.done:
+                self.first_done = time.perf_counter()
             self.done += 1
             if self.done >= self.target:
                 self.event.set()
+
+    def follow(self, path: str) -> None:
+        """Count completions that worker processes append to *path* (a thread)."""
+        Path(path).touch()
+
+        def tail() -> None:
+            with open(path, "rb") as f:
+                buf = b""
+                while True:
+                    chunk = f.read()
+                    if not chunk:
+                        time.sleep(0.001)
+                        continue
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        parts = line.split()
+                        with self.lock:
+                            if len(parts) > 1:
+                                self.latencies.append(float(parts[1]))
+                            if not self.done:
+                                self.first_done = time.perf_counter()
+                            self.done += 1
+                            if self.done >= self.target:
+                                self.event.set()
+
+        threading.Thread(target=tail, daemon=True).start()
 
     def wait(self, timeout: float) -> bool:
         return self.event.wait(timeout)
@@ -191,10 +228,10 @@ RECORDER = Recorder()
 
 def job_body(job: int, sleep_s: float, t_sched: float, tag: str = "") -> None:
     """The body of the benchmark job for thread-based systems."""
-    RECORDER.started(t_sched, tag)
+    lat = RECORDER.started(t_sched, tag)
     if sleep_s:
         time.sleep(sleep_s)
-    RECORDER.finished(job)
+    RECORDER.finished(job, lat)
 
 
 async def ajob_body(
@@ -205,10 +242,10 @@ async def ajob_body(
     tag: str = "",
 ) -> None:
     """The body of the benchmark job for async systems (``sleep`` from their loop)."""
-    RECORDER.started(t_sched, tag)
+    lat = RECORDER.started(t_sched, tag)
     if sleep_s:
         await sleep(sleep_s)
-    RECORDER.finished(job)
+    RECORDER.finished(job, lat)
 
 
 def open_loop_schedule(rate: float, duration: float) -> list[float]:
@@ -218,25 +255,41 @@ def open_loop_schedule(rate: float, duration: float) -> list[float]:
 
 
 def drain_metrics(n: int, meter: Meter) -> Metrics:
-    return {
-        "jobs": n,
+    """Throughput from the first completion to the last, so that worker start-up
+    (one pool of 32 processes for RQ and Celery) is not counted; the wall time
+    including start-up is reported beside it."""
+    n = meter.planned or n
+    k = n if meter.done < 0 else meter.done
+    if k == 0:
+        raise RuntimeError("no job completed within the time limit")
+    steady = meter.end - RECORDER.first_done if RECORDER.first_done else meter.wall
+    out: Metrics = {
+        "jobs": k,
         "wall_s": meter.wall,
-        "jobs_per_s": n / meter.wall,
+        "jobs_per_s": (k - 1) / steady if k > 1 and steady > 0 else k / meter.wall,
+        "jobs_per_s_incl_start": k / meter.wall,
         "cpu_s": meter.cpu,
-        "cpu_us_per_job": meter.cpu / n * 1e6,
+        "cpu_us_per_job": meter.cpu / k * 1e6,
     }
+    if k < n:
+        out["note"] = f"time-boxed: {k} of {n} jobs done in {meter.wall:.0f} s"
+    return out
 
 
 def sleep_metrics(p: Params, meter: Meter) -> Metrics:
-    n, conc, s = p["n"], p["concurrency"], p["sleep_s"]
-    ideal = n * s / conc
-    return {
-        "jobs": n,
+    n, conc, s = meter.planned or p["n"], p["concurrency"], p["sleep_s"]
+    k = n if meter.done < 0 else meter.done
+    ideal = k * s / conc
+    out: Metrics = {
+        "jobs": k,
         "wall_s": meter.wall,
         "ideal_s": ideal,
         "efficiency": ideal / meter.wall,
         "cpu_s": meter.cpu,
     }
+    if k < n:
+        out["note"] = f"time-boxed: {k} of {n} jobs done in {meter.wall:.0f} s"
+    return out
 
 
 # ---------------------------------------------------------------- crash scenario
@@ -247,7 +300,7 @@ def read_done(path: Path) -> list[int]:
         data = path.read_text()
     except FileNotFoundError:
         return []
-    return [int(x) for x in data.split("\n")[:-1] if x]
+    return [int(x.split()[0]) for x in data.split("\n")[:-1] if x]
 
 
 def run_crash(
@@ -269,8 +322,11 @@ def run_crash(
     wp = {**p, **worker_params, "role": "worker", "record_file": str(record)}
     cmd = [sys.executable, sys.argv[0], json.dumps(wp)]
 
+    logs = []
+
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        logs.append(open(Path(p["workdir"]) / f"worker-{len(logs)}.log", "wb"))  # noqa: SIM115
+        return subprocess.Popen(cmd, stdout=logs[-1], stderr=logs[-1], start_new_session=True)
 
     t0 = time.monotonic()
     w = spawn()
@@ -278,10 +334,12 @@ def run_crash(
     deadline = t0 + p.get("timeout_s", 300)
     while len(read_done(record)) < kill_at:
         if time.monotonic() > deadline or w.poll() is not None:
-            w.kill()
+            os.killpg(w.pid, signal.SIGKILL)
             raise RuntimeError(f"worker made no progress (exit {w.poll()})")
         time.sleep(0.01)
-    w.send_signal(signal.SIGKILL)
+    # The worker and every process it started (pools, work horses) die at once,
+    # as on a machine crash.
+    os.killpg(w.pid, signal.SIGKILL)
     w.wait()
     t_kill = time.monotonic()
     at_kill = len(read_done(record))
@@ -306,7 +364,7 @@ def run_crash(
         t_last = time.monotonic()
         time.sleep(min(2.0, p.get("settle_s", 2.0)))  # let late duplicates land
     finally:
-        w2.kill()
+        os.killpg(w2.pid, signal.SIGKILL)
         w2.wait()
     done = read_done(record)
     counts: dict[int, int] = {}
@@ -323,6 +381,9 @@ def run_crash(
         "first_completion_after_restart_s": first_after,
         "kill_to_all_done_s": (t_last - t_kill) if lost == 0 else None,
         "ideal_remaining_s": remaining_ideal,
+        "window_s": t_last - t_kill,
+        "note_lost": "lost = not completed when the run stopped: every job done, or no"
+        f" completion for {idle_stop:.0f} s",
     }
 
 
@@ -357,39 +418,59 @@ class SyncSystem:
     def stop_worker(self) -> None:
         raise NotImplementedError
 
+    def wait_ready(self, concurrency: int) -> None:
+        """Return once a just-started worker can take jobs (pools override this)."""
+        time.sleep(0.5)
+
 
 def sync_enqueue(s: SyncSystem, p: Params) -> Metrics:
-    n = p["n"]
+    n, limit = p["n"], p.get("max_s", 600) / 2
     with Meter() as m1:
         for i in range(n):
             s.enqueue(i)
-    out: Metrics = {"jobs": n, "single_jobs_per_s": n / m1.wall, "single_cpu_s": m1.cpu}
+            if i % 100 == 99 and time.perf_counter() - m1._w0 > limit:
+                break
+    k1 = i + 1
+    out: Metrics = {"jobs": k1, "single_jobs_per_s": k1 / m1.wall, "single_cpu_s": m1.cpu}
     if s.batch_na:
         out["batch_na"] = s.batch_na
         return out
+    k2 = 0
     with Meter() as m2:
         for batch in chunks(range(n, 2 * n), p["batch"]):
             s.enqueue_batch(batch)
-    out.update(batch_jobs_per_s=n / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"])
+            k2 += len(batch)
+            if time.perf_counter() - m2._w0 > limit:
+                break
+    out.update(batch_jobs_per_s=k2 / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"])
     return out
 
 
+def fill_limit(p: Params) -> float:
+    """Seconds that filling a queue before a drain may take (slow enqueuers get fewer jobs)."""
+    return float(p.get("max_s", 600)) * 1.5
+
+
 def sync_drain(s: SyncSystem, p: Params, sleep_s: float = 0.0) -> Meter:
-    n = p["n"]
-    if sleep_s or s.batch_na:
-        for i in range(n):
-            s.enqueue(i, sleep_s)
-    else:
-        for batch in chunks(range(n), p["batch"]):
+    n, t0 = p["n"], time.perf_counter()
+    k = 0
+    for batch in chunks(range(n), p["batch"]):
+        if sleep_s or s.batch_na:
+            for i in batch:
+                s.enqueue(i, sleep_s)
+        else:
             s.enqueue_batch(batch)
+        k += len(batch)
+        if time.perf_counter() - t0 > fill_limit(p):
+            break
+    n = p["n"] = k
     RECORDER.reset(n)
     m = Meter().start()
     s.start_worker(p["concurrency"])
-    ok = RECORDER.wait(p.get("timeout_s", 600))
+    RECORDER.wait(p.get("max_s", 600))
     m.stop()
+    m.done, m.planned = RECORDER.done, n
     s.stop_worker()
-    if not ok:
-        raise RuntimeError(f"drain timed out: {RECORDER.done}/{n} done")
     return m
 
 
@@ -397,7 +478,7 @@ def sync_latency(s: SyncSystem, p: Params) -> Metrics:
     sched = open_loop_schedule(p["rate"], p["duration_s"])
     RECORDER.reset(len(sched))
     s.start_worker(p["concurrency"])
-    time.sleep(0.5)  # idle worker, as the scenario asks
+    s.wait_ready(p["concurrency"])  # an idle worker, as the scenario asks
     t0 = time.time() + 0.01
     behind = 0.0
     for i, off in enumerate(sched):
@@ -444,41 +525,51 @@ class AsyncSystem:
 
 
 async def a_enqueue(s: AsyncSystem, p: Params) -> Metrics:
-    n = p["n"]
+    n, limit = p["n"], p.get("max_s", 600) / 2
     with Meter() as m1:
         for i in range(n):
             await s.enqueue(i)
-    out: Metrics = {"jobs": n, "single_jobs_per_s": n / m1.wall, "single_cpu_s": m1.cpu}
+            if i % 100 == 99 and time.perf_counter() - m1._w0 > limit:
+                break
+    k1 = i + 1
+    out: Metrics = {"jobs": k1, "single_jobs_per_s": k1 / m1.wall, "single_cpu_s": m1.cpu}
     if s.batch_na:
         out["batch_na"] = s.batch_na
         return out
+    k2 = 0
     with Meter() as m2:
         for batch in chunks(range(n, 2 * n), p["batch"]):
             await s.enqueue_batch(batch)
-    out.update(batch_jobs_per_s=n / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"])
+            k2 += len(batch)
+            if time.perf_counter() - m2._w0 > limit:
+                break
+    out.update(batch_jobs_per_s=k2 / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"])
     return out
 
 
-async def a_fill(s: AsyncSystem, p: Params, n: int, sleep_s: float = 0.0) -> None:
-    if s.batch_na:
-        for i in range(n):
-            await s.enqueue(i, sleep_s)
-    else:
-        for batch in chunks(range(n), p["batch"]):
+async def a_fill(s: AsyncSystem, p: Params, n: int, sleep_s: float = 0.0) -> int:
+    t0, k = time.perf_counter(), 0
+    for batch in chunks(range(n), p["batch"]):
+        if s.batch_na:
+            for i in batch:
+                await s.enqueue(i, sleep_s)
+        else:
             await s.enqueue_batch(batch, sleep_s)
+        k += len(batch)
+        if time.perf_counter() - t0 > fill_limit(p):
+            break
+    return k
 
 
 async def a_drain(s: AsyncSystem, p: Params, sleep_s: float = 0.0) -> Meter:
-    n = p["n"]
-    await a_fill(s, p, n, sleep_s)
+    n = p["n"] = await a_fill(s, p, p["n"], sleep_s)
     RECORDER.reset(n)
     m = Meter().start()
     await s.start_worker(p["concurrency"])
-    ok = await RECORDER.await_done(s.sleep, p.get("timeout_s", 600))
+    await RECORDER.await_done(s.sleep, p.get("max_s", 600))
     m.stop()
+    m.done, m.planned = RECORDER.done, n
     await s.stop_worker()
-    if not ok:
-        raise RuntimeError(f"drain timed out: {RECORDER.done}/{n} done")
     return m
 
 
@@ -504,3 +595,38 @@ async def a_latency(s: AsyncSystem, p: Params) -> Metrics:
     out = latency_metrics(RECORDER.latencies)
     out.update(rate=p["rate"], producer_max_behind_ms=behind * 1e3)
     return out
+
+
+def run_longjobs(p: Params, enqueue_all: Callable[[int, float], None]) -> Metrics:
+    """Scenario 6 for systems whose worker runs in its own process.
+
+    Jobs run ``job_s`` = 3x the lease (or visibility timeout) the adapter
+    configures from ``lease_s``; every execution appends a line, so a job run
+    twice shows up twice.
+    """
+    n, job_s = p["n"], p["job_s"]
+    record = Path(p["workdir"]) / "long-record.txt"
+    record.unlink(missing_ok=True)
+    enqueue_all(n, job_s)
+    wp = {**p, "role": "worker", "record_file": str(record)}
+    w = subprocess.Popen(
+        [sys.executable, sys.argv[0], json.dumps(wp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        end = time.monotonic() + job_s * 4 + 30
+        while time.monotonic() < end and len(set(read_done(record))) < n:
+            time.sleep(0.05)
+        time.sleep(2 * p["lease_s"] + job_s)  # a redelivery would run now
+    finally:
+        os.killpg(w.pid, signal.SIGKILL)
+        w.wait()
+    done = read_done(record)
+    return {
+        "jobs": n,
+        "completed": len(set(done)),
+        "duplicated": len(done) - len(set(done)),
+        "note": f"lease/visibility {p['lease_s']} s, jobs of {job_s} s",
+    }
