@@ -365,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         help="never install anything: skip systems whose venv or server is missing",
     )
     ap.add_argument("--no-charts", action="store_true")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the systems and scenarios of this run in an existing results.json",
+    )
     ap.add_argument("--work", type=Path, help="scratch directory (default bench/.work)")
     ap.add_argument("--list", action="store_true", help="list systems and scenarios")
     args = ap.parse_args(argv)
@@ -398,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         logf.write(line + "\n")
         logf.flush()
 
+    old_results = None
+    if args.merge and (args.out / "results.json").exists():
+        old_results = json.loads((args.out / "results.json").read_text())
     stamp = machine_stamp()
     stamp["profile"] = profile_name
     log(f"profile {profile_name}: {len(names)} systems x {len(scns)} scenarios")
@@ -477,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"stopping {kind}")
             obj.stop()
     results["stamp"]["finished_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if args.merge and old_results is not None:
+        results = merge(old_results, results)
     write_json(args.out, results)
     from .report import write_markdown
 
@@ -490,6 +500,21 @@ def main(argv: list[str] | None = None) -> int:
             log(f"charts failed: {exc}")
     log(f"wrote {args.out}")
     return 0
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Results of a partial re-run laid over an earlier run's; both stamps kept."""
+    out = dict(old)
+    out["reruns"] = [*old.get("reruns", []), new["stamp"]]
+    out["systems"] = {**old["systems"], **new["systems"]}
+    scns = dict(old["scenarios"])
+    for scn, data in new["scenarios"].items():
+        if scn in scns:
+            scns[scn] = {**data, "systems": {**scns[scn]["systems"], **data["systems"]}}
+        else:
+            scns[scn] = data
+    out["scenarios"] = scns
+    return out
 
 
 def select_systems(spec: str) -> list[str]:
