@@ -47,26 +47,33 @@ class Layout:
     def __init__(self, root: tuple[Any, ...] = ("quickq",)) -> None:
         self.root = root
         self.prefix = _pack(root)
-        self._queue_prefixes: dict[str, bytes] = {}
+        # Packing is the hot path's main cost: cache the fixed prefixes.
+        self._prefixes: dict[tuple[str, str], bytes] = {}
         self.pointers = self.prefix + _pack(("p",))
         self.names = self.prefix + _pack(("n",))
         self.wake = self.prefix + _pack(("w",))
 
     def queue(self, qid: str) -> bytes:
         """The prefix of every key of queue *qid*."""
-        prefix = self._queue_prefixes.get(qid)
+        return self._prefix(qid, "")
+
+    def _prefix(self, qid: str, part: str) -> bytes:
+        """``queue(qid)`` followed by the packed *part* (none when empty); cached."""
+        prefix = self._prefixes.get((qid, part))
         if prefix is None:
-            if len(self._queue_prefixes) > 10_000:
-                self._queue_prefixes.clear()
-            prefix = self._queue_prefixes[qid] = self.prefix + _pack(("q", qid))
+            if len(self._prefixes) > 50_000:
+                self._prefixes.clear()
+            parts = ("q", qid, part) if part else ("q", qid)
+            prefix = self._prefixes[qid, part] = self.prefix + _pack(parts)
         return prefix
 
-    def sub(self, qid: str, *parts: Any) -> bytes:
-        return self.queue(qid) + _pack(parts)
+    def sub(self, qid: str, part: str, *rest: Any) -> bytes:
+        """The key ``(q, qid, part, *rest)``."""
+        return self._prefix(qid, part) + _pack(rest) if rest else self._prefix(qid, part)
 
-    def range(self, qid: str, *parts: Any) -> tuple[bytes, bytes]:
-        """The ``[begin, end)`` range of every key that extends ``sub(qid, *parts)``."""
-        key = self.sub(qid, *parts)
+    def range(self, qid: str, part: str, *rest: Any) -> tuple[bytes, bytes]:
+        """The ``[begin, end)`` range of every key that extends ``sub(qid, part, *rest)``."""
+        key = self.sub(qid, part, *rest)
         return key + b"\x00", key + b"\xff"
 
     def item(self, qid: str, item_id: str) -> bytes:
@@ -115,9 +122,9 @@ class Layout:
         key = self.prefix + _pack(("b", consumer))
         return key + b"\x00", key + b"\xff"
 
-    def tail(self, qid: str, key: bytes, *parts: Any) -> tuple[Any, ...]:
-        """The elements of *key* after ``sub(qid, *parts)``."""
-        return fdb_tuple.unpack(key[len(self.sub(qid, *parts)) :])  # type: ignore[no-any-return]
+    def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
+        """The elements of *key* after ``(q, qid, part)``."""
+        return fdb_tuple.unpack(key[len(self._prefix(qid, part)) :])  # type: ignore[no-any-return]
 
 
 @attrs.frozen
