@@ -275,7 +275,11 @@ async def _release_pointer(
     heads = []
     for where in ("s", "l"):
         begin, end = layout.range(qid, where)
-        rows = await tr.get_range(begin, end, limit=1)
+        rows = await tr.get_range(begin, end, limit=1, snapshot=True)
+        # Conflict only with entries inserted before the head (they would make
+        # the queue due earlier), not with the head's own removal (a job
+        # finishing), which only makes the pointer a little early.
+        tr.add_read_conflict_range(begin, rows[0][0] if rows else end)
         if rows:
             heads.append(layout.tail(qid, rows[0][0], where)[0])
     if heads:
