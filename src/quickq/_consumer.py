@@ -279,9 +279,12 @@ class Consumer:
         if not due:
             return False, next_due, seen
         s = self.settings
+        # QuiCK picks a random fraction of the due queues, so that consumers
+        # spread out; take at least enough queues to fill the free slots.
+        free = s.concurrency - self._running
         want = min(s.selection_max, math.ceil(len(due) * s.selection_fraction))
-        # Prefer the longest-waiting queues, but pick at random among them.
-        chosen = self._rng.sample(due, min(len(due), max(want, 1)))
+        want = max(want, -(-free // s.batch_size), 1)
+        chosen = self._rng.sample(due, min(len(due), want))
         leased_any = False
         for qid in chosen:
             free = s.concurrency - self._running
