@@ -571,6 +571,8 @@ class SQLiteTransaction:
         snapshot: bool = False,
     ) -> list[KeyValue]:
         self._check_open()
+        if not (isinstance(begin, bytes) and isinstance(end, bytes)):
+            raise TypeError("range bounds are bytes")
         buffer = self._buffer
         if limit < 0 or begin >= end:
             return await buffer.get_range(begin, end, limit, reverse, snapshot, _aiter([]))
@@ -642,8 +644,12 @@ class SQLiteTransaction:
             conn, self._conn = self._conn, None
             if conn is not None:
                 with conn.lock:
+                    # Unless the janitor took the connection back (and maybe
+                    # lent it to another transaction, whose snapshot it is now).
+                    mine = conn.owned_by(self)
                     try:
-                        conn.end_read()
+                        if mine:
+                            conn.end_read()
                         clean = True
                     except sqlite3.Error:
                         clean = False
