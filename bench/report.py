@@ -9,6 +9,7 @@ from typing import Any
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "enqueue": [
         ("single_jobs_per_s", "one at a time, jobs/s", "{:,.0f}"),
+        ("single_cpu_us_per_job", "CPU us/job", "{:,.0f}"),
         ("batch_jobs_per_s", "batched x100, jobs/s", "{:,.0f}"),
     ],
     "drain": [("jobs_per_s", "jobs/s", "{:,.0f}"), ("cpu_us_per_job", "CPU us/job", "{:,.0f}")],
@@ -45,6 +46,70 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 COLUMNS["latency500"] = COLUMNS["latency50"]
+
+
+# Headline comparisons: (scenario, metric, higher is better, label).
+HEADLINES = [
+    ("drain", "jobs_per_s", True, "drain throughput, jobs/s"),
+    ("drain", "cpu_us_per_job", False, "drain CPU per job, us"),
+    ("enqueue", "single_jobs_per_s", True, "enqueue one at a time, jobs/s"),
+    ("sleep", "efficiency", True, "50 ms jobs at concurrency 32, efficiency"),
+    ("latency50", "p99_ms", False, "p99 enqueue-to-start at 50/s, ms"),
+    ("latency500", "p99_ms", False, "p99 enqueue-to-start at 500/s, ms"),
+]
+
+
+def derived(agg: dict[str, Any]) -> None:
+    """Metrics computed from others' medians (CPU per enqueued job)."""
+    if "single_cpu_s" in agg and "jobs" in agg and "single_cpu_us_per_job" not in agg:
+        v = agg["single_cpu_s"]["median"] / agg["jobs"]["median"] * 1e6
+        agg["single_cpu_us_per_job"] = {"median": v, "min": v, "max": v, "n": 1}
+
+
+# Their workers run in pools of other processes that the adapter does not
+# reap, so the adapter's CPU time leaves the workers' out.
+PROCESS_POOLS = ("rq", "celery-redis")
+CPU_KEYS = ("cpu_us_per_job", "cpu_s")
+
+
+def median_of(results: dict[str, Any], scn: str, system: str, key: str) -> float | None:
+    if system in PROCESS_POOLS and key in CPU_KEYS:
+        return None
+    r = results["scenarios"].get(scn, {}).get("systems", {}).get(system)
+    if not r or r["status"] != "ok" or key not in r["agg"]:
+        return None
+    return float(r["agg"][key]["median"])
+
+
+def headline_lines(results: dict[str, Any]) -> list[str]:
+    """quickq's best variant against the best peer of the same durability class."""
+    lines = [
+        "## Headline: quickq against the best peer of the same durability class",
+        "",
+        "Ratio > 1 means quickq is better (faster, or lower latency), < 1 worse;"
+        " medians of this run only.",
+        "",
+        "| class | measure | best quickq | value | best peer | value | quickq / peer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cls in ("in-memory", "durable"):
+        names = [n for n, s in results["systems"].items() if s["durability"] == cls]
+        for scn, key, higher, label in HEADLINES:
+            vals = {n: median_of(results, scn, n, key) for n in names}
+            ok = {n: v for n, v in vals.items() if v is not None}
+            q = {n: v for n, v in ok.items() if n.startswith("quickq")}
+            peers = {n: v for n, v in ok.items() if not n.startswith("quickq")}
+            if not q or not peers:
+                continue
+            pick = max if higher else min
+            qn = pick(q, key=lambda n: q[n])
+            pn = pick(peers, key=lambda n: peers[n])
+            ratio = q[qn] / peers[pn] if higher else peers[pn] / q[qn]
+            lines.append(
+                f"| {cls} | {label} | {qn} | {q[qn]:,.3g} | {pn} | {peers[pn]:,.3g} |"
+                f" **{ratio:.2f}x** |"
+            )
+    return [*lines, ""]
 
 
 def fmt_cell(agg: dict[str, Any], key: str, f: str) -> str:
@@ -85,6 +150,11 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
     for name, s in results["systems"].items():
         ver = s["version"] or f"skipped: {s['skipped']}"
         lines.append(f"| {name} | {ver} | **{s['durability']}** | {s['note']} |")
+    for rerun in results.get("reruns", []):
+        lines.insert(
+            5, f"- Partial re-run merged in: {rerun['date_utc']} to {rerun.get('finished_utc')}."
+        )
+    lines += ["", *headline_lines(results)]
     for scn, data in results["scenarios"].items():
         lines += ["", f"## {data['title']}", ""]
         cols = COLUMNS.get(scn)
@@ -110,11 +180,24 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                     )
                     continue
                 agg = r["agg"]
-                notes = "; ".join([*agg.get("notes", {}).values(), r.get("note", "")]).strip("; ")
+                derived(agg)
+                extra = ["CPU and RSS: the adapter only, not its worker pool's processes"]
+                notes = "; ".join(
+                    [
+                        *agg.get("notes", {}).values(),
+                        r.get("note", ""),
+                        *(extra if name in PROCESS_POOLS else []),
+                    ]
+                ).strip("; ")
                 rss = fmt_cell(agg, "proc_maxrss_mb", "{:.0f}")
                 lines.append(
                     f"| {name} | {cls} | "
-                    + " | ".join(fmt_cell(agg, k, f) for k, _, f in cols)
+                    + " | ".join(
+                        "see note"
+                        if name in PROCESS_POOLS and k in CPU_KEYS
+                        else fmt_cell(agg, k, f)
+                        for k, _, f in cols
+                    )
                     + f" | {rss} | {notes} |"
                 )
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -144,3 +227,11 @@ def scale_table(data: dict[str, Any]) -> list[str]:
             lines += ["", *[f"- {v}" for v in agg["notes"].values()]]
         lines.append("")
     return lines
+
+
+if __name__ == "__main__":  # python -m bench.report [DIR]: rewrite results.md
+    import json
+    import sys
+
+    d = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/benchmarks")
+    write_markdown(d, json.loads((d / "results.json").read_text()))
