@@ -12,9 +12,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+PROCESS_POOLS = ("rq", "celery-redis")
 COLORS = {"in-memory": "#8fb3d9", "durable": "#d98f8f"}
 CHARTS = [
     ("drain", "jobs_per_s", "Drain throughput, no-op jobs (jobs/s, higher is better)"),
+    ("drain", "cpu_us_per_job", "Drain: CPU per job (us, lower is better; robust to load)"),
     ("enqueue", "single_jobs_per_s", "Enqueue one at a time (jobs/s, higher is better)"),
     ("sleep", "efficiency", "50 ms jobs at concurrency 32: efficiency (higher is better)"),
     ("latency50", "p99_ms", "Enqueue-to-start p99 at 50 jobs/s (ms, lower is better)"),
@@ -28,6 +30,8 @@ def bar_chart(results: dict[str, Any], scn: str, key: str, title: str, out: Path
         return False
     rows = []
     for name, r in data["systems"].items():
+        if name in PROCESS_POOLS and key.startswith("cpu"):
+            continue  # their worker pools' CPU is not measured
         if r["status"] == "ok" and key in r["agg"]:
             cls = results["systems"][name]["durability"]
             rows.append((cls, name, r["agg"][key]))
@@ -42,7 +46,7 @@ def bar_chart(results: dict[str, Any], scn: str, key: str, title: str, out: Path
     ax.barh(list(ys), med, xerr=[lo, hi], color=[COLORS[c] for c, _, _ in rows], capsize=3)
     ax.set_yticks(list(ys), [f"{n} [{c}]" for c, n, _ in rows])
     ax.invert_yaxis()
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"{title}\nblue: in-memory, red: durable; compare within a colour", fontsize=10)
     st = results["stamp"]
     ax.set_xlabel(
         f"{st['date_utc']}, {st['cores']} cores, {st['memory_gib']} GiB, "
@@ -99,7 +103,8 @@ def main() -> None:
     out = Path(sys.argv[1])
     results = json.loads((out / "results.json").read_text())
     for scn, key, title in CHARTS:
-        bar_chart(results, scn, key, title, out / f"{scn}.png")
+        suffix = "-cpu" if key.startswith("cpu") else ""
+        bar_chart(results, scn, key, title, out / f"{scn}{suffix}.png")
     scale_chart(results, out / "scale.png")
 
 
