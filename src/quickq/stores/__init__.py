@@ -13,6 +13,7 @@ from ._protocol import SupportsWatch as SupportsWatch
 from ._protocol import Transaction as Transaction
 from ._protocol import is_store as is_store
 from ._protocol import transact as transact
+from ._url import open_store as open_store
 from .memory import CommitFault as CommitFault
 from .memory import Faults as Faults
 from .memory import MemoryStore as MemoryStore
@@ -30,5 +31,6 @@ __all__ = [
     "Transaction",
     "decode_counter",
     "is_store",
+    "open_store",
     "transact",
 ]
