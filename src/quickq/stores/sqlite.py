@@ -209,7 +209,10 @@ class SQLiteStore:
                 writer.close()
                 raise unavailable(name, exc, busy_timeout=busy_timeout) from None
 
-        writer, version = await anyio.to_thread.run_sync(open_sync)
+        # Shielded: a cancellation must not strand the opened connection; it
+        # reaches the caller, who owns the store by then, at its next checkpoint.
+        with anyio.CancelScope(shield=True):
+            writer, version = await anyio.to_thread.run_sync(open_sync)
         store = cls(
             name,
             writer,
