@@ -630,3 +630,90 @@ def run_longjobs(p: Params, enqueue_all: Callable[[int, float], None]) -> Metric
         "duplicated": len(done) - len(set(done)),
         "note": f"lease/visibility {p['lease_s']} s, jobs of {job_s} s",
     }
+
+
+# ------------------------------------------------- fairness and priority, peers
+
+
+def fairness_metrics(p: Params, meter: Meter, done: bool) -> Metrics:
+    a, b = p["a"], p["b"]
+    lat = [x for tag, x in RECORDER.started_tags if tag == "B"] or list(RECORDER.latencies)
+    out = latency_metrics(lat, "b_")
+    out["a_jobs_per_s"] = RECORDER.done / meter.wall
+    out["b_started"] = len(lat)
+    notes = ["one FIFO queue: the peer has no per-tenant scheduling"]
+    if not done:
+        notes.append(f"time-boxed at {meter.wall:.0f} s: {RECORDER.done} of {a + b} jobs done")
+    out["note"] = "; ".join(notes)
+    return out
+
+
+def sync_fairness(s: SyncSystem, p: Params) -> Metrics:
+    """Scenario 7 for a peer: A's flood, then B's jobs, in the peer's one queue."""
+    a, b = p["a"], p["b"]
+    RECORDER.reset(a + b)
+    s.start_worker(p["concurrency"])
+    s.wait_ready(p["concurrency"])
+    m = Meter().start()
+    if s.batch_na:
+        for j in range(a):
+            s.enqueue(j)
+    else:
+        for batch in chunks(range(a), p["batch"]):
+            s.enqueue_batch(batch)
+    for j in range(a, a + b):
+        s.enqueue(j, 0.0, time.time(), "B")
+    done = RECORDER.wait(3 * p.get("max_s", 60))
+    m.stop()
+    s.stop_worker()
+    return fairness_metrics(p, m, done)
+
+
+async def a_fairness(s: AsyncSystem, p: Params) -> Metrics:
+    a, b = p["a"], p["b"]
+    RECORDER.reset(a + b)
+    await s.start_worker(p["concurrency"])
+    await s.sleep(0.5)
+    m = Meter().start()
+    await a_fill(s, {**p, "max_s": 600}, a)
+    for j in range(a, a + b):
+        await s.enqueue(j, 0.0, time.time(), "B")
+    done = await RECORDER.await_done(s.sleep, 3 * p.get("max_s", 60))
+    m.stop()
+    await s.stop_worker()
+    return fairness_metrics(p, m, done)
+
+
+def sync_priority(s: SyncSystem, p: Params, best: int, worst: int) -> Metrics:
+    """Scenario 8 for a peer with priorities: ``s.enqueue_prio(job, sleep, t, tag, prio)``."""
+    conc, job_s, dur = p["concurrency"], p["job_s"], p["duration_s"]
+    rate = conc / job_s
+    sched = open_loop_schedule(rate, dur)
+    RECORDER.reset(len(sched) + 1)
+    s.start_worker(conc)
+    s.wait_ready(conc)
+    t0 = time.time() + 0.01
+    low_at = int(len(sched) * 0.2)
+    enq = s.enqueue_prio  # type: ignore[attr-defined]
+    for i, off in enumerate(sched):
+        target = t0 + off
+        delay = target - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        enq(i, job_s, target, "hi", best)
+        if i == low_at:
+            enq(len(sched), 0.0, time.time(), "lo", worst)
+    t_end = time.time()
+    done = RECORDER.wait(120)
+    s.stop_worker()
+    lo = [x for tag, x in RECORDER.started_tags if tag == "lo"]
+    hi = [x for tag, x in RECORDER.started_tags if tag == "hi"]
+    out = latency_metrics(hi, "high_")
+    out.update(
+        low_wait_ms=lo[0] * 1e3 if lo else None,
+        stream_after_low_ms=(t_end - (t0 + sched[low_at])) * 1e3,
+        rate=rate,
+    )
+    if not done:
+        out["note"] = "not all jobs done within 120 s"
+    return out

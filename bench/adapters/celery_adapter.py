@@ -143,6 +143,7 @@ if __name__ == "__main__":
             "sleep": sleep,
             "latency": latency,
             "crash": crash,
+            "fairness": lambda p: c.sync_fairness(CeleryQ(p), p),
             "longjobs": longjobs,
         },
         worker,

@@ -108,6 +108,9 @@ if __name__ == "__main__":
             "sleep": sleep,
             "latency": latency,
             "crash": crash,
+            "fairness": lambda p: c.sync_fairness(fresh(p), p),
+            # Huey: a larger number runs first.
+            "priority": lambda p: c.sync_priority(fresh(p), p, best=10, worst=0),
         },
         worker,
     )

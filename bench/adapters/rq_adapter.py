@@ -125,6 +125,13 @@ def worker(p: P) -> None:
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
-        {"enqueue": enqueue, "drain": drain, "sleep": sleep, "latency": latency, "crash": crash},
+        {
+            "enqueue": enqueue,
+            "drain": drain,
+            "sleep": sleep,
+            "latency": latency,
+            "crash": crash,
+            "fairness": lambda p: c.sync_fairness(Rq(p), p),
+        },
         worker,
     )

@@ -141,6 +141,13 @@ def worker(p: P) -> None:
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
-        {"enqueue": enqueue, "drain": drain, "sleep": sleep, "latency": latency, "crash": crash},
+        {
+            "enqueue": enqueue,
+            "drain": drain,
+            "sleep": sleep,
+            "latency": latency,
+            "crash": crash,
+            "fairness": lambda p: asyncio.run(with_broker(p, lambda s: c.a_fairness(s, p))),
+        },
         worker,
     )
