@@ -5,10 +5,12 @@ One database file holds three tables:
 - ``kv(key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID``: the ordered key-value
   data. BLOBs compare with ``memcmp``, which is Python's ``bytes`` order.
 - ``quickq_meta(name, value)``: ``format = 'quickq-kv'``, ``format_version``,
-  the commit ``version`` counter and ``pruned_through`` (the newest version whose
-  commit-log row may have been deleted).
+  and ``pruned_through`` (the newest version whose commit-log row may have been
+  deleted).
 - ``quickq_commits(version INTEGER PRIMARY KEY, ranges BLOB)``: the key ranges
   each recent commit wrote, for optimistic conflict checks across processes.
+  Its largest ``version`` is the store's version (pruning keeps the newest
+  row), so a commit writes no counter row of its own.
 
 Only :mod:`quickq.stores.sqlite` uses this module; no ``sqlite3`` exception
 leaves it unmapped.
@@ -27,10 +29,8 @@ Durability = Literal["full", "normal"]
 FORMAT: Final = "quickq-kv"
 FORMAT_VERSION: Final = 1
 
-SELECT_VERSION: Final = "SELECT value FROM quickq_meta WHERE name = 'version'"
-SELECT_VERSIONS: Final = (
-    "SELECT name, value FROM quickq_meta WHERE name IN ('version', 'pruned_through')"
-)
+SELECT_VERSION: Final = "SELECT coalesce(max(version), 0) FROM quickq_commits"
+SELECT_PRUNED: Final = "SELECT value FROM quickq_meta WHERE name = 'pruned_through'"
 
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
@@ -40,7 +40,6 @@ _SCHEMA: Final = (
 _META_ROWS: Final = (
     ("format", FORMAT),
     ("format_version", FORMAT_VERSION),
-    ("version", 0),
     ("pruned_through", 0),
 )
 
@@ -210,7 +209,7 @@ def _initialize(db: sqlite3.Connection, path: str) -> None:
     missing = {"kv", "quickq_commits"} - {
         row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
-    if missing or not {"version", "pruned_through"} <= meta.keys():
+    if missing or "pruned_through" not in meta:
         raise StoreUnavailableError(
             f"quickq SQLite store {path}: the database is damaged (missing {sorted(missing)})"
         )

@@ -66,8 +66,8 @@ from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
 from ._sqlite_schema import (
+    SELECT_PRUNED,
     SELECT_VERSION,
-    SELECT_VERSIONS,
     Durability,
     connect,
     initialize,
@@ -367,7 +367,6 @@ class SQLiteStore:
                     "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
                     (version, ranges.encode(ranges.coalesce(written))),
                 )
-                db.execute("UPDATE quickq_meta SET value = ? WHERE name = 'version'", (version,))
                 self._maybe_prune(db, version)
             except BaseException as exc:
                 self._rollback(db)
@@ -396,11 +395,10 @@ class SQLiteStore:
         cleared: list[Range],
         ops: list[tuple[bytes, object]],
     ) -> int:
-        meta = dict(db.execute(SELECT_VERSIONS).fetchall())
-        current, pruned = int(meta["version"]), int(meta["pruned_through"])
+        current = int(db.execute(SELECT_VERSION).fetchone()[0])
         self._note_version(current)
         if read_conflicts and current > read_version:
-            if read_version < pruned:
+            if read_version < int(db.execute(SELECT_PRUNED).fetchone()[0]):
                 raise TransactionTooOldError(
                     "transaction too old: the commits since its read version were forgotten"
                 )
@@ -451,6 +449,8 @@ class SQLiteStore:
             through = self._samples.popleft()[1]
         if through is None:
             return
+        # Keep the newest row: its version is the store's version.
+        through = min(through, version - 1)
         db.execute("DELETE FROM quickq_commits WHERE version <= ?", (through,))
         db.execute(
             "UPDATE quickq_meta SET value = max(value, ?) WHERE name = 'pruned_through'",
