@@ -246,7 +246,9 @@ async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: i
             assert item.lease is not None
             error = f"lease expired (holder {item.lease.holder} stopped extending it)"
             if item.attempt > item.max_retries:
-                _bury(tr, layout, qid, item, "failed", error, now, settled_by=None)
+                # The expired attempt is a failure like any other: count it.
+                spent = attrs.evolve(item, errors=item.errors + 1)
+                _bury(tr, layout, qid, spent, "failed", error, now, settled_by=None)
             else:
                 expired = attrs.evolve(
                     item,

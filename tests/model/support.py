@@ -1,0 +1,89 @@
+"""Shared by the model tests: Hypothesis settings, and a raw view of the store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+import fdb.tuple as fdb_tuple
+import hypothesis
+from hypothesis import HealthCheck, Phase
+
+from quickq._layout import DeadItem, Item, Layout, QueuePointer
+from quickq.stores import MemoryStore, decode_counter
+
+LONG = os.environ.get("QUICKQ_HYPOTHESIS_PROFILE") == "long"
+"""The heavier run (``QUICKQ_HYPOTHESIS_PROFILE=long``): ten times the examples,
+twice the steps. tests/conftest.py may load a profile of that name; whatever it
+loaded is the base these settings extend, and its example count is kept if larger."""
+
+
+def model_settings(*, examples: int, steps: int) -> hypothesis.settings:
+    """Settings for one machine: fast by default, heavier under the long profile.
+
+    Deadlines are off (every step crosses into an event loop thread) and the
+    too-slow health check is off (steps are few but each does real work). The
+    explain phase is skipped: it re-runs a failing machine hundreds of times.
+    """
+    base = hypothesis.settings()  # the loaded profile's values
+    if LONG:
+        examples = max(base.max_examples, 10 * examples)
+        steps *= 2
+    return hypothesis.settings(
+        base,
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        phases=[p for p in base.phases if p is not Phase.explain],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
+@attrs.frozen
+class StoreView:
+    """Everything a queue layout holds in a store, parsed (read without a transaction)."""
+
+    items: dict[tuple[str, str], Item]
+    index: dict[tuple[str, str], list[tuple[Any, ...]]]
+    """(qid, where) -> the key tails of that index (r, s or l), in key order."""
+    dead: dict[tuple[str, str], DeadItem]
+    counters: dict[tuple[str, str], int]
+    pointer_records: dict[str, QueuePointer]
+    pointer_rows: list[tuple[int, str]]
+    batch_markers: list[tuple[str, str]]
+    names: set[str]
+
+    @classmethod
+    def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
+        view = cls({}, {}, {}, {}, {}, [], [], set())
+        for key, value in store.raw_items():
+            if not key.startswith(layout.prefix):
+                continue
+            t = fdb_tuple.unpack(key[len(layout.prefix) :])
+            if t[0] == "q":
+                qid, kind = t[1], t[2]
+                if kind == "i":
+                    view.items[qid, t[3]] = Item.from_bytes(value)
+                elif kind in ("r", "s", "l"):
+                    view.index.setdefault((qid, kind), []).append(tuple(t[3:]))
+                elif kind == "d":
+                    view.dead[qid, t[3]] = DeadItem.from_bytes(value)
+                elif kind == "c":
+                    view.counters[qid, t[3]] = decode_counter(value)
+                elif kind == "p":
+                    view.pointer_records[qid] = QueuePointer.from_bytes(value)
+                else:
+                    raise AssertionError(f"unexpected queue key {t!r}")
+            elif t[0] == "p":
+                view.pointer_rows.append((t[1], t[2]))
+            elif t[0] == "b":
+                view.batch_markers.append((t[1], t[2]))
+            elif t[0] == "n":
+                view.names.add(t[1])
+            elif t[0] != "w":
+                raise AssertionError(f"unexpected key {t!r}")
+        return view
+
+    def count(self, qid: str, name: str) -> int:
+        return self.counters.get((qid, name), 0)
