@@ -3,10 +3,12 @@
 1. Several ``quickq worker`` processes share one SQLite file; random workers
    are killed with SIGKILL again and again and replaced by new ones. Every job
    appends its id to a log file when it has done its work (before its
-   completion is acknowledged), so a job run twice shows up twice. Afterwards
-   every job has run at least once, none is left in the queue or leased, and
-   the only jobs run twice are ones that can have been in flight at a kill:
-   at most (kills x concurrency).
+   completion is acknowledged), so a job run twice shows up twice, and counts
+   its completion in the store, inside the completion's own transaction
+   (``quickq.Complete(writes=...)``). Afterwards every job has run at least
+   once, none is left in the queue or leased, the only jobs run twice are ones
+   that can have been in flight at a kill (at most kills x concurrency), and
+   every completion counter is exactly 1.
 2. A producer is killed in the middle of a large ``enqueue_many``: each batch
    is entirely in the queue or not at all, and the counters agree.
 """
@@ -28,9 +30,11 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import fdb.tuple as fdb_tuple
 import pytest
 
 import quickq
+from quickq.stores import Transaction, decode_counter
 from quickq.stores.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -44,16 +48,29 @@ LOG_ENV = "QUICKQ_CRASH_LOG"
 crash_jobs = quickq.JobRegistry()
 
 
+def _done_key(job_id: str) -> bytes:
+    packed: bytes = fdb_tuple.pack(("crash-test", "completed", job_id))
+    return packed
+
+
 @crash_jobs.job("brew", max_retries=1000)
-async def brew(payload: Any, meta: quickq.JobMeta) -> None:
+async def brew(payload: Any, meta: quickq.JobMeta) -> quickq.Complete:
     await anyio.sleep(random.uniform(0.02, 0.12))
-    # One short O_APPEND write is atomic: concurrent workers never interleave lines.
+    # The work's external effect: one short O_APPEND write (atomic, so concurrent
+    # workers never interleave lines). A job run twice appends twice.
     line = f"{meta.item_id} {os.getpid()} {meta.attempt}\n".encode()
     fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
     finally:
         os.close(fd)
+
+    # The effect in the store: counted in the completion's own transaction, so
+    # exactly once however often the job runs.
+    async def count(tr: Transaction) -> None:
+        tr.add(_done_key(meta.item_id), 1)
+
+    return quickq.Complete(writes=count)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -66,6 +83,22 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _url(path: Path) -> str:
     return "sqlite:///" + quote(os.fspath(path))
+
+
+def _completions(path: Path) -> dict[str, int]:
+    """The completion counters the jobs wrote in their completion transactions."""
+    begin = fdb_tuple.pack(("crash-test", "completed"))
+
+    async def read() -> dict[str, int]:
+        async with await SQLiteStore.open(path) as store:
+
+            async def scan(tr: Transaction) -> dict[str, int]:
+                rows = await tr.get_range(begin + b"\x00", begin + b"\xff")
+                return {fdb_tuple.unpack(k)[-1]: decode_counter(v) for k, v in rows}
+
+            return await store.transact(scan)
+
+    return anyio.run(read)
 
 
 def _queue_state(path: Path, qid: str) -> tuple[quickq.QueueStats, list[quickq.Job]]:
@@ -194,6 +227,8 @@ def test_kill_9_workers_again_and_again_loses_nothing(tmp_path: Path) -> None:
     assert stats == quickq.QueueStats("cafe", 0, 0, 0, 0), report
     assert running == [], report
     assert duplicates <= KILLS * CONCURRENCY, report
+    # Effects written in the completion's transaction happened exactly once.
+    assert _completions(path) == dict.fromkeys(ids, 1), report
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
