@@ -8,8 +8,9 @@ write-conflict ranges the store checks at commit.
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Final
 
 import attrs
@@ -179,59 +180,99 @@ class WriteBuffer:
         limit: int,
         reverse: bool,
         snapshot: bool,
-        stored: AsyncIterator[KeyValue],
+        stored: AsyncIterator[KeyValue] | Iterable[KeyValue],
     ) -> list[KeyValue]:
         """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
         requested order) with this transaction's writes; record the observed
-        conflict range."""
+        conflict range.
+
+        Only as many stored pairs are pulled as the merge can use; an async
+        *stored* that has an ``aclose`` is closed before this returns, so an
+        unfinished async generator is never left for the garbage collector.
+        """
+        if not isinstance(stored, AsyncIterator):
+            return self.read_range(begin, end, limit, reverse, snapshot, stored)
+        try:
+            pairs: list[KeyValue] = []
+            if begin < end:
+                want = limit + self._ops_in(begin, end) if limit else 0
+                async for pair in stored:
+                    if self.cleared and self.in_cleared(pair[0]):
+                        continue
+                    pairs.append(pair)
+                    if want and len(pairs) >= want:
+                        break
+        finally:
+            aclose = getattr(stored, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return self.read_range(begin, end, limit, reverse, snapshot, pairs)
+
+    def _ops_in(self, begin: bytes, end: bytes) -> int:
+        lo = self.ops.bisect_left(begin)
+        return int(self.ops.bisect_left(end)) - int(lo)
+
+    def read_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        limit: int,
+        reverse: bool,
+        snapshot: bool,
+        stored: Iterable[KeyValue],
+    ) -> list[KeyValue]:
+        """:meth:`get_range` for a synchronous *stored* (read lazily, as far as needed)."""
         if limit < 0:
             raise ValueError("limit must be >= 0")
-        out: list[KeyValue] = []
         if begin >= end:
-            return out
-        ops = list(self.ops.irange(begin, end, inclusive=(True, False), reverse=reverse))
-        oi = 0
-
-        def before(a: bytes, b: bytes) -> bool:
-            return a > b if reverse else a < b
-
-        pending: KeyValue | None = None
-        exhausted = False
-
-        async def next_stored() -> KeyValue | None:
-            async for key, value in stored:
-                if not self.in_cleared(key):
-                    return key, value
-            return None
-
-        while not limit or len(out) < limit:
-            if pending is None and not exhausted:
-                pending = await next_stored()
-                exhausted = pending is None
-            op_key = ops[oi] if oi < len(ops) else None
-            if pending is None and op_key is None:
-                break
-            if op_key is not None and (pending is None or before(op_key, pending[0])):
-                value = self._resolve(self.ops[op_key], None)
-                oi += 1
-                key = op_key
-            elif op_key is not None and pending is not None and op_key == pending[0]:
-                value = self._resolve(self.ops[op_key], pending[1])
-                oi += 1
-                key, pending = op_key, None
-            else:
-                assert pending is not None
-                key, value = pending
-                pending = None
-            if value is not None:
-                out.append((key, value))
+            return []
+        out = self._merge(begin, end, limit, reverse, iter(stored))
         if not snapshot:
             if limit and len(out) == limit:
+                # Stopped early: conflict only on what was observed, as FoundationDB.
                 last = out[-1][0]
                 observed = (last, end) if reverse else (begin, key_after(last))
             else:
                 observed = (begin, end)
             self.read_conflicts.append(observed)
+        return out
+
+    def _merge(
+        self, begin: bytes, end: bytes, limit: int, reverse: bool, stored: Iterator[KeyValue]
+    ) -> list[KeyValue]:
+        ops = self.ops
+        cleared = self.cleared
+        keys = list(ops.irange(begin, end, inclusive=(True, False), reverse=reverse))
+        if not keys and not cleared:  # nothing written here: the store's pairs as they are
+            return list(itertools.islice(stored, limit)) if limit else list(stored)
+        out: list[KeyValue] = []
+        i, n = 0, len(keys)
+        for key, value in stored:
+            if cleared and self.in_cleared(key):
+                continue
+            # Keys only this transaction wrote come first.
+            while i < n and (keys[i] > key if reverse else keys[i] < key):
+                mine = self._resolve(ops[keys[i]], None)
+                if mine is not None:
+                    out.append((keys[i], mine))
+                    if len(out) == limit:
+                        return out
+                i += 1
+            if i < n and keys[i] == key:
+                merged = self._resolve(ops[key], value)
+                i += 1
+                if merged is None:
+                    continue
+                value = merged
+            out.append((key, value))
+            if len(out) == limit:
+                return out
+        for key in keys[i:]:
+            mine = self._resolve(ops[key], None)
+            if mine is not None:
+                out.append((key, mine))
+                if len(out) == limit:
+                    break
         return out
 
     @staticmethod

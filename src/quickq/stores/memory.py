@@ -20,9 +20,8 @@ import heapq
 import random
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import anyio
@@ -109,6 +108,11 @@ class MemoryStore:
         self._commits: deque[tuple[int, list[Range], list[bytes]]] = deque()
         self._version = 0
         self._live: dict[int, int] = {}  # transaction serial -> read version
+        # Serials of transactions garbage-collected while still open. Their
+        # finalizer only appends here (atomic, lock-free): taking the lock from a
+        # finalizer could deadlock, since the collector may run while the lock
+        # is held by the very thread it interrupts.
+        self._abandoned: deque[int] = deque()
         self._serial = 0
         self._watchers: dict[bytes, set[anyio.Event]] = {}
         self._closed = False
@@ -116,13 +120,14 @@ class MemoryStore:
     # -- the Store protocol ---------------------------------------------------
 
     def create_transaction(self) -> MemoryTransaction:
+        started = self._clock()
         with self._lock:
+            if self._abandoned:
+                self._reap()
             self._serial += 1
             serial = self._serial
             self._live[serial] = self._version
-            tr = MemoryTransaction(self, serial, self._version, self._clock())
-        weakref.finalize(tr, self._forget, serial)
-        return tr
+            return MemoryTransaction(self, serial, self._version, started)
 
     async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         return await run_transaction(self.create_transaction, fn, retry_limit=self._retry_limit)
@@ -150,7 +155,12 @@ class MemoryStore:
     # -- test helpers ---------------------------------------------------------
 
     def inject(self, *faults: CommitFault | None) -> None:
-        """Make the next commits that write fail as given (``None``: succeed)."""
+        """Script the outcome of the next commits that write, one fault each.
+
+        ``None`` lets that commit succeed (unless it really conflicts). A commit
+        that really conflicts consumes its scripted fault and fails with
+        :class:`~quickq.ConflictError` whatever the fault.
+        """
         self._scripted.extend(faults)
 
     def raw_get(self, key: bytes) -> bytes | None:
@@ -175,6 +185,12 @@ class MemoryStore:
         with self._lock:
             if self._live.pop(serial, None) is not None:
                 self._prune()
+
+    def _reap(self) -> None:
+        """Forget transactions that were garbage-collected while open (lock held)."""
+        while self._abandoned:
+            self._live.pop(self._abandoned.popleft(), None)
+        self._prune()
 
     def _prune(self) -> None:
         oldest = min(self._live.values(), default=self._version)
@@ -291,12 +307,12 @@ class MemoryTransaction:
     """A transaction on a :class:`MemoryStore` (see :class:`~quickq.stores.Transaction`)."""
 
     def __init__(self, store: MemoryStore, serial: int, read_version: int, started: float) -> None:
+        self._closed = False  # first: __del__ reads it even if __init__ fails
         self._store = store
         self._serial = serial
         self._read_version = read_version
         self._started = started
         self._buffer = WriteBuffer(store.limits)
-        self._closed = False
 
     def _check_open(self) -> None:
         if self._closed:
@@ -311,6 +327,12 @@ class MemoryTransaction:
         if not self._closed:
             self._closed = True
             self._store._forget(self._serial)
+
+    def __del__(self) -> None:
+        # Abandoned without commit or cancel: stop pinning old versions. Only
+        # an atomic append here (see MemoryStore._abandoned).
+        if not self._closed:
+            self._store._abandoned.append(self._serial)
 
     async def _read(self, key: bytes) -> bytes | None:
         store = self._store
@@ -336,17 +358,15 @@ class MemoryTransaction:
         await self._store._latency()
         self._check_open()
         store = self._store
-        # Materialise only as much of the store's range as the merge can use.
-        want = limit + len(self._buffer.ops) + 1 if limit else 0
-        with store._lock:
-            stored: list[KeyValue] = []
-            visible = 0
-            for pair in store._scan(begin, end, self._read_version, reverse):
-                stored.append(pair)
-                visible += not self._buffer.in_cleared(pair[0])
-                if want and visible >= want:
-                    break
-        return await self._buffer.get_range(begin, end, limit, reverse, snapshot, _aiter(stored))
+        with store._lock:  # the merge pulls lazily from the scan: no awaits inside
+            return self._buffer.read_range(
+                begin,
+                end,
+                limit,
+                reverse,
+                snapshot,
+                store._scan(begin, end, self._read_version, reverse),
+            )
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_open()
@@ -383,8 +403,13 @@ class MemoryTransaction:
             await store._latency()
             self._check_open()
             with store._lock:
+                if store._abandoned:
+                    store._reap()
+                # Draw first, so a script of faults is consumed one per writing
+                # commit whatever happens; but a real conflict always wins: an
+                # "unknown, applied" fault must never apply a conflicting commit.
                 fault = store._draw_fault()
-                if fault is CommitFault.CONFLICT or (fault is None and self._conflicts(store)):
+                if fault is CommitFault.CONFLICT or self._conflicts(store):
                     raise ConflictError("a value read by this transaction changed before commit")
                 if fault is not CommitFault.UNKNOWN_NOT_APPLIED:
                     store._apply(buffer.cleared, list(buffer.ops.items()), buffer.write_conflicts)
@@ -403,8 +428,3 @@ class MemoryTransaction:
 
     def cancel(self) -> None:
         self._close()
-
-
-async def _aiter(pairs: list[KeyValue]) -> AsyncIterator[KeyValue]:
-    for pair in pairs:
-        yield pair

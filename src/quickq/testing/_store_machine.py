@@ -1,0 +1,515 @@
+"""A Hypothesis state machine that checks a store against a sorted-dict model.
+
+The machine opens several transactions at once and interleaves their reads,
+writes and commits. A small model of optimistic concurrency predicts every
+outcome:
+
+- each read returns what the transaction's snapshot (the committed data when it
+  began) plus its own writes say;
+- each commit conflicts exactly when something it read without ``snapshot``
+  was written by a transaction that committed after it began, and otherwise
+  succeeds;
+- after every step the committed data equals the model's, which applies the
+  successful commits one after another in commit order: the store's history is
+  serializable, in that order.
+
+Where FoundationDB leaves the store a choice the model accepts both answers.
+Reads that the transaction's own writes fully answer (a key it set or cleared)
+*may* take a read conflict but need not (FoundationDB does not; the memory
+store does), and a read-only commit may skip its conflict check. A limited range
+read conflicts on exactly what it observed.
+
+Hypothesis has no async state machines, so rules stay synchronous and call
+into the store's event loop through an anyio blocking portal, or from a worker
+thread of that loop (``anyio.to_thread.run_sync``), as zarr's machines do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import anyio.from_thread
+import attrs
+import hypothesis
+import hypothesis.strategies as st
+from hypothesis import HealthCheck, note
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from .._exceptions import CommitUnknownResultError, ConflictError
+from ..stores._protocol import KeyValue, Store, Transaction
+from ..stores.memory import CommitFault
+
+__all__ = ["MIN_EXAMPLES", "StoreMachine", "machine_settings", "run_store_machine"]
+
+Range = tuple[bytes, bytes]
+
+MIN_EXAMPLES = 200
+"""The machine runs at least this many examples, whatever the loaded profile says."""
+
+#: Every key the machine writes: few and short, so that writes collide, ranges
+#: overlap and transactions conflict often.
+KEYS: tuple[bytes, ...] = (b"a", b"aa", b"ab", b"b", b"ba", b"bb", b"c")
+#: Range bounds: the keys, keys between them, the empty key and the end of the
+#: user key space.
+BOUNDS: tuple[bytes, ...] = (b"", *KEYS, b"a\x00", b"b\x00", b"\xff")
+_EVERYTHING: Range = (b"", b"\xff")
+_MAX_OPEN = 4
+
+keys = st.sampled_from(KEYS)
+bounds = st.sampled_from(BOUNDS)
+values = st.binary(max_size=10)
+deltas = st.one_of(st.integers(-3, 3), st.integers(-(2**63), 2**63 - 1))
+limits = st.integers(0, 3)
+steps = st.one_of(
+    st.tuples(st.just("get"), keys, st.booleans()),
+    st.tuples(st.just("get_range"), bounds, bounds, limits, st.booleans(), st.booleans()),
+    st.tuples(st.just("set"), keys, values),
+    st.tuples(st.just("clear"), keys),
+    st.tuples(st.just("clear_range"), bounds, bounds),
+    st.tuples(st.just("add"), keys, deltas),
+    st.tuples(st.just("add_read_conflict_range"), bounds, bounds),
+    st.tuples(st.just("add_read_conflict_key"), keys),
+)
+"""One step of a transaction, as ``(method name, *arguments)``."""
+
+
+def machine_settings() -> hypothesis.settings:
+    """The settings the machine runs with: the loaded profile's, with at least
+    :data:`MIN_EXAMPLES` examples and no deadline (steps cross threads)."""
+    base = hypothesis.settings()  # the loaded profile's values
+    return hypothesis.settings(
+        base,
+        max_examples=max(MIN_EXAMPLES, base.max_examples),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+def _point(key: bytes) -> Range:
+    return key, key + b"\x00"
+
+
+def _overlaps(a: Range, b: Range) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _subtract(r: Range, holes: list[Range]) -> list[Range]:
+    """The parts of *r* outside every hole."""
+    parts = [r]
+    for hb, he in holes:
+        cut: list[Range] = []
+        for b, e in parts:
+            if he <= b or e <= hb:
+                cut.append((b, e))
+                continue
+            if b < hb:
+                cut.append((b, hb))
+            if he < e:
+                cut.append((he, e))
+        parts = cut
+    return parts
+
+
+def _added(value: bytes | None, delta: int) -> bytes:
+    """FoundationDB's ADD with an 8-byte little-endian operand (written apart
+    from the store's own version on purpose)."""
+    base = int.from_bytes((value or b"")[:8].ljust(8, b"\x00"), "little")
+    return ((base + delta) % 2**64).to_bytes(8, "little")
+
+
+def _apply(data: dict[bytes, bytes], op: tuple[Any, ...]) -> None:
+    kind = op[0]
+    if kind == "set":
+        data[op[1]] = op[2]
+    elif kind == "clear":
+        data.pop(op[1], None)
+    elif kind == "clear_range":
+        for key in [k for k in data if op[1] <= k < op[2]]:
+            del data[key]
+    else:  # add
+        data[op[1]] = _added(data.get(op[1]), op[2])
+
+
+def _range(
+    data: dict[bytes, bytes], begin: bytes, end: bytes, limit: int, reverse: bool
+) -> list[KeyValue]:
+    pairs = sorted((k, v) for k, v in data.items() if begin <= k < end)
+    if reverse:
+        pairs.reverse()
+    return pairs[:limit] if limit else pairs
+
+
+@attrs.define
+class _ModelTx:
+    """The model of one open transaction."""
+
+    tr: Transaction
+    read_version: int
+    view: dict[bytes, bytes]  # its snapshot, with its own writes applied
+    ops: list[tuple[Any, ...]] = attrs.Factory(list)
+    # What its own writes fully determine: reads there need no conflict.
+    own_keys: set[bytes] = attrs.Factory(set)
+    own_ranges: list[Range] = attrs.Factory(list)
+    must: list[Range] = attrs.Factory(list)  # read conflicts it must take
+    may: list[Range] = attrs.Factory(list)  # read conflicts it may take
+    writes: list[Range] = attrs.Factory(list)
+
+    def independent(self, key: bytes) -> bool:
+        return key in self.own_keys or any(b <= key < e for b, e in self.own_ranges)
+
+    def holes(self) -> list[Range]:
+        return [_point(k) for k in self.own_keys] + self.own_ranges
+
+    def write(self, op: tuple[Any, ...], written: Range) -> None:
+        _apply(self.view, op)
+        self.ops.append(op)
+        self.writes.append(written)
+
+
+@attrs.frozen
+class _Loop:
+    """How synchronous rules reach the store's event loop."""
+
+    run: Callable[..., Any]  # (async fn, *args) -> result
+    run_sync: Callable[..., Any]  # (sync fn, *args) -> result
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """Checks one store against a sorted-dict model of optimistic concurrency.
+
+    Build it with :func:`run_store_machine`, which supplies the store, a way
+    into its event loop, the backdoor and (optionally) fault injection. Each
+    example starts by clearing the user key space ``[b"", b"\\xff")`` of the
+    store and writing some random data, in one transaction.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        loop: _Loop,
+        backdoor_get: Callable[[Store, bytes], bytes | None],
+        inject_commit_fault: Callable[[Store, CommitFault], None] | None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.loop = loop
+        self.backdoor_get = backdoor_get
+        self.inject_commit_fault = inject_commit_fault
+        self.committed: dict[bytes, bytes] = {}
+        self.version = 0
+        self.history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
+        self.open: dict[int, _ModelTx] = {}
+        self.trs: dict[int, Transaction] = {}  # begun, not yet checked
+        self.next_id = 0
+
+    # -- helpers --------------------------------------------------------------
+
+    def _pick(self, data: st.DataObject) -> tuple[int, _ModelTx]:
+        tid = data.draw(st.sampled_from(sorted(self.open)), label="transaction")
+        return tid, self.open[tid]
+
+    def _commit_writes(self, ops: list[tuple[Any, ...]], writes: list[Range]) -> None:
+        for op in ops:
+            _apply(self.committed, op)
+        self.version += 1
+        self.history.append((self.version, writes))
+
+    def _conflicts(self, tx: _ModelTx, reads: list[Range]) -> bool:
+        return any(
+            _overlaps(r, w)
+            for version, written in self.history
+            if version > tx.read_version
+            for w in written
+            for r in reads
+        )
+
+    async def _outcome(self, tr: Transaction) -> str:
+        try:
+            await tr.commit()
+        except ConflictError:
+            return "conflict"
+        except CommitUnknownResultError:
+            return "unknown"
+        return "ok"
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @initialize(start=st.dictionaries(keys, values))
+    def start(self, start: dict[bytes, bytes]) -> None:
+        """Replace whatever the store holds with *start*, in one transaction."""
+
+        async def reset(tr: Transaction) -> None:
+            tr.clear_range(*_EVERYTHING)
+            for key, value in start.items():
+                tr.set(key, value)
+
+        async def run() -> dict[bytes, bytes]:
+            await self.store.transact(reset)
+            return self._backdoor_data()
+
+        data = self.loop.run(run)
+        self._commit_writes([("set", k, v) for k, v in start.items()], [_EVERYTHING])
+        self._check_data(data)
+
+    def teardown(self) -> None:
+        trs = [tx.tr for tx in self.open.values()] + list(self.trs.values())
+        self.open.clear()
+        self.trs.clear()
+
+        def cancel_all() -> None:
+            for tr in trs:
+                tr.cancel()
+
+        self.loop.run_sync(cancel_all)
+
+    def _backdoor_data(self) -> dict[bytes, bytes]:
+        found = {k: self.backdoor_get(self.store, k) for k in KEYS}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def _check_data(self, data: dict[bytes, bytes]) -> None:
+        """The invariant, checked after every rule: committed data equals the model."""
+        assert data == self.committed, "the committed data differs from the model"
+
+    # -- steps ------------------------------------------------------------------------
+    #
+    # A step is a tuple (name, *arguments) on one transaction. A rule runs its
+    # steps on the store in one call into the event loop (each call crosses
+    # threads, which is slow), records what each returned, and only then checks
+    # the results against the model, step by step, in the same order.
+
+    async def _perform(self, schedule: list[tuple[int, tuple[Any, ...]]]) -> list[Any]:
+        results: list[Any] = []
+        for tid, step in schedule:
+            name, args = step[0], step[1:]
+            if name == "begin":
+                tr = self.trs[tid] = self.store.create_transaction()
+                # Pin the read version now: FoundationDB takes it at the first read.
+                results.append(await tr.get(KEYS[0], snapshot=True))
+                continue
+            tr = self.trs[tid] if tid in self.trs else self.open[tid].tr
+            if name == "get":
+                results.append(await tr.get(args[0], snapshot=args[1]))
+            elif name == "get_range":
+                begin, end, limit, reverse, snapshot = args
+                results.append(
+                    await tr.get_range(begin, end, limit=limit, reverse=reverse, snapshot=snapshot)
+                )
+            elif name == "commit":
+                if args[0] is not None:
+                    assert self.inject_commit_fault is not None
+                    self.inject_commit_fault(self.store, args[0])
+                results.append(await self._outcome(tr))
+            else:
+                results.append(getattr(tr, name)(*args))
+        return results
+
+    def _run(self, schedule: list[tuple[int, tuple[Any, ...]]]) -> None:
+        async def perform() -> tuple[list[Any], dict[bytes, bytes]]:
+            return await self._perform(schedule), self._backdoor_data()
+
+        results, data = self.loop.run(perform)
+        for (tid, step), result in zip(schedule, results, strict=True):
+            note(f"tx{tid}.{step[0]}{step[1:]!r} -> {result!r}")
+            self._check(tid, step, result)
+        self._check_data(data)
+
+    def _check(self, tid: int, step: tuple[Any, ...], result: Any) -> None:
+        name, args = step[0], step[1:]
+        if name == "begin":
+            assert result == self.committed.get(KEYS[0])
+            self.open[tid] = _ModelTx(self.trs.pop(tid), self.version, dict(self.committed))
+            return
+        tx = self.open[tid]
+        if name == "get":
+            key, snapshot = args
+            assert result == tx.view.get(key)
+            if not snapshot:
+                tx.may.append(_point(key))
+                if not tx.independent(key):
+                    tx.must.append(_point(key))
+        elif name == "get_range":
+            self._check_range(tx, result, *args)
+        elif name in ("set", "clear", "add"):
+            tx.write(step, _point(args[0]))
+            if name != "add":  # add depends on the value before it
+                tx.own_keys.add(args[0])
+        elif name == "clear_range":
+            begin, end = args
+            if begin < end:
+                tx.write(step, (begin, end))
+                tx.own_ranges.append((begin, end))
+        elif name == "add_read_conflict_range":
+            if args[0] < args[1]:
+                tx.must.append(args)
+                tx.may.append(args)
+        elif name == "add_read_conflict_key":
+            tx.must.append(_point(args[0]))
+            tx.may.append(_point(args[0]))
+        elif name == "cancel":
+            del self.open[tid]
+        else:
+            assert name == "commit", name
+            self._check_commit(tid, args[0], result)
+
+    def _check_range(
+        self,
+        tx: _ModelTx,
+        result: list[KeyValue],
+        begin: bytes,
+        end: bytes,
+        limit: int,
+        reverse: bool,
+        snapshot: bool,
+    ) -> None:
+        expected = _range(tx.view, begin, end, limit, reverse)
+        assert result == expected
+        if snapshot or begin >= end:
+            return
+        observed = (begin, end)
+        if limit and len(expected) == limit:  # stopped early: only what it saw
+            last = expected[-1][0]
+            observed = (last, end) if reverse else (begin, last + b"\x00")
+        tx.may.append(observed)
+        tx.must.extend(_subtract(observed, tx.holes()))
+
+    def _check_commit(self, tid: int, fault: CommitFault | None, outcome: str) -> None:
+        tx = self.open.pop(tid)
+        must, may = self._conflicts(tx, tx.must), self._conflicts(tx, tx.may)
+        note(f"# tx{tid} must conflict: {must}, may conflict: {may}")
+        if not tx.writes:  # read-only: it may skip the conflict check
+            assert outcome == "ok" or (outcome == "conflict" and may), outcome
+            return
+        if fault is CommitFault.CONFLICT or must:  # a real conflict wins over a fault
+            assert outcome == "conflict", f"a commit that must conflict: {outcome}"
+        elif fault is None:
+            expected = ("ok", "conflict") if may else ("ok",)
+            assert outcome in expected, f"a commit that cannot conflict: {outcome}"
+        else:
+            expected = ("unknown", "conflict") if may else ("unknown",)
+            assert outcome in expected, f"an injected unknown result: {outcome}"
+        if outcome == "ok" or (outcome == "unknown" and fault is CommitFault.UNKNOWN_APPLIED):
+            self._commit_writes(tx.ops, tx.writes)
+
+    def _new_tid(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    # -- rules: single steps on the open transactions -------------------------------
+
+    @precondition(lambda self: len(self.open) < _MAX_OPEN)
+    @rule()
+    def begin(self) -> None:
+        self._run([(self._new_tid(), ("begin",))])
+
+    @precondition(lambda self: self.open)
+    @rule(data=st.data(), step=steps)
+    def step(self, data: st.DataObject, step: tuple[Any, ...]) -> None:
+        self._run([(self._pick(data)[0], step)])
+
+    @precondition(lambda self: self.open)
+    @rule(data=st.data())
+    def commit(self, data: st.DataObject) -> None:
+        self._run([(self._pick(data)[0], ("commit", None))])
+
+    @precondition(lambda self: self.open)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        self._run([(self._pick(data)[0], ("cancel",))])
+
+    @precondition(lambda self: self.open and self.inject_commit_fault is not None)
+    @rule(data=st.data(), fault=st.sampled_from(CommitFault))
+    def commit_with_fault(self, data: st.DataObject, fault: CommitFault) -> None:
+        tid, tx = self._pick(data)
+        if tx.writes:  # faults are drawn by commits that write
+            self._run([(tid, ("commit", fault))])
+
+    # -- rules: whole transactions, interleaved -------------------------------------
+
+    @rule(data=st.data(), scripts=st.lists(st.lists(steps, max_size=4), min_size=2, max_size=3))
+    def interleave(self, data: st.DataObject, scripts: list[list[tuple[Any, ...]]]) -> None:
+        """Run a few whole transactions (begin, steps, commit), their steps
+        interleaved in a drawn order: the concurrent histories OCC must order."""
+        todo = [[("begin",), *script, ("commit", None)] for script in scripts]
+        tids = [self._new_tid() for _ in todo]
+        schedule: list[tuple[int, tuple[Any, ...]]] = []
+        while any(todo):
+            i = data.draw(st.sampled_from([i for i, t in enumerate(todo) if t]), label="next")
+            schedule.append((tids[i], todo[i].pop(0)))
+        self._run(schedule)
+
+    @rule(read=keys, write=keys)
+    def transact(self, read: bytes, write: bytes) -> None:
+        """A read-modify-write through ``store.transact`` while others are open."""
+
+        async def body(tr: Transaction) -> None:
+            value = await tr.get(read)
+            tr.set(write, ((value or b"") + b"+")[-8:])
+
+        async def run() -> dict[bytes, bytes]:
+            await self.store.transact(body)
+            return self._backdoor_data()
+
+        data = self.loop.run(run)
+        new = ((self.committed.get(read) or b"") + b"+")[-8:]
+        self._commit_writes([("set", write, new)], [_point(write)])
+        self._check_data(data)
+
+    @rule()
+    def read_everything(self) -> None:
+        """A fresh transaction sees exactly the committed data, both ways."""
+
+        async def read() -> tuple[list[KeyValue], list[KeyValue]]:
+            tr = self.store.create_transaction()
+            try:
+                forward = await tr.get_range(*_EVERYTHING)
+                backward = await tr.get_range(*_EVERYTHING, reverse=True)
+            finally:
+                tr.cancel()
+            return forward, backward
+
+        forward, backward = self.loop.run(read)
+        assert forward == sorted(self.committed.items())
+        assert backward == forward[::-1]
+
+
+def run_store_machine(
+    store: Store,
+    *,
+    backdoor_get: Callable[[Store, bytes], bytes | None],
+    inject_commit_fault: Callable[[Store, CommitFault], None] | None = None,
+    portal: anyio.from_thread.BlockingPortal | None = None,
+    settings: hypothesis.settings | None = None,
+) -> None:
+    """Run :class:`StoreMachine` against *store*; raise on the first counterexample.
+
+    This is synchronous. With a *portal* (``anyio.from_thread.start_blocking_portal``)
+    every store call goes through it; without one this must run in a worker thread
+    of the store's event loop (``await anyio.to_thread.run_sync(...)``). The store
+    must start empty; the machine clears ``[b"", b"\\xff")`` before each example.
+    *backdoor_get* reads a committed value bypassing the store's transactions; it
+    runs in the event loop's thread. Pass *inject_commit_fault* when the store can
+    script the outcome of its next writing commit (as ``MemoryStore.inject`` does).
+    *settings* defaults to :func:`machine_settings`.
+    """
+    if portal is not None:
+        loop = _Loop(run=portal.call, run_sync=portal.call)
+    else:
+        loop = _Loop(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
+
+    def factory() -> StoreMachine:
+        return StoreMachine(
+            store, loop=loop, backdoor_get=backdoor_get, inject_commit_fault=inject_commit_fault
+        )
+
+    run_state_machine_as_test(
+        cast("type[StoreMachine]", factory),  # a factory is accepted; the stub says type
+        settings=settings or machine_settings(),
+    )
