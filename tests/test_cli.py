@@ -267,7 +267,7 @@ def test_demo(tmp_path: Path) -> None:
     for shop in ("north-beach", "mission", "soma"):
         assert shop in out
     assert "flaky latte" in out and "#3 ok" in out
-    assert "bean roast: ran 1 time(s)" in out
+    assert "bean roast: ran once" in out
     assert "dead letter (failed): ValueError: no such drink" in out
     assert "2 worker processes" in out
     assert "none lost" in out

@@ -7,8 +7,9 @@ succeeds (retries with backoff); a bean roast runs three times longer than its
 fails every attempt and ends in the dead letters. Two ``quickq worker``
 processes share one SQLite file (with ``--store memory:``, two consumers in
 this process). The handlers (``quickq._demo_jobs``) record every attempt in
-the store itself; the summary is read back from those records and the
-queue's dead letters.
+the store itself, and every completion inside the completion's own
+transaction; the summary is read back from those records and the queue's
+dead letters.
 """
 
 from __future__ import annotations
@@ -111,9 +112,10 @@ async def _demo(url: str, tmp: Path) -> int:
             for consumer in consumers:
                 consumer.stop()
         await _stop(procs)
-        records = await _attempts(store, run)
+        records = await _records(store, run, "attempt")
+        done = {r["job"]: r for r in await _records(store, run, "done")}
         dead = {d.job.job_id: d for shop in _MENU for d in await queue.dead_letters(shop)}
-        return _summarize(out, orders, records, dead, procs) if ok else 1
+        return _summarize(out, orders, records, done, dead, procs) if ok else 1
     finally:
         coffee.use_store(None)
         for proc in procs:
@@ -219,7 +221,7 @@ async def _follow(
                 s = await queue.stats(shop)
                 left += s.pending + s.scheduled + s.running
                 dead += s.dead
-            records = await _attempts(store, run)
+            records = await _records(store, run, "attempt")
             note = f"{len(records)} attempts, {dead} dead"
             progress.update(task, completed=max(0, len(orders) - left), note=note)
             if left == 0:
@@ -240,11 +242,11 @@ async def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             await anyio.sleep(0.05)
 
 
-async def _attempts(store: Store, run: str) -> list[dict[str, Any]]:
-    begin, end = coffee.attempt_range(run)
+async def _records(store: Store, run: str, kind: str) -> list[dict[str, Any]]:
+    begin, end = coffee.record_range(run, kind)
 
     async def read(tr: Transaction) -> list[dict[str, Any]]:
-        return [coffee.parse_attempt(v) for _, v in await tr.get_range(begin, end, snapshot=True)]
+        return [coffee.parse_record(v) for _, v in await tr.get_range(begin, end, snapshot=True)]
 
     return await store.transact(read)
 
@@ -266,6 +268,7 @@ def _summarize(
     out: Console,
     orders: list[_Ordered],
     records: list[dict[str, Any]],
+    completed: dict[str, dict[str, Any]],
     dead: dict[str, DeadLetter],
     procs: list[subprocess.Popen[bytes]],
 ) -> int:
@@ -301,9 +304,10 @@ def _summarize(
             if runs:
                 wait.append(runs[0]["start"] - o.due)
                 waits[o.job.topic].append(runs[0]["start"] - o.due)
-            if oks:
+            record = completed.get(o.job.job_id)
+            if record is not None:
                 done += 1
-                latency.append(oks[0]["end"] - o.due)
+                latency.append(record["end"] - o.due)
             elif o.job.job_id in dead:
                 died += 1
             else:
@@ -314,7 +318,7 @@ def _summarize(
         )  # fmt: skip
     out.print()
     out.print(table)
-    for line in _story(orders, by_job, dead, waits, procs):
+    for line in _story(orders, by_job, completed, dead, waits, procs):
         out.print(f"  - {line}")
     if lost:
         out.print(f"[red]LOST: {len(lost)} jobs neither completed nor dead-lettered[/]")
@@ -323,9 +327,14 @@ def _summarize(
     return 0
 
 
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
 def _story(
     orders: list[_Ordered],
     by_job: dict[str, list[dict[str, Any]]],
+    completed: dict[str, dict[str, Any]],
     dead: dict[str, DeadLetter],
     waits: dict[str, list[float]],
     procs: list[subprocess.Popen[bytes]],
@@ -343,7 +352,7 @@ def _story(
         elif o.job.topic == "roast:beans":
             took = runs[0]["end"] - runs[0]["start"] if runs else 0.0
             lines.append(
-                f"bean roast: ran {len(runs)} time(s), {took:.1f}s each, under a {LEASE:g}s "
+                f"bean roast: ran {_times(len(runs))}, {took:.1f}s, under a {LEASE:g}s "
                 f"lease renewed every {LEASE / 3:.2f}s (about {int(took // (LEASE / 3))} renewals)"
             )
         elif o.job.topic == "order:unicorn-frappe":
@@ -367,7 +376,10 @@ def _story(
     )
     per_pid = Counter(r["pid"] for runs in by_job.values() for r in runs)
     dups = sum(max(0, sum(r["ok"] for r in runs) - 1) for runs in by_job.values())
-    shares = ", ".join(f"pid {pid} ran {n}" for pid, n in sorted(per_pid.items()))
+    shares = ", ".join(f"pid {pid} ran {n} attempts" for pid, n in sorted(per_pid.items()))
     who = f"{len(procs)} worker processes" if procs else f"{WORKERS} in-process consumers"
-    lines.append(f"{who}: {shares}; jobs completed twice: {dups}")
+    lines.append(
+        f"{who}: {shares}; jobs whose work ran twice: {dups}; completion records, written "
+        f"in each completion's own transaction: {len(completed)} (exactly one per done job)"
+    )
     return lines

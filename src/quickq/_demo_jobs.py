@@ -1,11 +1,16 @@
 """The coffee shop's jobs, for ``quickq demo``.
 
 Worker processes import this module (``quickq worker quickq._demo_jobs:jobs``).
-Every attempt, successful or not, writes one record into the store itself,
-under its own subspace ``("quickq-demo", run, "attempt", ...)``, so the demo
-can tell afterwards which process ran what, how often, and when: a job run
-twice (for example after a worker died between doing the work and
-acknowledging it) leaves two records.
+The handlers record what happened in the store itself, under the subspace
+``("quickq-demo", run, ...)``:
+
+- every attempt, successful or not, writes an ``attempt`` record in a
+  transaction of its own when its work is done: which process ran it, when,
+  and how it ended. A job run twice (say, its worker died between doing the
+  work and acknowledging it) leaves two successful attempt records;
+- a successful attempt also writes a ``done`` record inside the transaction
+  that completes the job (``quickq.Complete(writes=...)``): exactly one per
+  completed job, however often it ran.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, Final
 import anyio
 import fdb.tuple as fdb_tuple
 
-from ._jobs import Backoff, JobMeta, JobRegistry
+from ._jobs import Backoff, Complete, JobMeta, JobRegistry
 from .stores import Store, Transaction, open_store
 
 ROOT: Final = ("quickq-demo",)
@@ -54,30 +59,25 @@ async def _recording_store() -> Store:
     return _store
 
 
-def attempt_range(run: str) -> tuple[bytes, bytes]:
-    """The keys of run *run*'s attempt records."""
-    prefix = fdb_tuple.pack((*ROOT, run, "attempt"))
+def record_range(run: str, kind: str) -> tuple[bytes, bytes]:
+    """The keys of run *run*'s records of *kind* (``attempt`` or ``done``)."""
+    prefix = fdb_tuple.pack((*ROOT, run, kind))
     return prefix + b"\x00", prefix + b"\xff"
 
 
-def parse_attempt(value: bytes) -> dict[str, Any]:
+def parse_record(value: bytes) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(value)
     return record
 
 
-async def _record(payload: Any, meta: JobMeta, started: float, ok: bool, note: str = "") -> None:
-    store = await _recording_store()
-    pid = os.getpid()
-    key = fdb_tuple.pack(
-        (*ROOT, payload["run"], "attempt", meta.queue_id, meta.item_id, meta.attempt, pid, started)
-    )
-    value = json.dumps(
+def _record_value(meta: JobMeta, started: float, ok: bool, note: str) -> bytes:
+    return json.dumps(
         {
             "queue": meta.queue_id,
             "job": meta.item_id,
             "topic": meta.topic,
             "attempt": meta.attempt,
-            "pid": pid,
+            "pid": os.getpid(),
             "start": started,
             "end": time.time(),
             "ok": ok,
@@ -85,43 +85,63 @@ async def _record(payload: Any, meta: JobMeta, started: float, ok: bool, note: s
         }
     ).encode()
 
+
+async def _record(
+    payload: Any, meta: JobMeta, started: float, ok: bool, note: str = ""
+) -> Complete | None:
+    """Record this attempt; on success, return the Complete that records the completion."""
+    store = await _recording_store()
+    run = payload["run"]
+    key = fdb_tuple.pack(
+        (*ROOT, run, "attempt", meta.queue_id, meta.item_id, meta.attempt, os.getpid(), started)
+    )
+    value = _record_value(meta, started, ok, note)
+
     async def put(tr: Transaction) -> None:
         tr.set(key, value)
 
     await store.transact(put)
+    if not ok:
+        return None
+    done_key = fdb_tuple.pack((*ROOT, run, "done", meta.queue_id, meta.item_id))
+
+    async def done(tr: Transaction) -> None:
+        tr.set(done_key, value)
+
+    return Complete(writes=done)
 
 
-async def _serve(payload: Any, meta: JobMeta, low: float, high: float) -> None:
+async def _serve(payload: Any, meta: JobMeta, low: float, high: float) -> Complete | None:
     started = time.time()
     await anyio.sleep(random.uniform(low, high))
-    await _record(payload, meta, started, True)
+    return await _record(payload, meta, started, True)
 
 
 @jobs.job("order:espresso", priority=10, backoff=QUICK_RETRY)
-async def espresso(payload: Any, meta: JobMeta) -> None:
-    await _serve(payload, meta, 0.1, 0.3)
+async def espresso(payload: Any, meta: JobMeta) -> Complete | None:
+    return await _serve(payload, meta, 0.1, 0.3)
 
 
 @jobs.job("order:latte", priority=50, backoff=QUICK_RETRY)
-async def latte(payload: Any, meta: JobMeta) -> None:
+async def latte(payload: Any, meta: JobMeta) -> Complete | None:
     """A flaky latte fails its first two attempts, then succeeds on the third."""
     started = time.time()
     await anyio.sleep(random.uniform(0.2, 0.4))
     if payload.get("flaky") and meta.attempt < 3:
         await _record(payload, meta, started, False, "steam wand clogged")
         raise RuntimeError("steam wand clogged")
-    await _record(payload, meta, started, True)
+    return await _record(payload, meta, started, True)
 
 
 @jobs.job("order:pastry", priority=100, backoff=QUICK_RETRY)
-async def pastry(payload: Any, meta: JobMeta) -> None:
-    await _serve(payload, meta, 0.05, 0.2)
+async def pastry(payload: Any, meta: JobMeta) -> Complete | None:
+    return await _serve(payload, meta, 0.05, 0.2)
 
 
 @jobs.job("roast:beans", priority=20)
-async def roast(payload: Any, meta: JobMeta) -> None:
+async def roast(payload: Any, meta: JobMeta) -> Complete | None:
     """Runs well past the lease: the consumer keeps extending it."""
-    await _serve(payload, meta, ROAST_SECONDS, ROAST_SECONDS)
+    return await _serve(payload, meta, ROAST_SECONDS, ROAST_SECONDS)
 
 
 @jobs.job("order:unicorn-frappe", max_retries=2, backoff=QUICK_RETRY)
@@ -134,5 +154,5 @@ async def unicorn_frappe(payload: Any, meta: JobMeta) -> None:
 
 
 @jobs.job("report:close-of-day", priority=200)
-async def close_of_day(payload: Any, meta: JobMeta) -> None:
-    await _serve(payload, meta, 0.05, 0.1)
+async def close_of_day(payload: Any, meta: JobMeta) -> Complete | None:
+    return await _serve(payload, meta, 0.05, 0.1)
