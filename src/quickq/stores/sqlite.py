@@ -45,7 +45,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, TypeVar
 
@@ -578,7 +578,7 @@ class SQLiteTransaction:
             raise TypeError("range bounds are bytes")
         buffer = self._buffer
         if limit < 0 or begin >= end:
-            return await buffer.get_range(begin, end, limit, reverse, snapshot, _aiter([]))
+            return buffer.read_range(begin, end, limit, reverse, snapshot, ())
         # Fetch only as many stored pairs as the merge with our writes can use.
         want = limit + len(list(buffer.ops.irange(begin, end, (True, False)))) + 1 if limit else 0
         cleared = list(buffer.cleared)
@@ -603,7 +603,7 @@ class SQLiteTransaction:
             return out
 
         stored = await self._store._run(self._in_snapshot, scan)
-        return await buffer.get_range(begin, end, limit, reverse, snapshot, _aiter(stored))
+        return buffer.read_range(begin, end, limit, reverse, snapshot, stored)
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_open()
@@ -669,8 +669,3 @@ class SQLiteTransaction:
 
     def cancel(self) -> None:
         self._close()
-
-
-async def _aiter(pairs: list[KeyValue]) -> AsyncIterator[KeyValue]:
-    for pair in pairs:
-        yield pair
