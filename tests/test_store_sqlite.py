@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -26,8 +27,9 @@ from quickq import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from quickq.stores import Limits, Transaction, decode_counter
+from quickq.stores import Limits, Store, Transaction, decode_counter
 from quickq.stores.sqlite import SQLiteStore
+from quickq.testing import StoreTests
 
 pytestmark = pytest.mark.anyio
 
@@ -35,9 +37,36 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def backdoor_get(path: Path, key: bytes) -> bytes | None:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
     return None if row is None else bytes(row[0])
+
+
+class TestSQLiteStoreConformance(StoreTests):
+    """The shared store conformance suite, with a backdoor through plain ``sqlite3``."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
+        async with await SQLiteStore.open(tmp_path / "q.db") as s:
+            # The state machine reads every key after every step: keep one
+            # autocommit connection for the backdoor instead of opening many.
+            self._backdoor = sqlite3.connect(s.path, isolation_level=None, check_same_thread=False)
+            try:
+                yield s
+            finally:
+                self._backdoor.close()
+
+    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+        row = self._backdoor.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._backdoor.execute("DELETE FROM kv WHERE key = ?", (key,))
+        else:
+            self._backdoor.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value)
+            )
 
 
 @pytest.fixture
@@ -159,6 +188,7 @@ _COUNTER_WORKER = textwrap.dedent(
 
     async def main(path, n):
         async with await SQLiteStore.open(path, durability="normal") as store:
+            print("ready", flush=True)
             while not os.path.exists(path + ".go"):  # start together
                 time.sleep(0.001)
             for _ in range(n):
@@ -187,15 +217,84 @@ async def test_two_processes_increment_exactly(tmp_path: Path) -> None:
         pass  # create the file before the workers race to
     n = 300
     procs = [_python(_COUNTER_WORKER, str(path), str(n), b) for b in ("trio", "asyncio")]
-    await anyio.sleep(0.3)
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await anyio.to_thread.run_sync(proc.stdout.readline) == b"ready\n"
     await anyio.Path(f"{path}.go").touch()
     retries = 0
     for proc in procs:
         out, err = await anyio.to_thread.run_sync(proc.communicate)
         assert proc.returncode == 0, err.decode()
-        retries += int(out)
+        retries += int(out.split()[-1])
     assert decode_counter(backdoor_get(path, b"counter")) == 2 * n
     assert retries > 0  # the processes did contend, and conflicts were resolved
+
+
+_BANK_WORKER = textwrap.dedent(
+    """
+    import os, random, struct, sys, time
+    import anyio
+    from quickq.stores import decode_counter
+    from quickq.stores.sqlite import SQLiteStore
+
+    ACCOUNTS, TOTAL = 8, 8000
+
+    async def main(path, n, seed):
+        rng = random.Random(seed)
+        async with await SQLiteStore.open(path, durability="normal") as store:
+            print("ready", flush=True)
+            while not os.path.exists(path + ".go"):
+                time.sleep(0.001)
+            for _ in range(n):
+                a, b = rng.sample(range(ACCOUNTS), 2)
+                amount = rng.randint(1, 50)
+
+                async def transfer(tr):
+                    ka, kb = b"acct/%d" % a, b"acct/%d" % b
+                    va = decode_counter(await tr.get(ka))
+                    vb = decode_counter(await tr.get(kb))
+                    tr.set(ka, struct.pack("<q", va - amount))
+                    tr.set(kb, struct.pack("<q", vb + amount))
+
+                async def audit(tr):
+                    pairs = await tr.get_range(b"acct/", b"acct0", snapshot=rng.random() < 0.5)
+                    return sum(decode_counter(v) for _, v in pairs)
+
+                await store.transact(transfer)
+                total = await store.transact(audit)
+                assert total == TOTAL, total  # every snapshot is consistent
+
+    anyio.run(main, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), backend="trio")
+    """
+)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_three_processes_keep_transfers_consistent(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    async with await SQLiteStore.open(path) as s:
+
+        async def fund(tr: Transaction) -> None:
+            for i in range(8):
+                tr.set(b"acct/%d" % i, struct.pack("<q", 1000))
+
+        await s.transact(fund)
+    procs = [_python(_BANK_WORKER, str(path), "150", str(seed)) for seed in range(3)]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await anyio.to_thread.run_sync(proc.stdout.readline) == b"ready\n"
+    await anyio.Path(f"{path}.go").touch()
+    for proc in procs:
+        _, err = await anyio.to_thread.run_sync(proc.communicate)
+        assert proc.returncode == 0, err.decode()
+    async with await SQLiteStore.open(path) as s:
+
+        async def balances(tr: Transaction) -> list[int]:
+            return [decode_counter(v) for _, v in await tr.get_range(b"acct/", b"acct0")]
+
+        found = await s.transact(balances)
+    assert sum(found) == 8000
+    assert found != [1000] * 8
 
 
 async def test_watch_wakes_in_process_at_once_and_polls_others(tmp_path: Path) -> None:
@@ -242,7 +341,7 @@ async def test_cancel_and_commit_release_snapshots(store: SQLiteStore, tmp_path:
         # With no snapshot left open, a checkpoint can recycle the whole WAL.
         with anyio.fail_after(5):
             while True:
-                with sqlite3.connect(tmp_path / "q.db") as db:
+                with closing(sqlite3.connect(tmp_path / "q.db")) as db, db:
                     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if busy == 0:
                     break
@@ -282,7 +381,7 @@ async def test_old_transactions_are_refused_once_the_log_is_pruned(tmp_path: Pat
         tr.set(b"z", b"1")
         with pytest.raises(TransactionTooOldError):
             await tr.commit()
-        with sqlite3.connect(tmp_path / "q.db") as db:
+        with closing(sqlite3.connect(tmp_path / "q.db")) as db, db:
             rows = db.execute("SELECT count(*) FROM quickq_commits").fetchone()[0]
         assert rows <= 1
 
@@ -313,23 +412,20 @@ async def test_corrupt_database_is_unavailable(tmp_path: Path) -> None:
 
 async def test_foreign_database_is_unavailable_and_untouched(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE users (name TEXT)")
-    db.close()
     with pytest.raises(StoreUnavailableError, match="not a quickq store"):
         await SQLiteStore.open(path)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-    db.close()
 
 
 async def test_newer_format_is_unavailable(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     async with await SQLiteStore.open(path):
         pass
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE quickq_meta SET value = 99 WHERE name = 'format_version'")
-    db.close()
     with pytest.raises(StoreUnavailableError, match="format version 99"):
         await SQLiteStore.open(path)
 
@@ -434,6 +530,62 @@ async def test_kill_9_during_commits_is_all_or_nothing(tmp_path: Path, delay: fl
     assert len(values) == 100
     assert len(set(values)) == 1, "a batch was half written"
     assert struct.unpack_from("<q", values[0])[0] == batches >= 1
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    db.close()
+
+
+async def test_cancelled_transactions_leave_the_store_usable(store: SQLiteStore) -> None:
+    # Cancel transactions at every stage (reading, committing); each commit is
+    # then all or nothing, and no snapshot stays open.
+    async def body(tr: Transaction) -> None:
+        total = decode_counter(await tr.get(b"n"))
+        await tr.get_range(b"a", b"z")
+        tr.set(b"n", struct.pack("<q", total + 1))
+        tr.set(b"m", struct.pack("<q", total + 1))
+
+    for i in range(60):
+        with anyio.move_on_after(0.0001 * (i % 12)):
+            await store.transact(body)
+    n, m = await _get(store, b"n"), await _get(store, b"m")
+    assert n == m
+    with anyio.fail_after(5):
+        while True:
+            with closing(sqlite3.connect(store.path)) as db, db:
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                break
+            await anyio.sleep(0.05)
+
+
+async def test_janitor_reclaims_stale_snapshots_without_harming_others(
+    store: SQLiteStore,
+) -> None:
+    await _set(store, b"k", b"1")
+    stale = store.create_transaction()
+    assert await stale.get(b"k") == b"1"
+    store._pool._reclaim_after = 0.0  # every lent connection is stale now
+    store._pool.nudge()
+    with anyio.fail_after(5):
+        while store._pool._out:  # noqa: ASYNC110 (the janitor is a thread)
+            await anyio.sleep(0.01)
+    store._pool._reclaim_after = 3600.0
+    with pytest.raises(TransactionTooOldError):
+        await stale.get(b"k")
+    fresh = store.create_transaction()  # likely lent the reclaimed connection
+    assert await fresh.get(b"k") == b"1"
+    await _set(store, b"k", b"2")
+    # The stale transaction's commit must not end the fresh one's snapshot.
+    stale.set(b"other", b"x")
+    with pytest.raises(ConflictError):  # it read k, which changed since
+        await stale.commit()
+    assert await fresh.get(b"k") == b"1"
+    assert await fresh.get_range(b"k", b"l") == [(b"k", b"1")]
+    fresh.cancel()
+
+
+def test_docs_example_runs(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "sqlite.md"
+    example = docs.read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, check=True)
+    assert backdoor_get(tmp_path / "jobs.db", b"greeting") == b"hello"
