@@ -144,6 +144,27 @@ def test_help_and_version() -> None:
     assert quickq.__version__ in ok_run("--version")
 
 
+def test_every_command_is_documented() -> None:
+    import click
+
+    from quickq._cli import cli
+
+    text = (REPO / "docs" / "cli.md").read_text()
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        assert f"## `quickq {name}" in text, f"docs/cli.md has no section on quickq {name}"
+        commands = [command]
+        if isinstance(command, click.Group):
+            commands = [command.get_command(ctx, sub) for sub in command.list_commands(ctx)]  # type: ignore[misc]
+        for each in commands:
+            for param in each.params if each else []:
+                for opt in getattr(param, "opts", []):
+                    if opt.startswith("--") and opt not in ("--store", "--json", "--help"):
+                        assert f"`{opt}" in text, f"docs/cli.md does not explain {name} {opt}"
+
+
 def test_enqueue_then_inspect(tmp_path: Path) -> None:
     db = url(tmp_path / "q.db")
     out = ok_run("enqueue", "shop-1", "ok", '{"n": 1}', "--store", db)
