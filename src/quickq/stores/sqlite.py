@@ -39,12 +39,10 @@ Watches (:class:`~quickq.stores.SupportsWatch`): a commit through the same
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, TypeVar
@@ -54,27 +52,22 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .._exceptions import (
-    CommitUnknownResultError,
-    ConflictError,
     StoreUnavailableError,
     TransactionClosedError,
     TransactionTooOldError,
 )
-from . import _sqlite_ranges as ranges
-from ._buffer import Delta, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._buffer import Limits, Range, WriteBuffer, key_after
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
 from ._sqlite_schema import (
-    SELECT_PRUNED,
     SELECT_VERSION,
     Durability,
     connect,
     initialize,
-    is_busy,
-    is_disk_full,
     unavailable,
 )
+from ._sqlite_writer import Writer
 from .memory import CommitFault
 
 T = TypeVar("T")
@@ -82,19 +75,6 @@ T = TypeVar("T")
 __all__ = ["SQLiteStore", "SQLiteTransaction"]
 
 _MAX_IDLE_READERS: Final = 8
-_PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one store object
-_SAMPLE_EVERY: Final = 0.1  # seconds between (time, version) samples used to prune
-
-# One lock per database file for the commits of every store object of this
-# process on it: in-process writers queue here, not in SQLite's sleeping busy
-# handler; other processes still meet at SQLite's write lock.
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def _write_lock_for(path: str) -> threading.Lock:
-    with _write_locks_guard:
-        return _write_locks.setdefault(os.path.realpath(path), threading.Lock())
 
 
 def _default_clock() -> float:
@@ -136,22 +116,25 @@ class SQLiteStore:
         self._retry_limit = retry_limit
         self._max_threads = max_threads
         self._limiter: tuple[object, anyio.CapacityLimiter] | None = None
-        self._writer = writer
-        self._write_lock = _write_lock_for(path)
         self._closed = False
         self._closed_message = f"quickq SQLite store {path}: the store is closed"
-        # Keep commit-log rows long enough for any live transaction to be checked.
-        age = limits.transaction_seconds
-        self._log_horizon = max(2 * age, age + 5.0)
-        self._samples: deque[tuple[float, int]] = deque()  # (monotonic, version)
-        self._last_prune = time.monotonic()
         self._version_hint = 0  # the newest version this object has seen
         self._watchers: dict[bytes, set[anyio.Event]] = {}
-        self._scripted: deque[CommitFault | None] = deque()
+        # Keep commit-log rows long enough for any live transaction to be checked.
+        age = limits.transaction_seconds
+        horizon = max(2 * age, age + 5.0)
+        self._writer = Writer(
+            path,
+            writer,
+            busy_timeout=busy_timeout,
+            log_horizon=horizon,
+            seen=self._note_version,
+            closed_message=self._closed_message,
+        )
         self._pool = Pool(
             self._connect_reader,
             max_idle=_MAX_IDLE_READERS,
-            reclaim_after=self._log_horizon,
+            reclaim_after=horizon,
             closed_message=self._closed_message,
         )
 
@@ -259,8 +242,7 @@ class SQLiteStore:
 
     def _close_sync(self) -> None:
         self._pool.close()
-        with self._write_lock, contextlib.suppress(sqlite3.Error):
-            self._writer.close()
+        self._writer.close()
 
     async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
         """Return once the value at *key* differs from *seen* (SupportsWatch).
@@ -293,7 +275,7 @@ class SQLiteStore:
         lets that commit succeed; a commit that really conflicts consumes its
         fault and fails with :class:`~quickq.ConflictError` whatever the fault.
         """
-        self._scripted.extend(faults)
+        self._writer.scripted.extend(faults)
 
     # -- internals: threads ---------------------------------------------------
 
@@ -337,131 +319,6 @@ class SQLiteStore:
         finally:
             self._pool.checkin(conn, self, clean=True)
         return None if row is None else bytes(row[0])
-
-    # -- internals: commit (worker thread, under the write lock) --------------
-
-    def _commit(
-        self,
-        read_version: int,
-        read_conflicts: list[Range],
-        cleared: list[Range],
-        ops: list[tuple[bytes, object]],
-        written: list[Range],
-    ) -> None:
-        with self._write_lock:
-            if self._closed:
-                raise StoreUnavailableError(self._closed_message)
-            db = self._writer
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
-            fault = self._scripted.popleft() if self._scripted else None
-            try:
-                version = self._check_and_apply(db, read_version, read_conflicts, cleared, ops)
-                if fault is CommitFault.CONFLICT:
-                    raise ConflictError("commit failed (injected: conflict)")
-                if fault is CommitFault.UNKNOWN_NOT_APPLIED:
-                    raise CommitUnknownResultError("commit result unknown (injected: not applied)")
-                db.execute(
-                    "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
-                    (version, ranges.encode(ranges.coalesce(written))),
-                )
-                self._maybe_prune(db, version)
-            except BaseException as exc:
-                self._rollback(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise self._unavailable(exc) from None
-                raise
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback(db)
-                if is_busy(exc) or is_disk_full(exc):
-                    raise self._unavailable(exc) from None
-                # An I/O error while syncing: the commit may be in the WAL or not.
-                raise CommitUnknownResultError(
-                    f"quickq SQLite store {self.path}: commit failed, outcome unknown ({exc})"
-                ) from None
-            self._note_version(version)
-            if fault is CommitFault.UNKNOWN_APPLIED:
-                raise CommitUnknownResultError("commit result unknown (injected: applied)")
-
-    def _check_and_apply(
-        self,
-        db: sqlite3.Connection,
-        read_version: int,
-        read_conflicts: list[Range],
-        cleared: list[Range],
-        ops: list[tuple[bytes, object]],
-    ) -> int:
-        current = int(db.execute(SELECT_VERSION).fetchone()[0])
-        self._note_version(current)
-        if read_conflicts and current > read_version:
-            if read_version < int(db.execute(SELECT_PRUNED).fetchone()[0]):
-                raise TransactionTooOldError(
-                    "transaction too old: the commits since its read version were forgotten"
-                )
-            reads = ranges.RangeSet(read_conflicts)
-            rows = db.execute(
-                "SELECT ranges FROM quickq_commits WHERE version > ?", (read_version,)
-            )
-            for (blob,) in rows:
-                if reads.overlaps_any(ranges.decode(blob)):
-                    rows.close()
-                    raise ConflictError("a value read by this transaction changed before commit")
-        for begin, end in cleared:
-            db.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
-        # Each key has one op, so their order does not matter: batch them.
-        sets: list[tuple[bytes, bytes]] = []
-        deletes: list[tuple[bytes]] = []
-        for key, op in ops:
-            if isinstance(op, Known):
-                if op.value is None:
-                    deletes.append((key,))
-                else:
-                    sets.append((key, op.value))
-            else:
-                assert isinstance(op, Delta)
-                row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                sets.append((key, add_to_counter(None if row is None else bytes(row[0]), op.delta)))
-        if deletes:
-            db.executemany("DELETE FROM kv WHERE key = ?", deletes)
-        if sets:
-            db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", sets)
-        return current + 1
-
-    def _maybe_prune(self, db: sqlite3.Connection, version: int) -> None:
-        """Forget commit-log rows older than the horizon (write lock held).
-
-        Versions grow with time, so a (time, version) sample from this object's
-        own commits bounds which rows are older than the horizon.
-        """
-        now = time.monotonic()
-        if not self._samples or now - self._samples[-1][0] >= _SAMPLE_EVERY:
-            self._samples.append((now, version))
-        if now - self._last_prune < _PRUNE_EVERY:
-            return
-        self._last_prune = now
-        cutoff = now - self._log_horizon
-        through = None
-        while self._samples and self._samples[0][0] < cutoff:
-            through = self._samples.popleft()[1]
-        if through is None:
-            return
-        # Keep the newest row: its version is the store's version.
-        through = min(through, version - 1)
-        db.execute("DELETE FROM quickq_commits WHERE version <= ?", (through,))
-        db.execute(
-            "UPDATE quickq_meta SET value = max(value, ?) WHERE name = 'pruned_through'",
-            (through,),
-        )
-
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            if db.in_transaction:
-                db.execute("ROLLBACK")
 
     def _wake(self, cleared: list[Range], keys: list[bytes]) -> None:
         if not self._watchers:
@@ -657,7 +514,7 @@ class SQLiteTransaction:
                     except sqlite3.Error:
                         clean = False
                 store._pool.checkin(conn, self, clean=clean)
-            store._commit(
+            store._writer.commit(
                 read_version, buffer.read_conflicts, buffer.cleared, ops, buffer.write_conflicts
             )
 
