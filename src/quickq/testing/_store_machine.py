@@ -78,6 +78,10 @@ steps = st.one_of(
     st.tuples(st.just("add_read_conflict_key"), keys),
 )
 """One step of a transaction, as ``(method name, *arguments)``."""
+reads = st.one_of(
+    st.tuples(st.just("get"), keys, st.booleans()),
+    st.tuples(st.just("get_range"), bounds, bounds, limits, st.booleans(), st.booleans()),
+)
 
 
 def machine_settings() -> hypothesis.settings:
@@ -444,6 +448,35 @@ class StoreMachine(RuleBasedStateMachine):
             i = data.draw(st.sampled_from([i for i, t in enumerate(todo) if t]), label="next")
             schedule.append((tids[i], todo[i].pop(0)))
         self._run(schedule)
+
+    @rule(
+        read=reads,
+        written=keys,
+        fault=st.sampled_from([None, *CommitFault]),
+        data=st.data(),
+    )
+    def race(
+        self,
+        read: tuple[Any, ...],
+        written: bytes,
+        fault: CommitFault | None,
+        data: st.DataObject,
+    ) -> None:
+        """The history conflicts are made of: a reader reads, a writer commits a
+        write, the reader writes and commits (perhaps with an injected fault)."""
+        if self.inject_commit_fault is None:
+            fault = None
+        reader, writer = self._new_tid(), self._new_tid()
+        self._run([(reader, ("begin",)), (reader, read)])
+        self._run(
+            [
+                (writer, ("begin",)),
+                (writer, ("set", written, b"writer")),
+                (writer, ("commit", None)),
+                (reader, ("set", data.draw(keys, label="reader writes"), b"reader")),
+                (reader, ("commit", fault)),
+            ]
+        )
 
     @rule(read=keys, write=keys)
     def transact(self, read: bytes, write: bytes) -> None:
