@@ -184,12 +184,17 @@ def test_enqueue_then_inspect(tmp_path: Path) -> None:
             ok_run("enqueue", "shop-2", "ok", "--job-id", "mine", "-q", "--store", db) == "mine\n"
         )
 
+    # Due, though no consumer has moved it from scheduled to pending yet: it counts.
+    ok_run("enqueue", "shop-3", "ok", "--delay", "0.2", "--store", db)
+    time.sleep(0.3)
     stats = {row["queue_id"]: row for row in json.loads(ok_run("stats", "--json", "--store", db))}
+    assert (stats["shop-3"]["pending"], stats["shop-3"]["scheduled"]) == (0, 1)
+    assert stats["shop-3"]["oldest_ready_seconds"] >= 0.1
     assert (stats["shop-1"]["pending"], stats["shop-1"]["scheduled"]) == (2, 2)
     assert stats["shop-2"]["pending"] == 2
     assert stats["shop-1"]["oldest_ready_seconds"] >= 0 and stats["shop-1"]["oldest_ready_exact"]
     table = ok_run("stats", "--store", db)
-    assert "shop-1" in table and "oldest ready" in table and "all 2 queues" in table
+    assert "shop-1" in table and "oldest ready" in table and "all 3 queues" in table
 
     pending = json.loads(ok_run("jobs", "shop-1", "--json", "--store", db))
     assert [j["payload"] for j in pending] == [{"n": 1}, {"n": 2}]

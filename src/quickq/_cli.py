@@ -255,8 +255,11 @@ def stats(store_url: str, as_json: bool) -> None:
             for qid in await queue.queues():
                 counts = await queue.stats(qid)
                 head = await queue.list_jobs(qid, "pending", limit=_OLDEST_SCAN)
+                # Due, but not yet moved to pending by a consumer (none may be running).
+                due = await queue.list_jobs(qid, "scheduled", limit=1)
                 now = dt.datetime.now(dt.UTC)
-                oldest = min((j.run_at for j in head), default=None)
+                times = [j.run_at for j in head] + [j.run_at for j in due if j.run_at <= now]
+                oldest = min(times, default=None)
                 age = None if oldest is None else (now - oldest).total_seconds()
                 rows.append(QueueRow(counts, age, counts.pending <= len(head)))
         return rows

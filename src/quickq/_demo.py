@@ -169,12 +169,14 @@ def _log_tail(tmp: Path, n: int) -> str:
 
 
 async def _wait_ready(procs: list[subprocess.Popen[bytes]], tmp: Path) -> None:
-    with anyio.fail_after(30):
-        for n, proc in enumerate(procs):
-            while "serving" not in (tmp / f"worker-{n}.log").read_text(errors="replace"):
-                if proc.poll() is not None:
-                    raise _DemoFailed(f"worker {n} exited early: {_log_tail(tmp, n)}")
-                await anyio.sleep(0.05)
+    deadline = time.monotonic() + 30
+    for n, proc in enumerate(procs):
+        while "serving" not in (tmp / f"worker-{n}.log").read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise _DemoFailed(f"demo worker {n} exited early: {_log_tail(tmp, n)}")
+            if time.monotonic() > deadline:
+                raise _DemoFailed(f"demo worker {n} did not start in 30s: {_log_tail(tmp, n)}")
+            await anyio.sleep(0.05)
 
 
 class _DemoFailed(CLIError):
