@@ -33,6 +33,7 @@ backoff in ``on_error`` is scaled down to keep tests fast.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import struct
 import threading
 import time
@@ -217,6 +218,7 @@ class Network:
         self.callback_threads: set[int] = set()
         self.cancelled: list[str] = []
         self.blocking_waits = 0
+        self.unexpected_errors: list[BaseException] = []
         self.thread.start()
 
     def _run(self) -> None:
@@ -224,7 +226,9 @@ class Network:
         self.loop.run_forever()
 
     def call(self, fn: Callable[[], None]) -> None:
-        self.loop.call_soon_threadsafe(fn)
+        # A fresh context: the caller's context variables (sniffio's, under trio's
+        # guest mode) must not leak into the network thread.
+        self.loop.call_soon_threadsafe(fn, context=contextvars.Context())
 
     def run_callback(self, callback: Callable[[Any], None], future: Future) -> None:
         # The real bindings print and discard a callback's exception; record it.
@@ -249,7 +253,12 @@ class Network:
         except asyncio.CancelledError:
             future.resolve(error=FDBError(1101), deliver=not self.late_cancel_callbacks)
         except Exception as exc:
-            future.resolve(error=FDBError(_code_for(exc)))
+            try:
+                code = _code_for(exc)
+            except Exception as unexpected:
+                self.unexpected_errors.append(unexpected)
+                code = 4000  # unknown_error
+            future.resolve(error=FDBError(code))
         else:
             future.resolve(result)
 
@@ -277,8 +286,18 @@ class Network:
         self.run_sync(release)
 
     def stop(self) -> None:
+        """Cancel what still runs on the network thread, stop it, close its loop."""
+
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        self.loop.close()
 
 
 class _Options:
@@ -495,6 +514,10 @@ class StandinTransaction(_Reader):
     def _arm_watches(self) -> None:
         store = self.fdb.store
         for key, future in self.watches:
+            code, _, _ = self.fdb.take_fault("watch")
+            if code is not None:
+                future.resolve(error=FDBError(code))
+                continue
             seen = store.raw_get(key)
 
             async def wait(key: bytes = key, seen: bytes | None = seen) -> None:
@@ -557,8 +580,8 @@ class StandinFDB:
     Steering (set before or during a test):
 
     - ``inject(op, code, times=1)``: the next *times* operations *op* (``get``,
-      ``get_range``, ``commit``, ``on_error``, ``get_read_version``) fail with
-      FDBError *code*;
+      ``get_range``, ``commit``, ``on_error``, ``get_read_version``, ``watch``)
+      fail with FDBError *code* (after *delay* seconds);
     - ``slow(op, seconds, times=1)``: delay them; ``hold(op, times=1)``: never
       complete them (until cancelled);
     - ``late_cancel_callbacks``: a cancelled future's callbacks are held back
@@ -609,8 +632,8 @@ class StandinFDB:
 
     # -- steering ---------------------------------------------------------------
 
-    def inject(self, op: str, code: int, times: int = 1) -> None:
-        self.faults[op].extend([(code, 0.0, False)] * times)
+    def inject(self, op: str, code: int, times: int = 1, *, delay: float = 0.0) -> None:
+        self.faults[op].extend([(code, delay, False)] * times)
 
     def slow(self, op: str, seconds: float, times: int = 1) -> None:
         self.faults[op].extend([(None, seconds, False)] * times)

@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+import attrs
+
 from .._exceptions import (
     KeyTooLargeError,
     StoreError,
@@ -134,7 +136,9 @@ class FoundationDBStore:
         self._db = database
         self._fdb = bindings
         self.prefix: Final = prefix
-        self.limits: Final = limits
+        #: The limits as they apply to the keys callers pass: the prefix counts
+        #: against FoundationDB's key limit.
+        self.limits: Final = attrs.evolve(limits, key_bytes=limits.key_bytes - len(prefix))
         self._timeout_ms = (
             0 if transaction_timeout is None else max(1, round(transaction_timeout * 1000))
         )
@@ -318,13 +322,12 @@ class FoundationDBStore:
     def _key(self, key: bytes) -> bytes:
         if not isinstance(key, bytes):
             raise TypeError(f"keys are bytes, not {type(key).__name__}")
-        full = self.prefix + key
-        if len(full) > self.limits.key_bytes:
+        if len(key) > self.limits.key_bytes:
             raise KeyTooLargeError(
-                f"key of {len(full)} bytes (prefix included) exceeds the limit of "
-                f"{self.limits.key_bytes}"
+                f"key of {len(key)} bytes exceeds the limit of {self.limits.key_bytes} "
+                f"(FoundationDB's limit less the {len(self.prefix)}-byte prefix)"
             )
-        return full
+        return self.prefix + key
 
     def _code_of(self, exc: BaseException) -> int | None:
         """The FoundationDB error code behind *exc*, for ``on_error``; else ``None``."""
