@@ -52,6 +52,9 @@ Range = tuple[bytes, bytes]
 
 MIN_EXAMPLES = 200
 """The machine runs at least this many examples, whatever the loaded profile says."""
+STEPS = 20
+"""Rules per example unless a heavy profile says otherwise (many rules run
+several transactions)."""
 
 #: Every key the machine writes: few and short, so that writes collide, ranges
 #: overlap and transactions conflict often.
@@ -63,34 +66,59 @@ _EVERYTHING: Range = (b"", b"\xff")
 _MAX_OPEN = 4
 
 keys = st.sampled_from(KEYS)
-bounds = st.sampled_from(BOUNDS)
+#: Ranges ``(begin, end)`` with ``begin <= end`` (a few empty); the named tests
+#: cover inverted ones.
+spans = st.sampled_from([(b, e) for b in BOUNDS for e in BOUNDS if b <= e])
 values = st.binary(max_size=10)
 deltas = st.one_of(st.integers(-3, 3), st.integers(-(2**63), 2**63 - 1))
 limits = st.integers(0, 3)
-steps = st.one_of(
-    st.tuples(st.just("get"), keys, st.booleans()),
-    st.tuples(st.just("get_range"), bounds, bounds, limits, st.booleans(), st.booleans()),
+
+
+def _range_read(limits: st.SearchStrategy[int], snapshots: st.SearchStrategy[bool]) -> Any:
+    return st.builds(
+        lambda span, limit, reverse, snapshot: ("get_range", *span, limit, reverse, snapshot),
+        spans,
+        limits,
+        st.booleans(),
+        snapshots,
+    )
+
+
+writes = st.one_of(
     st.tuples(st.just("set"), keys, values),
     st.tuples(st.just("clear"), keys),
-    st.tuples(st.just("clear_range"), bounds, bounds),
+    spans.map(lambda span: ("clear_range", *span)),
     st.tuples(st.just("add"), keys, deltas),
-    st.tuples(st.just("add_read_conflict_range"), bounds, bounds),
+)
+"""A write step of a transaction, as ``(method name, *arguments)``."""
+steps = st.one_of(
+    st.tuples(st.just("get"), keys, st.booleans()),
+    _range_read(limits, st.booleans()),
+    writes,
+    spans.map(lambda span: ("add_read_conflict_range", *span)),
     st.tuples(st.just("add_read_conflict_key"), keys),
 )
 """One step of a transaction, as ``(method name, *arguments)``."""
-reads = st.one_of(
-    st.tuples(st.just("get"), keys, st.booleans()),
-    st.tuples(st.just("get_range"), bounds, bounds, limits, st.booleans(), st.booleans()),
-)
+_race_get = st.tuples(st.just("get"), keys, st.booleans())
+_race_range = _range_read(st.sampled_from([1, 0, 2, 0]), st.sampled_from([False, False, True]))
+reads = st.integers(0, 3).flatmap(lambda i: _race_get if i == 0 else _race_range)
+"""The reads of a race: mostly range reads that take conflicts, often limited."""
 
 
 def machine_settings() -> hypothesis.settings:
-    """The settings the machine runs with: the loaded profile's, with at least
-    :data:`MIN_EXAMPLES` examples and no deadline (steps cross threads)."""
+    """The settings the machine runs with, derived from the loaded profile.
+
+    At least :data:`MIN_EXAMPLES` examples, and no deadline (steps cross
+    threads). A profile that asks for more examples than that (a heavy profile
+    for long runs) also gets its own ``stateful_step_count``; otherwise
+    examples take :data:`STEPS` steps, which keeps the default run fast.
+    """
     base = hypothesis.settings()  # the loaded profile's values
+    heavy = base.max_examples > MIN_EXAMPLES
     return hypothesis.settings(
         base,
         max_examples=max(MIN_EXAMPLES, base.max_examples),
+        stateful_step_count=base.stateful_step_count if heavy else STEPS,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
@@ -315,15 +343,20 @@ class StoreMachine(RuleBasedStateMachine):
                 results.append(getattr(tr, name)(*args))
         return results
 
-    def _run(self, schedule: list[tuple[int, tuple[Any, ...]]]) -> None:
+    def _run(self, schedule: list[tuple[int, tuple[Any, ...]]]) -> list[Any]:
+        """Perform *schedule* on the store in one call, then check it step by step."""
+
         async def perform() -> tuple[list[Any], dict[bytes, bytes]]:
             return await self._perform(schedule), self._backdoor_data()
 
+        results: list[Any]
+        data: dict[bytes, bytes]
         results, data = self.loop.run(perform)
         for (tid, step), result in zip(schedule, results, strict=True):
             note(f"tx{tid}.{step[0]}{step[1:]!r} -> {result!r}")
             self._check(tid, step, result)
         self._check_data(data)
+        return results
 
     def _check(self, tid: int, step: tuple[Any, ...], result: Any) -> None:
         name, args = step[0], step[1:]
@@ -451,32 +484,68 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(
         read=reads,
-        written=keys,
         fault=st.sampled_from([None, *CommitFault]),
+        bystander=st.booleans(),
         data=st.data(),
     )
     def race(
         self,
         read: tuple[Any, ...],
-        written: bytes,
         fault: CommitFault | None,
+        bystander: bool,
         data: st.DataObject,
     ) -> None:
-        """The history conflicts are made of: a reader reads, a writer commits a
-        write, the reader writes and commits (perhaps with an injected fault)."""
-        if self.inject_commit_fault is None:
-            fault = None
+        """The history conflicts are made of: a reader reads; a writer commits a
+        write (often inside what the reader read); perhaps a newer transaction
+        begins and a second writer commits; the reader reads again (still its
+        snapshot), writes and commits (perhaps with an injected fault)."""
         reader, writer = self._new_tid(), self._new_tid()
-        self._run([(reader, ("begin",)), (reader, read)])
-        self._run(
-            [
-                (writer, ("begin",)),
-                (writer, ("set", written, b"writer")),
-                (writer, ("commit", None)),
-                (reader, ("set", data.draw(keys, label="reader writes"), b"reader")),
-                (reader, ("commit", fault)),
-            ]
+        _, result = self._run([(reader, ("begin",)), (reader, read)])
+        # Where conflicts hide: the keys read, and the gaps (phantoms) between them.
+        seen, gaps = [read[1]], [read[1]]
+        if read[0] == "get_range":
+            seen = [k for k, _ in result]
+            gaps = [k for k in KEYS if read[1] <= k < read[2] and k not in seen]
+        written = data.draw(
+            st.one_of(st.sampled_from(gaps or KEYS), st.sampled_from(seen or KEYS), keys),
+            label="writer writes",
         )
+        schedule = [
+            (writer, ("begin",)),
+            (writer, ("set", written, b"writer")),
+            (writer, ("commit", None)),
+        ]
+        if bystander:  # a newer transaction is open while a commit prunes history
+            other, second = self._new_tid(), self._new_tid()
+            schedule += [
+                (other, ("begin",)),
+                (second, ("begin",)),
+                (second, ("add", data.draw(keys, label="second writer adds"), 1)),
+                (second, ("commit", None)),
+            ]
+        schedule += [
+            (reader, read),
+            (reader, ("set", data.draw(keys, label="reader writes"), b"reader")),
+            (reader, ("commit", fault if self.inject_commit_fault else None)),
+        ]
+        if bystander:
+            schedule.append((other, ("cancel",)))
+        self._run(schedule)
+
+    @rule(
+        writes=st.lists(writes, min_size=1, max_size=5),
+        limit=limits,
+        reverse=st.booleans(),
+        snapshot=st.booleans(),
+    )
+    def read_your_writes(
+        self, writes: list[tuple[Any, ...]], limit: int, reverse: bool, snapshot: bool
+    ) -> None:
+        """A transaction writes, then reads everything back merged over the store."""
+        tid = self._new_tid()
+        everything = ("get_range", *_EVERYTHING, limit, reverse, snapshot)
+        script = [("begin",), *writes, everything, ("commit", None)]
+        self._run([(tid, step) for step in script])
 
     @rule(read=keys, write=keys)
     def transact(self, read: bytes, write: bytes) -> None:
