@@ -1,0 +1,130 @@
+"""The FoundationDB store on a real cluster: the conformance suite, and what only a
+cluster can show.
+
+These run when the environment variable ``QUICKQ_FDB_CLUSTER_FILE`` names a
+cluster file and FoundationDB's client library loads; otherwise the whole module
+is reported as skipped, with the reason. Each test works under its own random
+key prefix and clears it afterwards, so a shared cluster is safe to use. See
+``docs/foundationdb.md`` for running a cluster in a container.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+
+from quickq import StoreUnavailableError
+from quickq.stores import Limits, Store, Transaction
+from quickq.stores.fdb import FoundationDBStore, load_bindings
+from quickq.testing import StoreTests
+
+CLUSTER_FILE = os.environ.get("QUICKQ_FDB_CLUSTER_FILE", "")
+
+
+def _skip_reason() -> str | None:
+    if not CLUSTER_FILE:
+        return (
+            "no FoundationDB cluster: set QUICKQ_FDB_CLUSTER_FILE to a cluster file "
+            "to run the FoundationDB store's tests against it"
+        )
+    try:
+        load_bindings()
+    except StoreUnavailableError as exc:
+        return f"QUICKQ_FDB_CLUSTER_FILE is set but the FoundationDB client cannot load: {exc}"
+    if not os.path.exists(CLUSTER_FILE):
+        return f"QUICKQ_FDB_CLUSTER_FILE names {CLUSTER_FILE!r}, which does not exist"
+    return None
+
+
+_REASON = _skip_reason()
+if _REASON is not None:
+    pytest.skip(_REASON, allow_module_level=True)
+
+pytestmark = [pytest.mark.fdb, pytest.mark.anyio]
+
+PREFIX_BYTES = len(b"quickq-test/") + 32 + 1
+
+
+def _prefix() -> bytes:
+    return b"quickq-test/" + uuid.uuid4().hex.encode() + b"/"
+
+
+class TestFoundationDBStoreOnCluster(StoreTests):
+    """Every store promise, on the cluster named by ``QUICKQ_FDB_CLUSTER_FILE``."""
+
+    limits: ClassVar[Limits] = Limits(key_bytes=10_000 - PREFIX_BYTES)
+    supports_fault_injection = False  # a real cluster fails when it fails
+    supports_mock_clock = False  # transaction age is the cluster's, in real time
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[FoundationDBStore]:
+        prefix = _prefix()
+        assert len(prefix) == PREFIX_BYTES
+        store = await FoundationDBStore.open(CLUSTER_FILE, prefix=prefix)
+        self._fdb = load_bindings()
+        self._db = self._fdb.open(CLUSTER_FILE)
+        self._prefix = prefix
+        yield store
+        await store.transact(_clear_everything)
+        await store.aclose()
+
+    # The backdoor uses the bindings' blocking calls, bypassing the store under
+    # test: brief, and only in tests.
+    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+        tr = self._db.create_transaction()
+        value = tr.get(self._prefix + key).value
+        tr.cancel()
+        return None if value is None else bytes(value)
+
+    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+        tr = self._db.create_transaction()
+        if value is None:
+            tr.clear(self._prefix + key)
+        else:
+            tr.set(self._prefix + key, value)
+        tr.commit().wait()
+
+
+async def _clear_everything(tr: Transaction) -> None:
+    tr.clear_range(b"", b"\xff")
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[FoundationDBStore]:
+    store = await FoundationDBStore.open(CLUSTER_FILE, prefix=_prefix())
+    yield store
+    await store.transact(_clear_everything)
+    await store.aclose()
+
+
+async def test_a_large_range_is_read_in_many_pages(store: FoundationDBStore) -> None:
+    # 4 MB: far more than one page of a want_all range read.
+    value = b"v" * 4_000
+    keys = [b"r%05d" % i for i in range(1_000)]
+
+    async def write(tr: Transaction) -> None:
+        for key in keys:
+            tr.set(key, value)
+
+    await store.transact(write)
+
+    async def read(tr: Transaction) -> Any:
+        forward = await tr.get_range(b"r", b"s")
+        backward = await tr.get_range(b"r", b"s", reverse=True, snapshot=True)
+        limited = await tr.get_range(b"r", b"s", limit=777)
+        return forward, backward, limited
+
+    forward, backward, limited = await store.transact(read)
+    assert [k for k, _ in forward] == keys
+    assert [k for k, _ in backward] == keys[::-1]
+    assert [k for k, _ in limited] == keys[:777]
+
+
+async def test_wrong_cluster_file_is_reported(tmp_path: Any) -> None:
+    missing = tmp_path / "absent.cluster"
+    with pytest.raises(StoreUnavailableError, match="does not exist"):
+        await FoundationDBStore.open(missing)
