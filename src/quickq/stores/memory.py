@@ -314,6 +314,12 @@ class MemoryTransaction:
         self._started = started
         self._buffer = WriteBuffer(store.limits)
 
+    def _check_usable(self) -> None:
+        """For buffered writes, which never touch the store: no age check (like
+        FoundationDB, an old transaction fails at its next read or its commit)."""
+        if self._closed:
+            raise TransactionClosedError("transaction used after commit, cancel or failure")
+
     def _check_open(self) -> None:
         if self._closed:
             raise TransactionClosedError("transaction used after commit, cancel or failure")
@@ -369,27 +375,27 @@ class MemoryTransaction:
             )
 
     def set(self, key: bytes, value: bytes) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.set(key, value)
 
     def clear(self, key: bytes) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.clear(key)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.clear_range(begin, end)
 
     def add(self, key: bytes, delta: int) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.add(key, delta)
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.add_read_conflict_range(begin, end)
 
     def add_read_conflict_key(self, key: bytes) -> None:
-        self._check_open()
+        self._check_usable()
         self._buffer.add_read_conflict_range(key, key_after(key))
 
     async def commit(self) -> None:
