@@ -589,3 +589,20 @@ def test_docs_example_runs(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": SRC}
     subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, check=True)
     assert backdoor_get(tmp_path / "jobs.db", b"greeting") == b"hello"
+
+
+def test_one_store_serves_successive_event_loops(tmp_path: Path) -> None:
+    async def open_and_write() -> SQLiteStore:
+        s = await SQLiteStore.open(tmp_path / "q.db")
+        await _set(s, b"k", b"trio")
+        return s
+
+    store = anyio.run(open_and_write, backend="trio")
+
+    async def read_and_close() -> bytes | None:
+        try:
+            return await _get(store, b"k")
+        finally:
+            await store.aclose()
+
+    assert anyio.run(read_and_close, backend="asyncio") == b"trio"
