@@ -15,8 +15,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 
+import quickq
 from quickq import StoreUnavailableError
 from quickq.stores import Limits, Store, Transaction
 from quickq.stores.fdb import FoundationDBStore, load_bindings
@@ -128,3 +130,40 @@ async def test_wrong_cluster_file_is_reported(tmp_path: Any) -> None:
     missing = tmp_path / "absent.cluster"
     with pytest.raises(StoreUnavailableError, match="does not exist"):
         await FoundationDBStore.open(missing)
+
+
+async def test_the_queue_runs_jobs_on_the_cluster(store: FoundationDBStore) -> None:
+    # The queue end to end on the cluster: enqueue (alone and inside the
+    # application's transaction), a consumer woken by the store's watch, retries.
+    jobs = quickq.JobRegistry()
+    done: list[int] = []
+    all_done = anyio.Event()
+    failures = 0
+
+    @jobs.job("count", max_retries=2)
+    async def count(payload: Any, meta: Any) -> None:
+        nonlocal failures
+        if payload["n"] == 7 and failures == 0:
+            failures += 1
+            raise RuntimeError("fails once")
+        done.append(payload["n"])
+        if len(done) == 21:
+            all_done.set()
+
+    queue = quickq.JobQueue(store, jobs)
+    for n in range(20):
+        await queue.enqueue("tenant", "count", {"n": n})
+
+    async def place_order(tr: Transaction) -> None:
+        tr.set(b"orders/1", b"{}")
+        await queue.enqueue("tenant", "count", {"n": 20}, tr=tr)
+
+    await store.transact(place_order)
+    with anyio.fail_after(60):
+        async with quickq.open_consumer(store, jobs, concurrency=5, batch_size=5) as consumer:
+            await all_done.wait()
+            await consumer.wait_idle()
+    assert sorted(done) == list(range(21))
+    assert failures == 1
+    stats = await queue.stats("tenant")
+    assert (stats.pending, stats.running, stats.dead) == (0, 0, 0)

@@ -286,6 +286,7 @@ class FoundationDBStore:
                     read = tr.get(full)
                     await wait_ready(read)
                     if read.value != seen:
+                        tr.cancel()
                         return
                     watch = tr.watch(full)
                     commit = tr.commit()
