@@ -606,3 +606,31 @@ def test_one_store_serves_successive_event_loops(tmp_path: Path) -> None:
             await store.aclose()
 
     assert anyio.run(read_and_close, backend="asyncio") == b"trio"
+
+
+async def test_group_commit_keeps_concurrent_commits_serializable(store: SQLiteStore) -> None:
+    # Many tasks commit at once, so one SQLite transaction carries several of
+    # their commits: conflicting ones must still fail and retry, the rest apply.
+    async def work(task: int) -> None:
+        for i in range(15):
+
+            async def body(tr: Transaction, i: int = i) -> None:
+                await _increment(tr)
+                tr.set(b"own/%02d/%02d" % (task, i), b"x")
+                tr.add(b"adds", 1)
+
+            await store.transact(body)
+
+    async with anyio.create_task_group() as tg:
+        for task in range(12):
+            tg.start_soon(work, task)
+
+    async def check(tr: Transaction) -> tuple[int, int, int]:
+        own = await tr.get_range(b"own/", b"own0")
+        return (
+            decode_counter(await tr.get(b"counter")),
+            decode_counter(await tr.get(b"adds")),
+            len(own),
+        )
+
+    assert await store.transact(check) == (180, 180, 180)

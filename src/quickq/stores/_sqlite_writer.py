@@ -48,6 +48,32 @@ def _file_lock(path: str) -> threading.Lock:
         return _file_locks.setdefault(os.path.realpath(path), threading.Lock())
 
 
+class _Request:
+    """One transaction's commit, and its outcome once decided."""
+
+    __slots__ = ("cleared", "done", "error", "ops", "read_conflicts", "read_version", "written")
+
+    def __init__(
+        self,
+        read_version: int,
+        read_conflicts: list[Range],
+        cleared: list[Range],
+        ops: list[tuple[bytes, object]],
+        written: list[Range],
+    ) -> None:
+        self.read_version = read_version
+        self.read_conflicts = read_conflicts
+        self.cleared = cleared
+        self.ops = ops
+        self.written = written
+        self.done = False
+        self.error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+
+
 class Writer:
     """One store object's writer connection and commit log bookkeeping.
 
@@ -76,6 +102,8 @@ class Writer:
         self._closed = False
         self._samples: deque[tuple[float, int]] = deque()  # (monotonic, version)
         self._last_prune = time.monotonic()
+        self._queue_lock = threading.Lock()  # guards _queue; never held during I/O
+        self._queue: list[_Request] = []  # commits waiting for the lock
 
     def close(self) -> None:
         """Close the connection once any commit in progress is done (blocking)."""
@@ -95,62 +123,110 @@ class Writer:
         ops: list[tuple[bytes, object]],
         written: list[Range],
     ) -> None:
-        """Commit one transaction's writes, or raise with nothing written (worker thread)."""
+        """Commit one transaction's writes, or raise with nothing written (worker thread).
+
+        Group commit: the thread that gets the lock commits every transaction
+        queued on this writer by then, in one SQLite transaction (one fsync),
+        each under a savepoint and a version of its own, in queue order (a
+        serial order); the others find their outcome decided when they get
+        the lock. None returns before the shared ``COMMIT`` has returned.
+        """
+        request = _Request(read_version, read_conflicts, cleared, ops, written)
+        with self._queue_lock:
+            self._queue.append(request)
         with self._lock:
-            if self._closed:
-                raise StoreUnavailableError(self._closed_message)
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
-            fault = self.scripted.popleft() if self.scripted else None
-            try:
-                version = self._check_and_apply(db, read_version, read_conflicts, cleared, ops)
-                if fault is CommitFault.CONFLICT:
-                    raise ConflictError("commit failed (injected: conflict)")
-                if fault is CommitFault.UNKNOWN_NOT_APPLIED:
-                    raise CommitUnknownResultError("commit result unknown (injected: not applied)")
-                db.execute(
-                    "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
-                    (version, ranges.encode(ranges.coalesce(written))),
-                )
-                self._maybe_prune(db, version)
-            except BaseException as exc:
-                _rollback(db)
-                if isinstance(exc, sqlite3.Error):
-                    raise self._unavailable(exc) from None
-                raise
+            if not request.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        if request.error is not None:
+            raise request.error
+
+    def _commit_batch(self, batch: list[_Request]) -> None:
+        """Decide every request of *batch* (both locks held)."""
+        db = self._db
+        if self._closed:
+            for request in batch:
+                request.fail(StoreUnavailableError(self._closed_message))
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            current = int(db.execute(SELECT_VERSION).fetchone()[0])
+        except sqlite3.Error as exc:
+            _rollback(db)
+            for request in batch:  # one exception each: their threads raise them
+                request.fail(self._unavailable(exc))
+            return
+        try:
+            self._seen(current)
+            applied: list[tuple[_Request, CommitFault | None]] = []
+            for request in batch:
+                fault = self.scripted.popleft() if self.scripted else None
+                db.execute("SAVEPOINT quickq_tr")
+                try:
+                    self._check_and_apply(db, current, request)
+                    if fault is CommitFault.CONFLICT:
+                        raise ConflictError("commit failed (injected: conflict)")
+                    if fault is CommitFault.UNKNOWN_NOT_APPLIED:
+                        raise CommitUnknownResultError(
+                            "commit result unknown (injected: not applied)"
+                        )
+                    db.execute(
+                        "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
+                        (current + 1, ranges.encode(ranges.coalesce(request.written))),
+                    )
+                except (ConflictError, TransactionTooOldError, CommitUnknownResultError) as exc:
+                    db.execute("ROLLBACK TO quickq_tr")
+                    request.fail(exc)
+                except sqlite3.Error as exc:
+                    db.execute("ROLLBACK TO quickq_tr")
+                    request.fail(self._unavailable(exc))
+                else:
+                    current += 1
+                    applied.append((request, fault))
+                db.execute("RELEASE quickq_tr")
+            if applied:
+                self._maybe_prune(db, current)
             try:
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(db)
-                if is_busy(exc) or is_disk_full(exc):
-                    raise self._unavailable(exc) from None
-                # An I/O error while syncing: the commit may be in the WAL or not.
-                raise CommitUnknownResultError(
-                    f"quickq SQLite store {self.path}: commit failed, outcome unknown ({exc})"
-                ) from None
-            self._seen(version)
-            if fault is CommitFault.UNKNOWN_APPLIED:
-                raise CommitUnknownResultError("commit result unknown (injected: applied)")
+                for request, _ in applied:
+                    if is_busy(exc) or is_disk_full(exc):
+                        request.fail(self._unavailable(exc))
+                    else:
+                        # An I/O error while syncing: the commits may be in the WAL or not.
+                        request.fail(
+                            CommitUnknownResultError(
+                                f"quickq SQLite store {self.path}: commit failed, "
+                                f"outcome unknown ({exc})"
+                            )
+                        )
+                return
+            self._seen(current)
+            for request, fault in applied:
+                if fault is CommitFault.UNKNOWN_APPLIED:
+                    request.fail(
+                        CommitUnknownResultError("commit result unknown (injected: applied)")
+                    )
+                request.done = True
+        except BaseException as exc:  # a bug, or an interrupt: nothing is committed
+            _rollback(db)
+            for request in batch:
+                if not request.done:
+                    request.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
 
-    def _check_and_apply(
-        self,
-        db: sqlite3.Connection,
-        read_version: int,
-        read_conflicts: list[Range],
-        cleared: list[Range],
-        ops: list[tuple[bytes, object]],
-    ) -> int:
-        current = int(db.execute(SELECT_VERSION).fetchone()[0])
-        self._seen(current)
-        if read_conflicts and current > read_version:
+    def _check_and_apply(self, db: sqlite3.Connection, current: int, request: _Request) -> None:
+        """Check *request* for conflicts at *current*, then apply its writes."""
+        read_version = request.read_version
+        if request.read_conflicts and current > read_version:
             if read_version < int(db.execute(SELECT_PRUNED).fetchone()[0]):
                 raise TransactionTooOldError(
                     "transaction too old: the commits since its read version were forgotten"
                 )
-            reads = ranges.RangeSet(read_conflicts)
+            reads = ranges.RangeSet(request.read_conflicts)
             rows = db.execute(
                 "SELECT ranges FROM quickq_commits WHERE version > ?", (read_version,)
             )
@@ -158,12 +234,12 @@ class Writer:
                 if reads.overlaps_any(ranges.decode(blob)):
                     rows.close()
                     raise ConflictError("a value read by this transaction changed before commit")
-        for begin, end in cleared:
+        for begin, end in request.cleared:
             db.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         # Each key has one op, so their order does not matter: batch them.
         sets: list[tuple[bytes, bytes]] = []
         deletes: list[tuple[bytes]] = []
-        for key, op in ops:
+        for key, op in request.ops:
             if isinstance(op, Known):
                 if op.value is None:
                     deletes.append((key,))
@@ -177,7 +253,6 @@ class Writer:
             db.executemany("DELETE FROM kv WHERE key = ?", deletes)
         if sets:
             db.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", sets)
-        return current + 1
 
     def _maybe_prune(self, db: sqlite3.Connection, version: int) -> None:
         """Forget commit-log rows older than the horizon (both locks held).
