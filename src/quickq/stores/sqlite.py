@@ -16,7 +16,9 @@ share:
   table), applies the writes, records its own write ranges under a new version,
   and commits, or raises :class:`~quickq.ConflictError` with nothing written.
   Snapshot reads take no conflict; a limited range read conflicts only on what
-  it observed.
+  it observed. Commits made at the same time through one store object share
+  one SQLite transaction and one fsync (group commit), each checked and
+  versioned on its own.
 - **Durability.** ``durability="full"`` (the default) runs SQLite with
   ``synchronous=FULL``: ``commit()`` returns only once the commit is on stable
   storage and survives a power loss. ``durability="normal"`` syncs the WAL only
