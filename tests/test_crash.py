@@ -64,6 +64,8 @@ async def brew(payload: Any, meta: quickq.JobMeta) -> quickq.Complete:
         os.write(fd, line)
     finally:
         os.close(fd)
+    # More work after the effect: a kill now makes the job run (and append) again.
+    await anyio.sleep(random.uniform(0.0, 0.05))
 
     # The effect in the store: counted in the completion's own transaction, so
     # exactly once however often the job runs.
@@ -129,27 +131,34 @@ class _Workers:
     def __init__(self, tmp: Path, store_url: str, log: Path) -> None:
         self.tmp, self.store_url, self.log = tmp, store_url, log
         self.live: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}
         self.started = 0
+
+    def _log_of(self, proc: subprocess.Popen[bytes]) -> Path:
+        return self.logs[proc.pid]
 
     def spawn(self) -> None:
         self.started += 1
-        with open(self.tmp / f"worker-{self.started}.log", "wb") as err:
-            self.live.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "quickq", "worker", "tests.test_crash:crash_jobs",
-                     "--store", self.store_url, f"--concurrency={CONCURRENCY}",
-                     f"--batch-size={CONCURRENCY}", f"--lease-duration={LEASE}",
-                     "--grace-period=10"],
-                    cwd=REPO,
-                    env=_env(**{LOG_ENV: str(self.log)}),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                )
+        log = self.tmp / f"worker-{self.started}.log"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "quickq", "worker", "tests.test_crash:crash_jobs",
+                 "--store", self.store_url, f"--concurrency={CONCURRENCY}",
+                 f"--batch-size={CONCURRENCY}", f"--lease-duration={LEASE}",
+                 "--grace-period=10"],
+                cwd=REPO,
+                env=_env(**{LOG_ENV: str(self.log)}),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )  # fmt: skip
+        self.live.append(proc)
+        self.logs[proc.pid] = log
 
     def kill_one(self, rng: random.Random) -> None:
-        victim = rng.choice(self.live)
+        # Prefer workers that are up and consuming, not ones still starting.
+        serving = [p for p in self.live if "serving" in self._log_of(p).read_text()]
+        victim = rng.choice(serving or self.live)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         self.live.remove(victim)
