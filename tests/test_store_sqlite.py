@@ -634,3 +634,16 @@ async def test_group_commit_keeps_concurrent_commits_serializable(store: SQLiteS
         )
 
     assert await store.transact(check) == (180, 180, 180)
+
+
+async def test_sqlite_failures_surface_as_store_errors(store: SQLiteStore) -> None:
+    await _set(store, b"k", b"1")
+    with closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("ALTER TABLE kv RENAME TO kv_gone")  # sabotage, behind the store's back
+    with pytest.raises(StoreUnavailableError, match="no such table"):
+        await _get(store, b"k")
+    with pytest.raises(StoreUnavailableError, match="no such table"):
+        await _set(store, b"k", b"2")
+    with closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("ALTER TABLE kv_gone RENAME TO kv")
+    assert await _get(store, b"k") == b"1"

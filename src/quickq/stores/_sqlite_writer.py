@@ -210,11 +210,11 @@ class Writer:
                         CommitUnknownResultError("commit result unknown (injected: applied)")
                     )
                 request.done = True
-        except BaseException as exc:  # a bug, or an interrupt: nothing is committed
+        except BaseException as exc:  # SQLite failing, a bug, an interrupt: nothing committed
             _rollback(db)
             for request in batch:
                 if not request.done:
-                    request.fail(exc)
+                    request.fail(self._unavailable(exc) if isinstance(exc, sqlite3.Error) else exc)
             if not isinstance(exc, Exception):
                 raise
 
