@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from typing import Any
 
 import attrs
@@ -33,7 +34,10 @@ class QueueRow:
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Standard output; wide when it is not a terminal, so piped tables keep whole lines."""
+    probe = Console()
+    wide = not probe.is_terminal and "COLUMNS" not in os.environ
+    return Console(highlight=False, soft_wrap=False, width=200 if wide else None)
 
 
 def age(seconds: float | None) -> str:
@@ -119,8 +123,8 @@ def jobs_table(jobs: list[Job], title: str, now: dt.datetime) -> Table:
             str(job.priority),
             when(job.run_at, now),
             f"{job.attempt}/{job.max_retries + 1}",
-            _clip(json.dumps(job.payload), 40),
-            _clip(error_line(job.last_error), 50),
+            _clip(json.dumps(job.payload), 30),
+            _clip(error_line(job.last_error), 40),
         )
     return table
 
@@ -142,7 +146,7 @@ def dead_table(dead: list[DeadLetter], title: str, now: dt.datetime) -> Table:
             when(d.died_at, now),
             str(d.job.attempt),
             _clip(json.dumps(d.job.payload), 30),
-            _clip(error_line(d.error), 60),
+            _clip(error_line(d.error), 50),
         )
     return table
 
