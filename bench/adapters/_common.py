@@ -681,7 +681,7 @@ def sync_fairness(s: SyncSystem, p: Params) -> Metrics:
             s.enqueue_batch(batch)
     for j in range(a, a + b):
         s.enqueue(j, 0.0, time.time(), "B")
-    done = RECORDER.wait(3 * p.get("max_s", 60))
+    done = RECORDER.wait(2 * p.get("max_s", 60))
     m.stop()
     s.stop_worker()
     return fairness_metrics(p, m, done)
@@ -696,7 +696,7 @@ async def a_fairness(s: AsyncSystem, p: Params) -> Metrics:
     await a_fill(s, {**p, "max_s": 600}, a)
     for j in range(a, a + b):
         await s.enqueue(j, 0.0, time.time(), "B")
-    done = await RECORDER.await_done(s.sleep, 3 * p.get("max_s", 60))
+    done = await RECORDER.await_done(s.sleep, 2 * p.get("max_s", 60))
     m.stop()
     await s.stop_worker()
     return fairness_metrics(p, m, done)
