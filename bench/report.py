@@ -182,13 +182,12 @@ def write_markdown(out: Path, results: dict[str, Any]) -> None:
                 agg = r["agg"]
                 derived(agg)
                 extra = ["CPU and RSS: the adapter only, not its worker pool's processes"]
-                notes = "; ".join(
-                    [
-                        *agg.get("notes", {}).values(),
-                        r.get("note", ""),
-                        *(extra if name in PROCESS_POOLS else []),
-                    ]
-                ).strip("; ")
+                parts = [
+                    *agg.get("notes", {}).values(),
+                    r.get("note", ""),
+                    *(extra if name in PROCESS_POOLS else []),
+                ]
+                notes = "; ".join(x for x in parts if x)
                 rss = fmt_cell(agg, "proc_maxrss_mb", "{:.0f}")
                 lines.append(
                     f"| {name} | {cls} | "
