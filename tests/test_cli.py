@@ -283,21 +283,36 @@ def test_worker_cancels_on_the_second_signal_and_gives_the_lease_back(tmp_path: 
 
 
 def test_demo(tmp_path: Path) -> None:
-    """The demo runs, tells its story, and leaves no temporary files behind."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    """The demo runs (two worker processes on SQLite, and in-process on memory:),
+    tells its story, and leaves no temporary files behind."""
+    scratches = {mode: tmp_path / mode for mode in ("sqlite", "memory")}
+    procs = {}
     started = time.monotonic()
-    out = ok_run("demo", timeout=120, TMPDIR=str(scratch))
+    for mode, scratch in scratches.items():
+        scratch.mkdir()
+        args = ["demo"] if mode == "sqlite" else ["demo", "--store", "memory:"]
+        procs[mode] = subprocess.Popen(
+            [sys.executable, "-m", "quickq", *args],
+            cwd=REPO,
+            env=_env(TMPDIR=str(scratch)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for mode, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{mode}: {out}{err}"
+        assert "Traceback" not in err
+        assert "orders by shop" in out
+        for shop in ("north-beach", "mission", "soma"):
+            assert shop in out
+        assert "flaky latte" in out and "#3 ok" in out
+        assert "bean roast: ran once" in out
+        assert "dead letter (failed): ValueError: no such drink" in out
+        assert ("2 worker processes" if mode == "sqlite" else "2 in-process consumers") in out
+        assert "none lost" in out
+        assert list(scratches[mode].iterdir()) == []
     assert time.monotonic() - started < 60
-    assert "orders by shop" in out
-    for shop in ("north-beach", "mission", "soma"):
-        assert shop in out
-    assert "flaky latte" in out and "#3 ok" in out
-    assert "bean roast: ran once" in out
-    assert "dead letter (failed): ValueError: no such drink" in out
-    assert "2 worker processes" in out
-    assert "none lost" in out
-    assert list(scratch.iterdir()) == []
 
 
 # -- bad input -----------------------------------------------------------------------
