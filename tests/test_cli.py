@@ -222,7 +222,7 @@ def test_worker_runs_jobs_and_dead_letters_are_listed_replayed_and_purged(
 
     async def seed() -> list[str]:
         async with await SQLiteStore.open(path) as store:
-            queue = quickq.JobQueue(store)
+            queue = quickq.JobQueue(store, jobs)  # with the topics' defaults: fail dies at once
             await queue.enqueue_many([quickq.NewJob("shop", "ok") for _ in range(5)])
             dead = await queue.enqueue_many([quickq.NewJob("shop", "fail") for _ in range(3)])
             return [job.job_id for job in dead]
@@ -233,6 +233,10 @@ def test_worker_runs_jobs_and_dead_letters_are_listed_replayed_and_purged(
         err = stop(proc, signal.SIGTERM)
     assert "SIGTERM: finishing running jobs" in err
     assert "stopped: 5 completed" in err and "3 dead-lettered" in err
+    for job_id in doomed:  # failures are reported as they happen; successes are not
+        assert f"dead shop/{job_id} fail attempt 1 after " in err
+    assert ": RuntimeError: the espresso machine is on fire" in err
+    assert "completed shop/" not in err and "retried" not in err.replace("0 retried", "")
 
     listing = ok_run("dead", "list", "shop", "--store", db)
     assert all(job_id in listing for job_id in doomed)
@@ -258,12 +262,13 @@ def test_worker_finishes_running_jobs_on_the_first_signal(tmp_path: Path) -> Non
     path = tmp_path / "q.db"
     db = url(path)
     ok_run("enqueue", "t", "slow", "1.5", "--store", db)
-    with worker(db, "--lease-duration", "1") as proc:
+    with worker(db, "--lease-duration", "1", "--verbose") as proc:
         wait_for(lambda: stats_of(path, "t").running == 1)
         started = time.monotonic()
         err = stop(proc, signal.SIGINT)
     assert time.monotonic() - started < 10
     assert "stopped: 1 completed" in err
+    assert "completed t/" in err  # --verbose: every attempt
     assert stats_of(path, "t") == quickq.QueueStats("t", 0, 0, 0, 0)
 
 

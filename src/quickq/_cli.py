@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -27,6 +28,7 @@ import anyio.abc
 import click
 
 from ._cli_support import (
+    error_line,
     load_registry,
     main_guard,
     opened_store,
@@ -35,6 +37,7 @@ from ._cli_support import (
     run,
 )
 from ._consumer import Consumer, serve_consumer
+from ._events import JobEvent
 from ._exceptions import InvalidJobError
 from ._jobs import JobRegistry
 from ._queue import JobQueue, JobState
@@ -90,6 +93,9 @@ def cli() -> None:
     metavar="SECONDS",
     help="On SIGINT/SIGTERM, how long running jobs may finish.",
 )
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Print every attempt, not only failures and lost leases."
+)
 def worker(
     jobs_spec: str,
     store_url: str,
@@ -97,6 +103,7 @@ def worker(
     batch_size: int,
     lease_duration: float,
     grace_period: float,
+    verbose: bool,
 ) -> None:
     """Run the handlers of the JobRegistry MODULE:ATTR until SIGINT or SIGTERM.
 
@@ -113,6 +120,7 @@ def worker(
         "batch_size": batch_size,
         "lease_duration": lease_duration,
         "grace_period": grace_period,
+        "on_event": _event_printer(verbose),
     }
     run(lambda: _work(store_url, registry, options))
 
@@ -150,6 +158,24 @@ async def _work(store_url: str, registry: JobRegistry, options: dict[str, Any]) 
         f"stopped: {s.completed} completed, {s.retried} retried, {s.dead_lettered} dead-lettered, "
         f"{s.released} released, {s.lost} lost"
     )
+
+
+def _event_printer(verbose: bool) -> Callable[[JobEvent], None]:
+    """One stderr line per attempt that failed, died or lost its lease (all, if verbose)."""
+    say = _worker_say()
+    quiet = {"started", "released"} if verbose else {"started", "released", "completed"}
+
+    def show(event: JobEvent) -> None:
+        if event.kind in quiet:
+            return
+        took = f" after {event.duration:.2f}s" if event.duration is not None else ""
+        error = error_line(event.error)
+        say(
+            f"{event.kind} {event.queue_id}/{event.job_id} {event.topic} attempt "
+            f"{event.attempt}{took}{': ' + error if error else ''}"
+        )
+
+    return show
 
 
 def _worker_say() -> Any:

@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ._cli_support import error_line
 from ._queue import DeadLetter, Job, QueueStats
 
 
@@ -68,14 +69,6 @@ def when(moment: dt.datetime, now: dt.datetime) -> str:
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def error_line(error: str | None) -> str:
-    """The informative line of an error: a traceback's last line, else the text."""
-    if not error:
-        return ""
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 def _table(title: str) -> Table:

@@ -122,6 +122,14 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def error_line(error: str | None) -> str:
+    """The informative line of an error: a traceback's last line, else the text."""
+    if not error:
+        return ""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def parse_payload(text: str | None) -> Any:
     """The JSON payload argument: None when absent, ``-`` reads standard input."""
     if text is None:
