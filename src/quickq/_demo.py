@@ -105,7 +105,8 @@ async def _demo(url: str, tmp: Path) -> int:
                         await tg.start(lambda task_status: _consume(store, task_status))
                     )
             else:
-                procs = [_spawn(url, tmp, i) for i in range(WORKERS)]
+                for n in range(WORKERS):
+                    procs.append(_spawn(url, tmp, n))
                 await _wait_ready(procs, tmp)
             orders = await _place_orders(queue, run)
             ok = await _follow(out, queue, store, run, orders, procs)
@@ -114,7 +115,11 @@ async def _demo(url: str, tmp: Path) -> int:
         await _stop(procs)
         records = await _records(store, run, "attempt")
         done = {r["job"]: r for r in await _records(store, run, "done")}
-        dead = {d.job.job_id: d for shop in _MENU for d in await queue.dead_letters(shop)}
+        dead = {
+            d.job.job_id: d
+            for shop in _MENU
+            for d in await queue.dead_letters(shop, limit=100_000)  # earlier runs' too
+        }
         return _summarize(out, orders, records, done, dead, procs) if ok else 1
     finally:
         coffee.use_store(None)
