@@ -366,6 +366,10 @@ class _Reader:
                     rest[0] < rest[1]
                     and await tr.memory.get_range(*rest, limit=1, reverse=reverse, snapshot=True)
                 )
+                if not more and not snapshot and want != limit:
+                    # The range ended within this page: like FoundationDB, the
+                    # read conflicts on all of it, not only up to the last row.
+                    tr.memory.add_read_conflict_range(*rest)
             return [KeyValue(k, v) for k, v in rows], len(rows), more
 
         return tr.run("get_range", Future(fdb.network, "get_range"), body)
@@ -520,8 +524,16 @@ class StandinTransaction(_Reader):
                 continue
             seen = store.raw_get(key)
 
-            async def wait(key: bytes = key, seen: bytes | None = seen) -> None:
-                await store.wait_for_change(key, seen)
+            async def wait(
+                key: bytes = key, seen: bytes | None = seen, deadline: float | None = self.deadline
+            ) -> None:
+                # A watch is a future of its transaction: the timeout applies.
+                remaining = None if deadline is None else deadline - time.monotonic()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await store.wait_for_change(key, seen)
+                except TimeoutError:
+                    raise FDBError(1031) from None
 
             self.fdb.network.spawn(future, wait)
         self.watches = []
