@@ -491,6 +491,22 @@ async def test_limited_paged_read_conflicts_only_on_what_it_observed(
             await reader.commit()
 
 
+async def test_a_paged_read_of_a_whole_range_conflicts_on_all_of_it(
+    standin: StandinFDB,
+) -> None:
+    # The last page ends at the range's end, not at its last row: an insertion
+    # after the last row (k49) but inside [k, l) conflicts.
+    store = await _filled(standin)
+    reader = store.create_transaction()
+    assert len(await reader.get_range(b"k", b"l")) == 50
+    writer = store.create_transaction()
+    writer.set(b"k99", b"new")
+    await writer.commit()
+    reader.set(b"out", b"1")
+    with pytest.raises(ConflictError):
+        await reader.commit()
+
+
 async def test_snapshot_point_reads_take_no_conflict(standin: StandinFDB) -> None:
     store = await _open(standin)
     for snapshot in (True, False):
