@@ -730,3 +730,9 @@ async def test_wait_for_change_retries_its_read(standin: StandinFDB) -> None:
     with anyio.fail_after(5):
         await store.wait_for_change(b"k", b"0")
     assert standin.on_error_calls == [1007]
+
+
+def _implements_the_protocols(store: FoundationDBStore) -> tuple[Store, SupportsWatch]:
+    """Checked by mypy: FoundationDBStore is a Store (and its transactions are
+    Transactions) and supports watches."""
+    return store, store
