@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, TypeVar
 
@@ -80,6 +81,8 @@ MAX_LIVE = 40
 """Fewer than the 64 items a batch lease promotes at most, so promotion is total."""
 
 layout = Layout()
+_ENQUEUE_TOKENS = "token" in attrs.fields_dict(NewItem)
+"""Whether enqueue takes a per-call token (for its receipts)."""
 
 
 @attrs.define
@@ -211,6 +214,8 @@ class QueueMachine(RuleBasedStateMachine):
             )
             for qid, custom, priority, delay, retries in batch
         ]
+        if _ENQUEUE_TOKENS:  # a token per enqueue call, chosen outside the retry loop
+            news = [attrs.evolve(new, token=self.fresh("e")) for new in news]
 
         async def body(tr: Transaction) -> list[tuple[quickq._layout.Item, bool]]:
             return [await _ops.enqueue(tr, layout, new, now) for new in news]
@@ -246,6 +251,33 @@ class QueueMachine(RuleBasedStateMachine):
             self.live[key] = job
             self.fates[job.uid] = "live"
             assert (item.where, item.vesting, item.attempt) == (job.where, job.vesting, 0)
+
+    @precondition(lambda self: len(self.live) < MAX_LIVE)
+    @rule(
+        qid=st.sampled_from(QUEUES),
+        custom=st.one_of(st.none(), st.sampled_from(CUSTOM_IDS)),
+        delay=st.sampled_from([0.0, 0.25, 3.0]),
+    )
+    def enqueue_public(self, qid: str, custom: str | None, delay: float) -> None:
+        """JobQueue.enqueue: the public path, whose id is generated outside the
+        retry loop (topic defaults: priority 100, max_retries 3)."""
+        now = self.now
+        queue = quickq.JobQueue(self.store, clock=lambda: now / 1000)
+        enqueue = functools.partial(queue.enqueue, qid, "t", {"n": 1}, delay=delay)
+        if custom is not None:
+            enqueue = functools.partial(enqueue, job_id=custom)
+        job = self.portal.call(enqueue)
+        key = qid, job.job_id
+        if key in self.live or key in self.dead:  # first enqueue wins
+            assert custom is not None
+            return
+        assert custom is None or job.job_id == custom
+        self.serial += 1
+        vesting = now + round(delay * 1000)
+        self.live[key] = MJob(
+            self.serial, qid, job.job_id, 100, vesting, 3, "r" if vesting <= now else "s"
+        )
+        self.fates[self.serial] = "live"
 
     @precondition(lambda self: bool(self.live))
     @rule(data=st.data())
