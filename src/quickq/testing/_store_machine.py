@@ -13,6 +13,14 @@ outcome:
   successful commits one after another in commit order: the store's history is
   serializable, in that order.
 
+Its rules: single steps on up to four open transactions (begin, any read or
+write, commit, commit with an injected fault, cancel); ``interleave``, a few
+whole transactions whose steps run in a drawn order; ``race``, the history
+conflicts are made of (a reader reads, a writer commits inside what it read or
+in the gaps between, perhaps while a newer transaction is open, and the reader
+re-reads, writes and commits); ``read_your_writes``; ``transact``. Every
+example starts from random committed data.
+
 Where FoundationDB leaves the store a choice the model accepts both answers.
 Reads that the transaction's own writes fully answer (a key it set or cleared)
 *may* take a read conflict but need not (FoundationDB does not; the memory
