@@ -497,5 +497,5 @@ class ConsumerMachine(RuleBasedStateMachine):
         assert [c.attempt for c in calls] == list(range(1, len(calls) + 1))
 
 
-ConsumerMachine.TestCase.settings = model_settings(examples=30, steps=25)
+ConsumerMachine.TestCase.settings = model_settings(examples=50, steps=30)
 TestConsumerModel = ConsumerMachine.TestCase

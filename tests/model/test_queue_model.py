@@ -634,7 +634,7 @@ class FaultyQueueMachine(QueueMachine):
         self.store.inject(*faults)
 
 
-QueueMachine.TestCase.settings = model_settings(examples=60, steps=50)
-FaultyQueueMachine.TestCase.settings = model_settings(examples=60, steps=50)
+QueueMachine.TestCase.settings = model_settings(examples=70, steps=50)
+FaultyQueueMachine.TestCase.settings = model_settings(examples=70, steps=50)
 TestQueueModel = QueueMachine.TestCase
 TestQueueModelWithFaults = FaultyQueueMachine.TestCase
