@@ -185,3 +185,17 @@ async def test_an_idle_queue_pointer_is_collected_after_the_idle_time(store: Tes
     # Enqueueing again brings the pointer back.
     await put(store, new("b"), now=T0 + 100_000)
     assert [i.item_id for i in await lease(store, now=T0 + 100_000)] == ["b"]
+
+
+async def test_enqueue_receipts_expire_after_their_keeping_time(store: TestStore) -> None:
+    await put(store, new("a"))
+    receipts = layout.receipts_before(2**40)
+    assert len(await store.transact(lambda tr: tr.get_range(*receipts))) == 1
+
+    async def forget(tr: Transaction, now: int) -> None:
+        _ops.forget_receipts(tr, layout, now)
+
+    await store.transact(lambda tr: forget(tr, T0 + _ops.RECEIPT_KEEP_MS))
+    assert len(await store.transact(lambda tr: tr.get_range(*receipts))) == 1  # still kept
+    await store.transact(lambda tr: forget(tr, T0 + _ops.RECEIPT_KEEP_MS + 60_000))
+    assert await store.transact(lambda tr: tr.get_range(*receipts)) == []

@@ -186,6 +186,7 @@ class Consumer:
         self._scans_started = 0
         self._last_idle_scan = -1  # the number of the last scan that found nothing to do
         self._scanned = anyio.Event()  # set (and replaced) at the end of every scan
+        self._last_housekeeping = 0
         self._settler = _Settler(self)
         self._jobs_group: anyio.abc.TaskGroup | None = None
 
@@ -246,6 +247,7 @@ class Consumer:
             self._scans_started += 1
             number = self._scans_started
             try:
+                await self._housekeeping()
                 found, next_due, seen = await self._scan_once()
                 backoff = self.settings.scan_interval
             except StoreError as exc:
@@ -263,6 +265,18 @@ class Consumer:
                 await anyio.lowlevel.checkpoint()
                 continue
             await self._wait_for_work(next_due, seen)
+
+    async def _housekeeping(self) -> None:
+        """Once a minute, drop expired enqueue receipts (one blind range clear)."""
+        now = self._now()
+        if now - self._last_housekeeping < 60_000:
+            return
+        self._last_housekeeping = now
+
+        async def forget(tr: Transaction) -> None:
+            _ops.forget_receipts(tr, self._layout, now)
+
+        await self._store.transact(forget)
 
     async def _scan_once(self) -> tuple[bool, int | None, bytes | None]:
         """One scan round. Returns (leased anything, next due time, wake counter)."""

@@ -13,6 +13,7 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (p, time, qid)                        pointer index: one row per non-empty queue
     (n, qid)                              names of queues ever used (for listing)
     (b, consumer, token)                  a consumer's last lease batch (idempotent retries)
+    (x, minute, token)                    enqueue receipts, kept 15 minutes (idempotent retries)
     (w,)                                  wake-up counter, bumped by every enqueue
 
 A ready item is found through the ready index, whose order is the run order
@@ -107,6 +108,13 @@ class Layout:
     def parse_pointer(self, key: bytes) -> tuple[int, str]:
         time, qid = fdb_tuple.unpack(key[len(self.pointers) :])
         return time, qid
+
+    def receipt(self, bucket: int, token: str) -> bytes:
+        return self.prefix + _pack(("x", bucket, token))
+
+    def receipts_before(self, bucket: int) -> tuple[bytes, bytes]:
+        """The range of every receipt in a bucket before *bucket*."""
+        return self.prefix + _pack(("x",)) + b"\x00", self.prefix + _pack(("x", bucket))
 
     def name(self, qid: str) -> bytes:
         return self.names + _pack((qid,))

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import json
+import secrets
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import attrs
 
@@ -114,35 +116,86 @@ class NewItem:
     max_retries: int
     timeout: float | None = None
     custom_id: bool = False
+    token: str = attrs.field(factory=lambda: secrets.token_hex(8))
+    """Unique to this NewItem, so to one enqueue call: its receipt's value. Build
+    the NewItem outside the retry loop, so every run of the body shares it."""
+
+
+RECEIPT_BUCKET_MS: Final = 60_000
+RECEIPT_KEEP_MS: Final = 15 * 60_000
+"""Enqueue receipts outlive any retry loop of the enqueue that wrote them."""
 
 
 async def enqueue(tr: Transaction, layout: Layout, new: NewItem, now: int) -> tuple[Item, bool]:
-    """Store *new* unless its id exists. Returns ``(item, created)``; first enqueue wins."""
-    qid = new.queue_id
-    raw = await tr.get(layout.item(qid, new.item_id))
+    """Enqueue one job: ``enqueue_many`` with the NewItem's own receipt token."""
+    (result,) = await enqueue_many(tr, layout, [new], now, token=new.token)
+    return result
+
+
+async def enqueue_many(
+    tr: Transaction, layout: Layout, news: list[NewItem], now: int, *, token: str
+) -> list[tuple[Item, bool]]:
+    """Store each of *news* unless its id exists. Returns ``(item, created)`` pairs.
+
+    A custom id the queue holds (or holds as a dead letter) returns the
+    existing job: the first enqueue wins. *now* and *token* must be the same
+    each time the body runs: the batch leaves a receipt under *token*, so a
+    re-run after commit-unknown-result recognises its own earlier commit, even
+    after consumers have finished its jobs, and enqueues nothing twice. Reads:
+    the receipt, one pointer per queue, and the ids of custom-id jobs only.
+    """
+    receipt = layout.receipt(now // RECEIPT_BUCKET_MS, token)
+    earlier = await tr.get(receipt)  # which jobs our own earlier commit created
+    out: list[tuple[Item, bool]] = []
+    due: dict[str, int] = {}  # queue -> earliest vesting among the new jobs
+    for n, new in enumerate(news):
+        qid = new.queue_id
+        if earlier is not None:
+            created = earlier[n : n + 1] == b"1"
+            existing = None if created else await _existing(tr, layout, qid, new.item_id)
+        else:  # only a custom id can already exist: generated ones are fresh
+            existing = await _existing(tr, layout, qid, new.item_id) if new.custom_id else None
+            created = existing is None
+        item = existing or Item(
+            item_id=new.item_id,
+            topic=new.topic,
+            payload=new.payload,
+            priority=new.priority,
+            vesting=new.vesting,
+            max_retries=new.max_retries,
+            enqueued_at=now,
+            where="r" if new.vesting <= now else "s",
+            timeout=new.timeout,
+        )
+        out.append((item, created))
+        if earlier is not None or not created:
+            continue
+        _put(tr, layout, qid, item)
+        _count(tr, layout, qid, item.where, 1)
+        if qid not in due:
+            tr.set(layout.name(qid), b"")
+        due[qid] = min(due.get(qid, new.vesting), new.vesting)
+    if earlier is None:
+        tr.set(receipt, b"".join(b"1" if created else b"0" for _, created in out))
+    if due:
+        tr.add(layout.wake, 1)
+    for qid, vesting in due.items():
+        await ensure_pointer(tr, layout, qid, vesting)
+    return out
+
+
+async def _existing(tr: Transaction, layout: Layout, qid: str, item_id: str) -> Item | None:
+    """The job *item_id* of *qid*, waiting, running or dead; None if absent."""
+    raw = await tr.get(layout.item(qid, item_id))
     if raw is not None:
-        return Item.from_bytes(raw), False
-    if new.custom_id:
-        dead = await tr.get(layout.dead(qid, new.item_id))
-        if dead is not None:
-            return DeadItem.from_bytes(dead).item, False
-    item = Item(
-        item_id=new.item_id,
-        topic=new.topic,
-        payload=new.payload,
-        priority=new.priority,
-        vesting=new.vesting,
-        max_retries=new.max_retries,
-        enqueued_at=now,
-        where="r" if new.vesting <= now else "s",
-        timeout=new.timeout,
-    )
-    _put(tr, layout, qid, item)
-    _count(tr, layout, qid, item.where, 1)
-    tr.set(layout.name(qid), b"")
-    tr.add(layout.wake, 1)
-    await ensure_pointer(tr, layout, qid, new.vesting)
-    return item, True
+        return Item.from_bytes(raw)
+    dead = await tr.get(layout.dead(qid, item_id))
+    return None if dead is None else DeadItem.from_bytes(dead).item
+
+
+def forget_receipts(tr: Transaction, layout: Layout, now: int) -> None:
+    """Drop enqueue receipts older than RECEIPT_KEEP_MS (a blind range clear)."""
+    tr.clear_range(*layout.receipts_before((now - RECEIPT_KEEP_MS) // RECEIPT_BUCKET_MS))
 
 
 # -- queue lease and item leases ------------------------------------------------

@@ -205,16 +205,18 @@ class JobQueue:
         self, jobs: Sequence[NewJob], *, tr: Transaction | None = None
     ) -> list[Job]:
         """Add many jobs in one transaction: all of them, or (on error) none."""
+        # Everything a re-run of the body must repeat exactly is chosen here,
+        # outside the retry loop: ids, receipt tokens (in NewItem), the time.
         now = self.now_ms()
         prepared = [self._prepare(job, now) for job in jobs]  # validate all before writing
 
+        token = secrets.token_hex(8)
+
         async def body(tr: Transaction) -> list[Job]:
-            now = self.now_ms()
-            out = []
-            for new in prepared:
-                item, _ = await _ops.enqueue(tr, self.layout, new, now)
-                out.append(self._job(new.queue_id, item))
-            return out
+            done = await _ops.enqueue_many(tr, self.layout, prepared, now, token=token)
+            return [
+                self._job(new.queue_id, item) for new, (item, _) in zip(prepared, done, strict=True)
+            ]
 
         return await self._run(tr, body)
 

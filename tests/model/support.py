@@ -53,10 +53,12 @@ class StoreView:
     pointer_rows: list[tuple[int, str]]
     batch_markers: list[tuple[str, str]]
     names: set[str]
+    receipts: set[str]
+    """The token of every enqueue receipt kept."""
 
     @classmethod
     def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
-        view = cls({}, {}, {}, {}, {}, [], [], set())
+        view = cls({}, {}, {}, {}, {}, [], [], set(), set())
         for key, value in store.raw_items():
             if not key.startswith(layout.prefix):
                 continue
@@ -81,6 +83,8 @@ class StoreView:
                 view.batch_markers.append((t[1], t[2]))
             elif t[0] == "n":
                 view.names.add(t[1])
+            elif t[0] == "x":
+                view.receipts.add(t[2])
             elif t[0] != "w":
                 raise AssertionError(f"unexpected key {t!r}")
         return view

@@ -92,19 +92,14 @@ async def test_completing_after_the_lease_was_lost_and_the_job_rerun_reports_los
     assert await settle(store, first, Action.COMPLETE, T0 + LEASE + 2) is Outcome.LOST
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enqueue's re-run after commit-unknown-result finds its item only while it "
-    "exists: once a consumer has completed or dead-lettered it, the re-run enqueues it "
-    "again (a second job). Needs a durable enqueue receipt that outlives the item.",
-)
 @pytest.mark.parametrize("fate", ["completed", "dead-lettered"])
 async def test_enqueue_rerun_after_commit_unknown_does_not_recreate_a_finished_job(
     fate: str,
 ) -> None:
     """Issue 5 item 6: a body that runs twice must not create two jobs. The
     first commit applied but reported unknown; before the retry loop re-runs
-    the body, a consumer leases the job and finishes it."""
+    the body, a consumer leases the job and finishes it. Found by the queue
+    model; fixed by enqueue receipts that outlive the item."""
     store = MemoryStore()
     new = NewItem("q", "generated-id-1", "t", b"{}", 0, T0, 0)
 
