@@ -195,3 +195,11 @@ async def test_old_versions_are_released() -> None:
     assert store._history == {}
     assert len(store._commits) == 0
     assert store._live == {}
+
+
+def test_testing_all_is_public_names() -> None:
+    import quickq.testing
+
+    public = {n for n in dir(quickq.testing) if not n.startswith("_")}
+    modules = {n for n in public if isinstance(getattr(quickq.testing, n), type(quickq))}
+    assert set(quickq.testing.__all__) == public - modules
