@@ -264,23 +264,42 @@ class ConsumerMachine(RuleBasedStateMachine):
     @rule(spec=specs)
     @step
     def enqueue(self, spec: Spec) -> None:
-        topic = "nobody" if spec.kind == "orphan" else "work"
+        """Enqueue a job while the consumers stand still."""
+        self._enqueue(spec, after=0.0)
+
+    @precondition(lambda self: len(self.specs) < MAX_JOBS)
+    @rule(spec=specs, after=st.sampled_from([0.001, 0.2, 1.0, LEASE / 3]))
+    @step
+    def enqueue_while_running(self, spec: Spec, after: float) -> None:
+        """Let time run for *after* seconds, then enqueue amid the consumers' work."""
+        self._enqueue(spec, after=after)
+
+    def _enqueue(self, spec: Spec, *, after: float) -> None:
+        job_id = f"j{len(self.specs):03d}"  # generated ids are random: keep runs repeatable
+        self.specs[job_id] = spec  # before the job exists: a consumer may run it at once
         enqueue = functools.partial(
             self.queue.enqueue,
             spec.queue_id,
-            topic,
+            "nobody" if spec.kind == "orphan" else "work",
             None,
             delay=spec.delay,
             max_retries=spec.max_retries,
-            job_id=f"j{len(self.specs):03d}",  # generated ids are random: keep runs repeatable
+            job_id=job_id,
         )
 
-        async def go() -> tuple[quickq.Job, float]:
-            return await enqueue(), trio.current_time()
+        async def go() -> float:
+            if after:
+                self.clock.autojump_threshold = 0
+            try:
+                await trio.sleep(after)
+                now = trio.current_time()
+                self.enqueued_at[job_id] = now  # before a consumer can see the job
+                await enqueue()
+            finally:
+                self.clock.autojump_threshold = math.inf
+            return now
 
-        job, now = self.call(go)
-        self.specs[job.job_id] = spec
-        self.enqueued_at[job.job_id] = now
+        self.call(go)
 
     @precondition(lambda self: len(self.runners) < MAX_CONSUMERS)
     @rule(concurrency=st.integers(1, 4), batch_size=st.integers(1, 3))
