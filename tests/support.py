@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,9 +11,13 @@ import trio.testing
 
 from quickq import StoreUnavailableError
 from quickq.stores import KeyValue, MemoryStore, Store, Transaction
+from quickq.stores.fdb import FoundationDBStore
 from quickq.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
+CLUSTER_FILE = os.environ.get("QUICKQ_FDB_CLUSTER_FILE", "")
+"""A FoundationDB cluster file: the FoundationDB tests run only when one is given."""
+
 EPOCH = 1_800_000_000.0
 """Virtual wall-clock time at the start of every trio run in these tests."""
 
@@ -58,7 +63,7 @@ class Partition:
         raise AttributeError(name)
 
 
-TestStore = MemoryStore | SQLiteStore
+TestStore = MemoryStore | SQLiteStore | FoundationDBStore
 
 
 async def dump(store: Store) -> list[KeyValue]:
@@ -68,3 +73,21 @@ async def dump(store: Store) -> list[KeyValue]:
 
 async def read(store: Store, key: bytes) -> bytes | None:
     return await store.transact(lambda tr: tr.get(key))
+
+
+def fdb_skip_reason() -> str | None:
+    """Why the FoundationDB tests cannot run here, or None when a cluster is reachable."""
+    from quickq.stores.fdb import load_bindings
+
+    if not CLUSTER_FILE:
+        return (
+            "no FoundationDB cluster: set QUICKQ_FDB_CLUSTER_FILE to a cluster file "
+            "to run the FoundationDB store's tests against it"
+        )
+    try:
+        load_bindings()
+    except StoreUnavailableError as exc:
+        return f"QUICKQ_FDB_CLUSTER_FILE is set but the FoundationDB client cannot load: {exc}"
+    if not os.path.exists(CLUSTER_FILE):
+        return f"QUICKQ_FDB_CLUSTER_FILE names {CLUSTER_FILE!r}, which does not exist"
+    return None

@@ -146,6 +146,8 @@ async def test_every_operation_is_idempotent_under_commit_unknown_result(
     store: TestStore,
     fault: CommitFault,
 ) -> None:
+    if not hasattr(store, "inject"):
+        pytest.skip("this store cannot inject faults (a real cluster fails when it fails)")
     store.inject(fault)
     await put(store, new("a"), new("b"), new("c"))
     assert await counts(store) == {"pending": 3, "scheduled": 0, "running": 0, "dead": 0}

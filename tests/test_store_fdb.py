@@ -10,7 +10,6 @@ key prefix and clears it afterwards, so a shared cluster is safe to use. See
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -24,25 +23,9 @@ from quickq.stores import Limits, Store, Transaction
 from quickq.stores.fdb import FoundationDBStore, load_bindings
 from quickq.testing import StoreTests
 
-CLUSTER_FILE = os.environ.get("QUICKQ_FDB_CLUSTER_FILE", "")
+from .support import CLUSTER_FILE, fdb_skip_reason
 
-
-def _skip_reason() -> str | None:
-    if not CLUSTER_FILE:
-        return (
-            "no FoundationDB cluster: set QUICKQ_FDB_CLUSTER_FILE to a cluster file "
-            "to run the FoundationDB store's tests against it"
-        )
-    try:
-        load_bindings()
-    except StoreUnavailableError as exc:
-        return f"QUICKQ_FDB_CLUSTER_FILE is set but the FoundationDB client cannot load: {exc}"
-    if not os.path.exists(CLUSTER_FILE):
-        return f"QUICKQ_FDB_CLUSTER_FILE names {CLUSTER_FILE!r}, which does not exist"
-    return None
-
-
-_REASON = _skip_reason()
+_REASON = fdb_skip_reason()
 if _REASON is not None:
     pytest.skip(_REASON, allow_module_level=True)
 
