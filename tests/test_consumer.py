@@ -74,7 +74,9 @@ def test_handler_return_values_complete_the_job() -> None:
         async with consumer(store, rec) as c:
             await wait_until(lambda: c.statistics().completed == 2)
         assert await queue.stats("t") == quickq.QueueStats("t", 0, 0, 0, 0)
-        assert len(store.raw_items()) < 10  # items and index entries are gone
+        for part in ("i", "r", "s", "l", "d"):  # items and index entries are gone
+            begin, end = queue.layout.range("t", part)
+            assert [k for k, _ in store.raw_items() if begin <= k < end] == []
 
     run_virtual(main)
 

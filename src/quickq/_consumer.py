@@ -37,7 +37,7 @@ import attrs
 from . import _ops
 from ._codec import Codec, JsonCodec
 from ._events import EventHook, EventKind, JobEvent
-from ._exceptions import QuickqError, StoreError
+from ._exceptions import InvalidJobError, QuickqError, StoreError
 from ._jobs import Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
@@ -99,8 +99,6 @@ class ConsumerSettings:
     idle_gc: float = 60.0
 
     def __attrs_post_init__(self) -> None:
-        from ._exceptions import InvalidJobError
-
         if self.concurrency < 1 or self.batch_size < 1:
             raise InvalidJobError("concurrency and batch_size must be >= 1")
         if self.lease_duration <= 0 or self.queue_lease_duration <= 0:
@@ -129,7 +127,6 @@ class _Settler:
             await self._run()
 
     async def _run(self) -> None:
-        backoff = 0.05
         async for first in self._receive:
             batch = [first]
             while len(batch) < _ACK_BATCH:
@@ -137,22 +134,25 @@ class _Settler:
                     batch.append(self._receive.receive_nowait())
                 except anyio.WouldBlock:
                     break
-            while True:
-                try:
-                    outcomes = await self._consumer._store.transact(
-                        lambda tr, batch=batch: self._consumer._settle_all(
-                            tr, [b[0] for b in batch]
-                        )  # type: ignore[misc]
-                    )
-                    break
-                except StoreError as exc:
-                    log.warning("quickq: settling %d jobs failed (%s); retrying", len(batch), exc)
-                    await anyio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-            backoff = 0.05
+            outcomes = await self.commit([settlement for settlement, _, _ in batch])
             for (_, box, done), outcome in zip(batch, outcomes, strict=True):
                 box.append(outcome)
                 done.set()
+
+    async def commit(self, settlements: list[Settlement]) -> list[Outcome]:
+        """Settle *settlements* in one transaction now, backing off while the store fails."""
+
+        async def settle_all(tr: Transaction) -> list[Outcome]:
+            return await self._consumer._settle_all(tr, settlements)
+
+        backoff = 0.05
+        while True:
+            try:
+                return await self._consumer._store.transact(settle_all)
+            except StoreError as exc:
+                log.warning("quickq: settling %d jobs failed (%s); retrying", len(settlements), exc)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
 
 class Consumer:
@@ -304,6 +304,7 @@ class Consumer:
             free = s.concurrency - self._running
             if free <= 0:
                 break
+            items: list[Item] = []
             with anyio.CancelScope(shield=True):
                 # Shielded so a stop never abandons a committed lease unused.
                 with anyio.move_on_after(s.cleanup_timeout + s.queue_lease_duration):
@@ -311,7 +312,9 @@ class Consumer:
             for item in items:
                 self._start_job(qid, item)
                 leased_any = True
-        return leased_any or len(due) > len(chosen), next_due, seen
+        if not leased_any:  # due queues, all taken by others: look again shortly
+            next_due = now + to_ms(s.scan_interval)
+        return leased_any, next_due, seen
 
     async def _lease_from(self, qid: str, limit: int) -> list[Item]:
         s = self.settings
@@ -387,7 +390,7 @@ class Consumer:
                 self._emit("lost", qid, item, duration=self._clock() - started)
             else:
                 if settlement.writes is not None:
-                    outcome, settlement = await self._settle_with_writes(settlement)
+                    outcome, settlement = await self._settle_with_writes(settlement, item)
                 else:
                     outcome = await self._settler.settle(settlement)
                 self._count(outcome)
@@ -419,31 +422,26 @@ class Consumer:
         except Exception:
             log.exception("quickq: the on_event hook raised")
 
-    async def _settle_with_writes(self, settlement: Settlement) -> tuple[Outcome, Settlement]:
+    async def _settle_with_writes(
+        self, settlement: Settlement, item: Item
+    ) -> tuple[Outcome, Settlement]:
         """Complete with the handler's own writes, in a transaction of its own.
 
         If the writes raise, the attempt counts as failed and is retried.
         """
-        backoff = 0.05
-        while True:
-            try:
-                outcome = await self._store.transact(
-                    lambda tr: _ops.settle(tr, self._layout, settlement, self._now)
-                )
-                return outcome, settlement
-            except StoreError as exc:
-                log.warning("quickq: completing %s failed (%s)", settlement.item_id, exc)
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:
-                failed = attrs.evolve(
-                    settlement,
-                    action=Action.RETRY,
-                    writes=None,
-                    delay_ms=settlement.delay_ms,
-                    error=f"completion writes failed: {exc!r}",
-                )
-                return await self._settler.settle(failed), failed
+        try:
+            (outcome,) = await self._settler.commit([settlement])
+            return outcome, settlement
+        except Exception as exc:
+            definition = self._jobs.get(item.topic)
+            assert definition is not None  # it ran the handler
+            failed = self._failure(
+                lambda action, **kw: attrs.evolve(settlement, action=action, writes=None, **kw),
+                definition,
+                item,
+                f"completion writes failed: {exc!r}",
+            )
+            return await self._settler.settle(failed), failed
 
     async def _settle_directly(self, settlement: Settlement) -> None:
         """Settle under a shield, bounded: used when the job is being cancelled."""
