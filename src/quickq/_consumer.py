@@ -105,6 +105,16 @@ class ConsumerSettings:
             raise InvalidJobError("lease durations must be > 0")
 
 
+@attrs.define
+class _Ended:
+    """How one attempt ended, filled in as soon as it is known."""
+
+    settlement: Settlement | None = None
+    result: Any = None
+    lost: bool = False
+    """The lease was lost: nothing may be recorded."""
+
+
 class _Settler:
     """The acker: commits queued settlements in as few transactions as it can."""
 
@@ -378,17 +388,18 @@ class Consumer:
 
     async def _run_job(self, qid: str, item: Item) -> None:
         assert item.lease is not None
-        settlement: Settlement | None = None
-        recorded = lost = False
+        ended = _Ended()
+        recorded = False
         started = self._clock()
         self._emit("started", qid, item, wait=max(0.0, started - item.vesting / 1000))
         try:
-            settlement, result = await self._attempt(qid, item)
-            if settlement is None:
-                lost = True
+            await self._attempt(qid, item, ended)
+            if ended.lost:
                 self._counts.lost += 1
                 self._emit("lost", qid, item, duration=self._clock() - started)
             else:
+                settlement = ended.settlement
+                assert settlement is not None
                 if settlement.writes is not None:
                     outcome, settlement = await self._settle_with_writes(settlement, item)
                 else:
@@ -400,14 +411,14 @@ class Consumer:
                     qid,
                     item,
                     duration=self._clock() - started,
-                    result=result if outcome is Outcome.COMPLETED else None,
+                    result=ended.result if outcome is Outcome.COMPLETED else None,
                     error=settlement.error,
                 )
         finally:
-            if not recorded and not lost:
-                await self._settle_directly(
-                    settlement or Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
-                )
+            if not recorded and not ended.lost:
+                # Cancelled: record how the attempt ended if it did, else give it back.
+                release = Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
+                await self._settle_directly(ended.settlement or release)
             self._running -= 1
             self._slot_freed.set()
             if self._running == 0:
@@ -470,8 +481,8 @@ class Consumer:
         else:
             self._counts.lost += 1
 
-    async def _attempt(self, qid: str, item: Item) -> tuple[Settlement | None, Any]:
-        """Run one attempt; return how it ended (None: its lease was lost) and its result."""
+    async def _attempt(self, qid: str, item: Item, ended: _Ended) -> None:
+        """Run one attempt, filling in *ended* the moment its outcome is known."""
         assert item.lease is not None
         lease_id = item.lease.lease_id
 
@@ -481,11 +492,14 @@ class Consumer:
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
-            return settlement(Action.BURY, reason="no_handler", error=missing), None
+            ended.settlement = settlement(Action.BURY, reason="no_handler", error=missing)
+            return
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
-            return settlement(Action.BURY, error=f"payload cannot be decoded: {exc!r}"), None
+            error = f"payload cannot be decoded: {exc!r}"
+            ended.settlement = settlement(Action.BURY, error=error)
+            return
         meta = JobMeta(
             topic=item.topic,
             queue_id=qid,
@@ -499,26 +513,33 @@ class Consumer:
         )
         timeout = item.timeout or definition.timeout
         lost = anyio.Event()
-        result: Any = None
-        error: BaseException | None = None
-        timed_out = False
         async with anyio.create_task_group() as job_scope:
             job_scope.start_soon(self._extend_lease, qid, item, job_scope.cancel_scope, lost)
+            result: Any = None
+            failure: str | None = None
             with anyio.move_on_after(timeout if timeout else math.inf) as timer:
                 try:
                     result = await definition.handler(payload, meta)
                 except Exception as exc:
-                    error = exc
-            timed_out = timer.cancelled_caught
+                    failure = "".join(traceback.format_exception(exc, limit=8))
+            if timer.cancelled_caught:
+                failure = f"timed out after {timeout}s"
+            # Known before the scope closes, so a cancellation landing at its
+            # exit cannot turn a finished attempt into an unattempted one.
+            if failure is not None:
+                ended.settlement = self._failure(
+                    settlement, definition, item, failure[-_MAX_ERROR_CHARS:]
+                )
+            else:
+                ended.settlement, ended.result = self._success(settlement, result)
             job_scope.cancel_scope.cancel()  # the handler is done: stop extending
         if lost.is_set():
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
-            return None, None
-        if timed_out:
-            return self._failure(settlement, definition, item, f"timed out after {timeout}s"), None
-        if error is not None:
-            text = "".join(traceback.format_exception(error, limit=8))[-_MAX_ERROR_CHARS:]
-            return self._failure(settlement, definition, item, text), None
+            ended.lost = True
+
+    @staticmethod
+    def _success(settlement: Any, result: Any) -> tuple[Settlement, Any]:
+        """The settlement (and reported result) of a handler's return value."""
         if isinstance(result, Snooze):
             delay = to_ms(result.seconds)
             return settlement(Action.RETRY, delay_ms=delay, count_error=False), None

@@ -18,18 +18,14 @@ from quickq.stores import MemoryStore
 from ..support import run_virtual, virtual_clock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_consumer._attempt: a cancellation that lands after the handler returned "
-    "(at the job nursery's exit) discards the outcome; _run_job then releases the job "
-    "(attempt uncounted) and a finished job runs again",
-)
 @pytest.mark.parametrize("outcome", ["returns", "raises"])
 def test_an_outcome_reached_before_a_hard_cancel_is_recorded_not_released(outcome: str) -> None:
     """Found by the consumer model (a hard cancel racing a job that had just
     finished). The handler finishes, and in the same instant its consumer is
     cancelled: the finished attempt must be recorded (completed, or retried
-    with its attempt counted), not given back to run again as the same attempt."""
+    with its attempt counted), not given back to run again as the same attempt.
+    Fixed in ``_consumer._attempt``: the outcome is recorded before the job's
+    scope closes."""
     jobs = quickq.JobRegistry()
     calls: list[int] = []
     doomed = trio.CancelScope()
