@@ -290,3 +290,40 @@ class WriteBuffer:
     @property
     def is_read_only(self) -> bool:
         return not self.write_conflicts
+
+
+class BufferedWrites:
+    """The write half of a Transaction, for stores that buffer writes in a WriteBuffer.
+
+    Writes never touch the store before commit; subclasses say, in
+    ``_check_writable``, when the transaction may no longer be written to.
+    """
+
+    _buffer: WriteBuffer
+
+    def _check_writable(self) -> None:
+        raise NotImplementedError
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._check_writable()
+        self._buffer.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        self._check_writable()
+        self._buffer.clear(key)
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._check_writable()
+        self._buffer.clear_range(begin, end)
+
+    def add(self, key: bytes, delta: int) -> None:
+        self._check_writable()
+        self._buffer.add(key, delta)
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        self._check_writable()
+        self._buffer.add_read_conflict_range(begin, end)
+
+    def add_read_conflict_key(self, key: bytes) -> None:
+        self._check_writable()
+        self._buffer.add_read_conflict_range(key, key_after(key))

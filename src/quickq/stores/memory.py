@@ -35,7 +35,7 @@ from .._exceptions import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from ._buffer import Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 
@@ -303,7 +303,7 @@ def _unique(keys: Iterator[bytes]) -> Iterator[bytes]:
             last = key
 
 
-class MemoryTransaction:
+class MemoryTransaction(BufferedWrites):
     """A transaction on a :class:`MemoryStore` (see :class:`~quickq.stores.Transaction`)."""
 
     def __init__(self, store: MemoryStore, serial: int, read_version: int, started: float) -> None:
@@ -314,7 +314,7 @@ class MemoryTransaction:
         self._started = started
         self._buffer = WriteBuffer(store.limits)
 
-    def _check_usable(self) -> None:
+    def _check_writable(self) -> None:
         """For buffered writes, which never touch the store: no age check (like
         FoundationDB, an old transaction fails at its next read or its commit)."""
         if self._closed:
@@ -373,30 +373,6 @@ class MemoryTransaction:
                 snapshot,
                 store._scan(begin, end, self._read_version, reverse),
             )
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._check_usable()
-        self._buffer.set(key, value)
-
-    def clear(self, key: bytes) -> None:
-        self._check_usable()
-        self._buffer.clear(key)
-
-    def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._check_usable()
-        self._buffer.clear_range(begin, end)
-
-    def add(self, key: bytes, delta: int) -> None:
-        self._check_usable()
-        self._buffer.add(key, delta)
-
-    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
-        self._check_usable()
-        self._buffer.add_read_conflict_range(begin, end)
-
-    def add_read_conflict_key(self, key: bytes) -> None:
-        self._check_usable()
-        self._buffer.add_read_conflict_range(key, key_after(key))
 
     async def commit(self) -> None:
         self._check_open()

@@ -58,7 +58,7 @@ from .._exceptions import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from ._buffer import Limits, Range, WriteBuffer, key_after
+from ._buffer import BufferedWrites, Limits, Range, WriteBuffer
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
@@ -334,7 +334,7 @@ class SQLiteStore:
                     event.set()
 
 
-class SQLiteTransaction:
+class SQLiteTransaction(BufferedWrites):
     """A transaction on a :class:`SQLiteStore` (see :class:`~quickq.stores.Transaction`)."""
 
     def __init__(self, store: SQLiteStore, version_hint: int, started: float) -> None:
@@ -354,6 +354,9 @@ class SQLiteTransaction:
         # rather than at its next periodic scan.
         if getattr(self, "_conn", None) is not None:
             self._store._pool.nudge()
+
+    def _check_writable(self) -> None:
+        self._check_open()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -463,30 +466,6 @@ class SQLiteTransaction:
 
         stored = await self._store._run(self._in_snapshot, scan)
         return buffer.read_range(begin, end, limit, reverse, snapshot, stored)
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._check_open()
-        self._buffer.set(key, value)
-
-    def clear(self, key: bytes) -> None:
-        self._check_open()
-        self._buffer.clear(key)
-
-    def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
-        self._buffer.clear_range(begin, end)
-
-    def add(self, key: bytes, delta: int) -> None:
-        self._check_open()
-        self._buffer.add(key, delta)
-
-    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
-        self._buffer.add_read_conflict_range(begin, end)
-
-    def add_read_conflict_key(self, key: bytes) -> None:
-        self._check_open()
-        self._buffer.add_read_conflict_range(key, key_after(key))
 
     async def commit(self) -> None:
         """Commit atomically and durably (per the store's durability), or raise."""
