@@ -17,6 +17,7 @@ Start here:
 from ._codec import Codec as Codec
 from ._codec import JsonCodec as JsonCodec
 from ._consumer import Consumer as Consumer
+from ._consumer import ConsumerOptions as ConsumerOptions
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
@@ -58,6 +59,7 @@ __all__ = [
     "Codec",
     "Complete",
     "Consumer",
+    "ConsumerOptions",
     "ConsumerStatistics",
     "DeadLetter",
     "Discard",

@@ -28,7 +28,7 @@ import secrets
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -587,104 +587,85 @@ class Consumer:
             interval = s.lease_duration / 3
 
 
+class ConsumerOptions(TypedDict, total=False):
+    """The options of :func:`open_consumer` and :func:`serve_consumer`."""
+
+    concurrency: int
+    """Jobs run at once (default 10)."""
+    batch_size: int
+    """Most jobs leased from one queue per transaction (default 10)."""
+    lease_duration: float
+    """A job's lease in seconds (30), renewed every third of it while its handler
+    runs; a crashed consumer's jobs come back when it expires."""
+    queue_lease_duration: float
+    """How long a consumer holds a queue while leasing from it (5 s)."""
+    scan_interval: float
+    """The idle poll when the store cannot watch for new jobs (0.1 s)."""
+    idle_poll: float
+    """The longest idle wait when the store can watch for new jobs (1 s)."""
+    grace_period: float
+    """On stop, how long running jobs may finish before they are cancelled and
+    their leases given back (10 s)."""
+    root: tuple[Any, ...]
+    """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
+    clock: Clock
+    """The wall clock, as for JobQueue (tests pass one driven by MockClock)."""
+    codec: Codec
+    """The payload codec, as for JobQueue (JSON)."""
+    on_event: EventHook
+    """Called with a JobEvent as each attempt starts and ends."""
+
+
+_QUEUE_OPTIONS = ("root", "clock", "codec", "on_event")
+
+
 async def serve_consumer(
     store: Store,
     jobs: JobRegistry,
     *,
-    concurrency: int = 10,
-    batch_size: int = 10,
-    lease_duration: float = 30.0,
-    queue_lease_duration: float = 5.0,
-    scan_interval: float = 0.1,
-    idle_poll: float = 1.0,
-    grace_period: float = 10.0,
-    root: tuple[Any, ...] = ("quickq",),
-    clock: Clock = wall_clock,
-    codec: Codec | None = None,
-    on_event: EventHook | None = None,
     task_status: anyio.abc.TaskStatus[Consumer] = anyio.TASK_STATUS_IGNORED,
+    **options: Unpack[ConsumerOptions],
 ) -> None:
     """Run a consumer until it is stopped or cancelled (for callers that own a nursery).
 
     ``consumer = await nursery.start(serve_consumer, store, jobs)`` returns once
     the consumer runs; ``consumer.stop()`` drains it gracefully; cancelling the
-    nursery cancels running jobs and gives their leases back. Options are those
-    of :func:`open_consumer`.
+    nursery cancels running jobs and gives their leases back. The options are
+    those of :class:`ConsumerOptions`.
     """
-    settings = ConsumerSettings(
-        concurrency=concurrency,
-        batch_size=batch_size,
-        lease_duration=lease_duration,
-        queue_lease_duration=queue_lease_duration,
-        scan_interval=scan_interval,
-        idle_poll=idle_poll,
-        grace_period=grace_period,
-    )
+    knobs = {k: v for k, v in options.items() if k not in _QUEUE_OPTIONS}
+    try:
+        settings = ConsumerSettings(**knobs)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise InvalidJobError(f"unknown consumer option: {exc}") from None
     consumer = Consumer(
         store,
         jobs,
         settings,
-        root=root,
-        clock=clock,
-        codec=codec or JsonCodec(),
-        on_event=on_event,
+        root=options.get("root", ("quickq",)),
+        clock=options.get("clock", wall_clock),
+        codec=options.get("codec") or JsonCodec(),
+        on_event=options.get("on_event"),
     )
     await consumer.run(task_status=task_status)
 
 
 @asynccontextmanager
 async def open_consumer(
-    store: Store,
-    jobs: JobRegistry,
-    *,
-    concurrency: int = 10,
-    batch_size: int = 10,
-    lease_duration: float = 30.0,
-    queue_lease_duration: float = 5.0,
-    scan_interval: float = 0.1,
-    idle_poll: float = 1.0,
-    grace_period: float = 10.0,
-    root: tuple[Any, ...] = ("quickq",),
-    clock: Clock = wall_clock,
-    codec: Codec | None = None,
-    on_event: EventHook | None = None,
+    store: Store, jobs: JobRegistry, **options: Unpack[ConsumerOptions]
 ) -> AsyncIterator[Consumer]:
     """Consume jobs from *store* with the handlers in *jobs* while the block runs.
 
-    - *concurrency*: jobs run at once; *batch_size*: most jobs leased per queue
-      per transaction.
-    - *lease_duration*: a job's lease, renewed every third of it while its
-      handler runs; a crashed consumer's jobs come back after it.
-    - *queue_lease_duration*: how long a consumer holds a queue while leasing.
-    - *scan_interval*: the idle poll without watches; *idle_poll*: the longest
-      idle wait when the store can watch for new jobs.
-    - *grace_period*: on exit, how long running jobs may finish before they
-      are cancelled and their leases given back.
-    - *root*, *clock*, *codec*: as for :class:`JobQueue` (tests pass a clock
-      driven by trio's MockClock).
-    - *on_event*: called with a :class:`JobEvent` as each attempt starts and ends.
+    Options (:class:`ConsumerOptions`): ``concurrency``, ``batch_size``,
+    ``lease_duration``, ``queue_lease_duration``, ``scan_interval``,
+    ``idle_poll``, ``grace_period``, ``root``, ``clock``, ``codec``, ``on_event``.
 
     Works in trio and asyncio (anyio) programs. Leaving the block drains the
     consumer gracefully; cancelling it cancels running jobs.
     """
     async with anyio.create_task_group() as tg:
         consumer: Consumer = await tg.start(
-            lambda task_status: serve_consumer(
-                store,
-                jobs,
-                concurrency=concurrency,
-                batch_size=batch_size,
-                lease_duration=lease_duration,
-                queue_lease_duration=queue_lease_duration,
-                scan_interval=scan_interval,
-                idle_poll=idle_poll,
-                grace_period=grace_period,
-                root=root,
-                clock=clock,
-                codec=codec,
-                on_event=on_event,
-                task_status=task_status,
-            )
+            lambda task_status: serve_consumer(store, jobs, task_status=task_status, **options)
         )
         try:
             yield consumer
