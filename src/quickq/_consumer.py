@@ -633,12 +633,17 @@ async def serve_consumer(
     nursery cancels running jobs and gives their leases back. The options are
     those of :class:`ConsumerOptions`.
     """
+    await _make_consumer(store, jobs, options).run(task_status=task_status)
+
+
+def _make_consumer(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> Consumer:
+    """Validate *options* (raising InvalidJobError at the call site) and build a consumer."""
     knobs = {k: v for k, v in options.items() if k not in _QUEUE_OPTIONS}
     try:
         settings = ConsumerSettings(**knobs)  # type: ignore[arg-type]
     except TypeError as exc:
         raise InvalidJobError(f"unknown consumer option: {exc}") from None
-    consumer = Consumer(
+    return Consumer(
         store,
         jobs,
         settings,
@@ -647,7 +652,6 @@ async def serve_consumer(
         codec=options.get("codec") or JsonCodec(),
         on_event=options.get("on_event"),
     )
-    await consumer.run(task_status=task_status)
 
 
 @asynccontextmanager
@@ -663,10 +667,9 @@ async def open_consumer(
     Works in trio and asyncio (anyio) programs. Leaving the block drains the
     consumer gracefully; cancelling it cancels running jobs.
     """
+    consumer = _make_consumer(store, jobs, options)
     async with anyio.create_task_group() as tg:
-        consumer: Consumer = await tg.start(
-            lambda task_status: serve_consumer(store, jobs, task_status=task_status, **options)
-        )
+        await tg.start(lambda task_status: consumer.run(task_status=task_status))
         try:
             yield consumer
         finally:
