@@ -440,7 +440,11 @@ class ConsumerMachine(RuleBasedStateMachine):
                 assert call.attempt == previous.attempt + 1, (job_id, calls)
             if call.end is None:
                 break
-            if call.did == "snoozed":
+            if job_id in self.disturbed:
+                # Its outcome may never have reached the store (its consumer was
+                # cut off): then the job runs again when the lease expires.
+                not_before = call.end
+            elif call.did == "snoozed":
                 not_before = call.end + spec.seconds
             elif call.did == "failed":
                 not_before = call.end + BACKOFF.delay(call.attempt)
