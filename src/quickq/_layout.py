@@ -13,7 +13,7 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (p, time, qid)                        pointer index: one row per non-empty queue
     (n, qid)                              names of queues ever used (for listing)
     (b, consumer, token)                  a consumer's last lease batch (idempotent retries)
-    (x, minute, token)                    enqueue receipts, kept 15 minutes (idempotent retries)
+    (x, minute, token)                    enqueue and completion receipts, kept 15 minutes
     (w,)                                  wake-up counter, bumped by every enqueue
 
 A ready item is found through the ready index, whose order is the run order

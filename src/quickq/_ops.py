@@ -123,7 +123,9 @@ class NewItem:
 
 RECEIPT_BUCKET_MS: Final = 60_000
 RECEIPT_KEEP_MS: Final = 15 * 60_000
-"""Enqueue receipts outlive any retry loop of the enqueue that wrote them."""
+"""Receipts outlive any retry loop of the operation that wrote them."""
+_DONE: Final = "done:"
+"""Completion receipts are keyed by the completing lease id, after this prefix."""
 
 
 async def enqueue(tr: Transaction, layout: Layout, new: NewItem, now: int) -> tuple[Item, bool]:
@@ -416,7 +418,13 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
     item = await _get_item(tr, layout, qid, s.item_id)
     if item is None:
         if s.action is Action.COMPLETE:
-            return Outcome.COMPLETED  # already completed (by our earlier commit)
+            # Ours if our earlier commit left its receipt (a re-run comes within
+            # seconds: this minute's bucket or the last); else someone else's.
+            bucket = clock() // RECEIPT_BUCKET_MS
+            for b in (bucket, bucket - 1):
+                if await tr.get(layout.receipt(b, _DONE + s.lease_id)) is not None:
+                    return Outcome.COMPLETED
+            return Outcome.LOST
         raw = await tr.get(layout.dead(qid, s.item_id))
         if raw is not None and DeadItem.from_bytes(raw).item.settled_by == s.lease_id:
             return Outcome.BURIED
@@ -432,6 +440,7 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         tr.clear(layout.item(qid, item.item_id))
         tr.clear(item.index_key(layout, qid))
         _count(tr, layout, qid, "l", -1)
+        tr.set(layout.receipt(now // RECEIPT_BUCKET_MS, _DONE + s.lease_id), b"")
         return Outcome.COMPLETED
     if s.action is Action.RELEASE:
         released = attrs.evolve(

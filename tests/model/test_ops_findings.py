@@ -72,13 +72,6 @@ async def test_a_job_dead_lettered_by_lease_expiry_counts_that_attempt_as_an_err
     assert dead.item.last_error is not None and "lease expired" in dead.item.last_error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settle(COMPLETE) reports COMPLETED for any missing item: it cannot tell its "
-    "own earlier (commit-unknown) completion from another consumer's after the lease was "
-    "lost. A fix: a completion receipt (x, minute, 'done:'+lease_id), read back only on "
-    "this path; it costs a write per completion, kept 15 min (a design call, not made here)",
-)
 async def test_completing_after_the_lease_was_lost_and_the_job_rerun_reports_lost() -> None:
     """Found by the queue model. c1's lease expires, c2 re-runs the job and
     completes it; c1's late completion must be reported LOST (nothing it did
