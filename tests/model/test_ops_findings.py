@@ -72,6 +72,21 @@ async def test_a_job_dead_lettered_by_lease_expiry_counts_that_attempt_as_an_err
     assert dead.item.last_error is not None and "lease expired" in dead.item.last_error
 
 
+async def test_completing_after_the_job_was_dead_lettered_by_expiry_reports_lost() -> None:
+    """Found by the queue model (1,500 examples of 100 steps), the same defect
+    in another guise: c1's lease of a job with max_retries=0 expires, the next
+    batch lease dead-letters it, and c1's late completion was reported
+    COMPLETED for a job sitting in the dead letters. Completion receipts
+    (d41ddc6) fixed both."""
+    store = MemoryStore()
+    await store.transact(
+        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
+    )
+    (first,) = await lease(store, "c1", T0)
+    assert await lease(store, "c2", T0 + LEASE) == []  # dead-lettered on expiry
+    assert await settle(store, first, Action.COMPLETE, T0 + LEASE + 1) is Outcome.LOST
+
+
 async def test_completing_after_the_lease_was_lost_and_the_job_rerun_reports_lost() -> None:
     """Found by the queue model. c1's lease expires, c2 re-runs the job and
     completes it; c1's late completion must be reported LOST (nothing it did
