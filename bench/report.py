@@ -215,10 +215,10 @@ def scale_table(data: dict[str, Any]) -> list[str]:
             "| series | size | us per job (lease+run+ack) |",
             "|---|---|---|",
         ]
-        for key in sorted(agg):
-            if key.startswith(("future_", "idle_")) and key.endswith("_us"):
-                series, size = key.split("_")[0], key.split("_")[1]
-                lines.append(f"| {series} | {int(size):,} | {fmt_cell(agg, key, '{:,.1f}')} |")
+        keys = [k for k in agg if k.startswith(("future_", "idle_")) and k.endswith("_us")]
+        for key in sorted(keys, key=lambda k: (k.split("_")[0], int(k.split("_")[1]))):
+            series, size = key.split("_")[0], key.split("_")[1]
+            lines.append(f"| {series} | {int(size):,} | {fmt_cell(agg, key, '{:,.1f}')} |")
         for key in ("bytes_per_job_memory", "bytes_per_job_sqlite_file"):
             if key in agg:
                 lines.append(f"\n{key.replace('_', ' ')}: {fmt_cell(agg, key, '{:,.0f}')}")
