@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fdb.tuple as fdb_tuple
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickq._layout import Item, Layout, Lease
+from quickq._layout import Item, Layout, Lease, _pack
 
 ids = st.text(min_size=1, max_size=40)
 times = st.integers(min_value=0, max_value=2**53)
@@ -46,3 +46,20 @@ def test_item_records_round_trip() -> None:
         last_error="boom\x00",
     )
     assert Item.from_bytes(item.to_bytes()) == item
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.integers(min_value=-(1 << 70), max_value=1 << 70),
+            st.booleans(),
+            st.none(),
+            st.binary(),
+        ),
+        max_size=5,
+    )
+)
+def test_fast_key_packing_is_the_bindings_encoding(parts: list[object]) -> None:
+    assert _pack(tuple(parts)) == fdb_tuple.pack(tuple(parts))

@@ -43,11 +43,12 @@ def backdoor_get(path: Path, key: bytes) -> bytes | None:
 
 
 class TestSQLiteStoreConformance(StoreTests):
-    """The shared store conformance suite, with a backdoor through plain ``sqlite3``."""
+    """The shared store conformance suite, with a backdoor through plain ``sqlite3``,
+    with reads on the event loop (the default) and in worker threads."""
 
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
-        async with await SQLiteStore.open(tmp_path / "q.db") as s:
+    @pytest.fixture(params=[False, True], ids=["loop-reads", "threaded-reads"])
+    async def store(self, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+        async with await SQLiteStore.open(tmp_path / "q.db", threaded_reads=request.param) as s:
             # The state machine reads every key after every step: keep one
             # autocommit connection for the backdoor instead of opening many.
             self._backdoor = sqlite3.connect(s.path, isolation_level=None, check_same_thread=False)

@@ -4,10 +4,12 @@
 
     serve_consumer
     +- acker: commits the settlements of finished attempts, many per transaction
+    +- renewal schedule: lease/3 into a job, starts its extender in its nursery
     +- jobs: one task per leased job, each a nursery of
     |    +- the handler (under the job's timeout)
-    |    +- the lease extender: renews every lease/3; when a renewal proves the
-    |       lease lost, it cancels the handler; the handler's end cancels it
+    |    +- the lease extender, once started (jobs that end sooner never need
+    |       one): renews every lease/3; when a renewal proves the lease lost,
+    |       it cancels the handler; the handler's end cancels it
     +- intake (the scanner): while a slot is free, snapshot-peek due queue
          pointers, pick a random subset, and per queue take the queue lease
          (own transaction), then lease a batch of ready items (own transaction,
@@ -41,6 +43,7 @@ from ._exceptions import InvalidJobError, QuickqError, StoreError
 from ._jobs import Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
+from ._renewals import RenewalSchedule
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from .stores import Store, SupportsWatch, Transaction
 
@@ -125,10 +128,15 @@ class _Settler:
         ](math.inf)
         self._send, self._receive = send, receive
 
-    async def settle(self, settlement: Settlement) -> Outcome:
+    async def settle(self, settlement: Settlement) -> Outcome | None:
+        """Settle through the acker; None if it has stopped (the consumer is
+        being cancelled: the caller settles on its own)."""
         box: list[Outcome] = []
         done = anyio.Event()
-        self._send.send_nowait((settlement, box, done))
+        try:
+            self._send.send_nowait((settlement, box, done))
+        except anyio.ClosedResourceError:
+            return None
         await done.wait()
         return box[0]
 
@@ -198,6 +206,7 @@ class Consumer:
         self._scanned = anyio.Event()  # set (and replaced) at the end of every scan
         self._last_housekeeping = 0
         self._settler = _Settler(self)
+        self._renewals = RenewalSchedule(settings.lease_duration / 3)
         self._jobs_group: anyio.abc.TaskGroup | None = None
 
     # -- public -------------------------------------------------------------------
@@ -227,6 +236,7 @@ class Consumer:
     async def run(self, *, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
         async with anyio.create_task_group() as service:
             service.start_soon(self._settler.run)
+            service.start_soon(self._renewals.run)
             async with anyio.create_task_group() as jobs:
                 self._jobs_group = jobs
                 async with anyio.create_task_group() as intake:
@@ -404,6 +414,9 @@ class Consumer:
                     outcome, settlement = await self._settle_with_writes(settlement, item)
                 else:
                     outcome = await self._settler.settle(settlement)
+                if outcome is None:  # the acker has stopped: the finally clause settles
+                    ended.settlement = settlement
+                    return
                 self._count(outcome)
                 recorded = True
                 self._emit(
@@ -435,7 +448,7 @@ class Consumer:
 
     async def _settle_with_writes(
         self, settlement: Settlement, item: Item
-    ) -> tuple[Outcome, Settlement]:
+    ) -> tuple[Outcome | None, Settlement]:
         """Complete with the handler's own writes, in a transaction of its own.
 
         If the writes raise, the attempt counts as failed and is retried.
@@ -514,24 +527,31 @@ class Consumer:
         timeout = item.timeout or definition.timeout
         lost = anyio.Event()
         async with anyio.create_task_group() as job_scope:
-            job_scope.start_soon(self._extend_lease, qid, item, job_scope.cancel_scope, lost)
-            result: Any = None
-            failure: str | None = None
-            with anyio.move_on_after(timeout if timeout else math.inf) as timer:
-                try:
-                    result = await definition.handler(payload, meta)
-                except Exception as exc:
-                    failure = "".join(traceback.format_exception(exc, limit=8))
-            if timer.cancelled_caught:
-                failure = f"timed out after {timeout}s"
-            # Known before the scope closes, so a cancellation landing at its
-            # exit cannot turn a finished attempt into an unattempted one.
-            if failure is not None:
-                ended.settlement = self._failure(
-                    settlement, definition, item, failure[-_MAX_ERROR_CHARS:]
+            renewal = self._renewals.schedule(
+                lambda: job_scope.start_soon(
+                    self._extend_lease, qid, item, job_scope.cancel_scope, lost
                 )
-            else:
-                ended.settlement, ended.result = self._success(settlement, result)
+            )
+            try:
+                result: Any = None
+                failure: str | None = None
+                with anyio.move_on_after(timeout if timeout else math.inf) as timer:
+                    try:
+                        result = await definition.handler(payload, meta)
+                    except Exception as exc:
+                        failure = "".join(traceback.format_exception(exc, limit=8))
+                if timer.cancelled_caught:
+                    failure = f"timed out after {timeout}s"
+                # Known before the scope closes, so a cancellation landing at its
+                # exit cannot turn a finished attempt into an unattempted one.
+                if failure is not None:
+                    ended.settlement = self._failure(
+                        settlement, definition, item, failure[-_MAX_ERROR_CHARS:]
+                    )
+                else:
+                    ended.settlement, ended.result = self._success(settlement, result)
+            finally:
+                renewal.withdraw()  # before the scope closes: nothing may start in it after
             job_scope.cancel_scope.cancel()  # the handler is done: stop extending
         if lost.is_set():
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
@@ -558,15 +578,16 @@ class Consumer:
     async def _extend_lease(
         self, qid: str, item: Item, handler_scope: anyio.CancelScope, lost: anyio.Event
     ) -> None:
-        """Renew the lease every lease/3 until cancelled; cancel the handler once it is lost."""
+        """Renew the lease now and every lease/3 until cancelled; cancel the
+        handler once it is lost. Started by the renewal schedule, lease/3 after
+        the job started."""
         assert item.lease is not None
         s = self.settings
         lease_ms = to_ms(s.lease_duration)
         expiry = item.lease.expiry
-        interval = s.lease_duration / 3
         lease_id = item.lease.lease_id
         while True:
-            await anyio.sleep(interval)
+            interval = s.lease_duration / 3
             try:
                 ok = await self._store.transact(
                     lambda tr: _ops.extend_lease(
@@ -574,17 +595,20 @@ class Consumer:
                     )
                 )
             except StoreError as exc:
-                if self._now() < expiry:
+                if self._now() >= expiry:
+                    ok = False
+                else:
                     log.warning("quickq: extending job %s failed (%s)", item.item_id, exc)
+                    ok = True  # not known lost: try again before the lease runs out
                     interval = max(0.05, min(interval, (expiry - self._now()) / 4000))
-                    continue
-                ok = False
+            else:
+                if ok:
+                    expiry = self._now() + lease_ms
             if not ok:
                 lost.set()
                 handler_scope.cancel()
                 return
-            expiry = self._now() + lease_ms
-            interval = s.lease_duration / 3
+            await anyio.sleep(interval)
 
 
 class ConsumerOptions(TypedDict, total=False):

@@ -25,9 +25,13 @@ share:
   at checkpoints, several times faster: a commit still survives the process
   being killed (``kill -9``), but after a power loss or OS crash the most
   recent commits may be gone (the file stays consistent: all or nothing).
-- **Off the event loop.** Every blocking call runs in a worker thread
-  (``anyio.to_thread``, on trio or asyncio): one hand-off per read and one per
-  commit; a read-only commit and ``cancel()`` need none.
+- **Off the event loop where it can block.** A commit (which waits for the
+  write lock and the fsync) runs in a worker thread (``anyio.to_thread``, on
+  trio or asyncio); a read-only commit and ``cancel()`` need none. Reads run
+  on the event loop: a WAL reader never waits for a writer, and a point read
+  or a short range scan from SQLite's page cache takes microseconds, far less
+  than a thread hand-off. ``threaded_reads=True`` moves reads to worker threads
+  too, for files on slow or network disks where a cold read may take long.
 - **Errors.** No ``sqlite3`` exception escapes: a lock held beyond
   ``busy_timeout``, a corrupt or foreign file, a read-only directory or a full
   disk raise :class:`~quickq.StoreUnavailableError` with a one-line reason; a
@@ -107,6 +111,7 @@ class SQLiteStore:
         clock: Callable[[], float],
         retry_limit: int | None,
         max_threads: int,
+        threaded_reads: bool = False,
     ) -> None:
         """Not public: use :meth:`open`, which validates the file first."""
         self.path = path
@@ -117,6 +122,7 @@ class SQLiteStore:
         self._clock = clock
         self._retry_limit = retry_limit
         self._max_threads = max_threads
+        self.threaded_reads = threaded_reads
         self._limiter: tuple[object, anyio.CapacityLimiter] | None = None
         self._closed = False
         self._closed_message = f"quickq SQLite store {path}: the store is closed"
@@ -152,6 +158,7 @@ class SQLiteStore:
         clock: Callable[[], float] = _default_clock,
         retry_limit: int | None = None,
         max_threads: int = 8,
+        threaded_reads: bool = False,
     ) -> SQLiteStore:
         """Open the store in the file at *path*, creating it if it does not exist.
 
@@ -173,6 +180,9 @@ class SQLiteStore:
         - *clock*: the clock of the transaction age limit.
         - *retry_limit*: retries before :meth:`transact` gives up (default: never).
         - *max_threads*: worker threads this store uses at once.
+        - *threaded_reads*: run reads in worker threads rather than on the
+          event loop (for slow or network disks; each read then costs a
+          thread hand-off).
         """
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -208,6 +218,7 @@ class SQLiteStore:
             clock=clock,
             retry_limit=retry_limit,
             max_threads=max_threads,
+            threaded_reads=threaded_reads,
         )
         store._version_hint = version
         return store
@@ -374,7 +385,7 @@ class SQLiteTransaction(BufferedWrites):
         if conn is not None:
             self._store._pool.checkin(conn, self)
 
-    # -- reads (worker thread) ------------------------------------------------
+    # -- reads (on the loop, or in a worker thread) ------------------------------------------------
 
     def _in_snapshot(self, read: Callable[[sqlite3.Connection], T]) -> T:
         """Run *read* on this transaction's snapshot, taking it first if needed."""
@@ -418,7 +429,17 @@ class SQLiteTransaction(BufferedWrites):
             row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
             return None if row is None else bytes(row[0])
 
-        return await self._store._run(self._in_snapshot, read)
+        return await self._read(read)
+
+    async def _read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """Run *read* on this transaction's snapshot, on the loop or in a thread."""
+        store = self._store
+        if store.threaded_reads:
+            return await store._run(self._in_snapshot, read)
+        if store._closed:
+            raise StoreUnavailableError(store._closed_message)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        return self._in_snapshot(read)
 
     # -- the Transaction protocol ---------------------------------------------
 
@@ -464,7 +485,7 @@ class SQLiteTransaction(BufferedWrites):
                 cursor.close()
             return out
 
-        stored = await self._store._run(self._in_snapshot, scan)
+        stored = await self._read(scan)
         return buffer.read_range(begin, end, limit, reverse, snapshot, stored)
 
     async def commit(self) -> None:
