@@ -382,10 +382,23 @@ class SQLiteTransaction(BufferedWrites):
         if not self._closed:
             self._closed = True
         conn, self._conn = self._conn, None
-        if conn is not None:
-            self._store._pool.checkin(conn, self)
+        if conn is None:
+            return
+        clean = False
+        # Ending a WAL read is as quick as a read: where reads run on the loop,
+        # end it here rather than wake the janitor thread for it.
+        if not self._store.threaded_reads and conn.lock.acquire(blocking=False):
+            try:
+                if conn.owned_by(self):
+                    conn.end_read()
+                    clean = True
+            except sqlite3.Error:
+                clean = False
+            finally:
+                conn.lock.release()
+        self._store._pool.checkin(conn, self, clean=clean)
 
-    # -- reads (on the loop, or in a worker thread) ------------------------------------------------
+    # -- reads (on the loop, or in a worker thread) ---------------------------
 
     def _in_snapshot(self, read: Callable[[sqlite3.Connection], T]) -> T:
         """Run *read* on this transaction's snapshot, taking it first if needed."""
