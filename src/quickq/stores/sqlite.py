@@ -45,17 +45,19 @@ Watches (:class:`~quickq.stores.SupportsWatch`): a commit through the same
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import trio
 
 from .._exceptions import (
     StoreUnavailableError,
@@ -75,6 +77,9 @@ from ._sqlite_schema import (
 )
 from ._sqlite_writer import Writer
 from .memory import CommitFault
+
+if TYPE_CHECKING:
+    import outcome
 
 T = TypeVar("T")
 
@@ -293,10 +298,28 @@ class SQLiteStore:
     # -- internals: threads ---------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run blocking *fn* in a worker thread (the store's one way off the loop)."""
+        """Run blocking *fn* in a worker thread (the store's one way off the loop).
+
+        Once started it runs to its end, and the caller waits for it (as with
+        ``anyio.to_thread``). On trio the hand-off is trio's own low-level one,
+        without a yield to take a free thread: ``anyio.to_thread`` cost about
+        50-75 us more a commit, a quarter of a small commit's CPU. (On asyncio,
+        the loop's executor measured no faster than anyio's.)
+        """
         if self._closed:
             raise StoreUnavailableError(self._closed_message)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._thread_limiter())
+        limiter = self._thread_limiter()
+        if not trio.lowlevel.in_trio_task():
+            return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
+            return await _in_trio_thread(functools.partial(fn, *args))
+        finally:
+            limiter.release()
 
     def _thread_limiter(self) -> anyio.CapacityLimiter:
         # A limiter belongs to one event loop; a store may outlive its first one.
@@ -343,6 +366,19 @@ class SQLiteStore:
             for key in [k for k in self._watchers if begin <= k < end]:
                 for event in self._watchers.pop(key):
                     event.set()
+
+
+async def _in_trio_thread(call: Callable[[], T]) -> T:
+    """Run *call* in one of trio's cached threads; wait for it, uncancellably."""
+    token = trio.lowlevel.current_trio_token()
+    task = trio.lowlevel.current_task()
+
+    def deliver(result: outcome.Outcome[T]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+    trio.lowlevel.start_thread_soon(call, deliver)
+    result: T = await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+    return result
 
 
 class SQLiteTransaction(BufferedWrites):
