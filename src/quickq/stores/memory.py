@@ -19,7 +19,6 @@ import enum
 import heapq
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -36,6 +35,7 @@ from .._exceptions import (
     TransactionTooOldError,
 )
 from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._clock import loop_time
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 
@@ -72,13 +72,6 @@ class Faults:
     latency: float = 0.0
 
 
-def _default_clock() -> float:
-    try:
-        return anyio.current_time()
-    except Exception:  # no event loop running: creation outside async code
-        return time.monotonic()
-
-
 class MemoryStore:
     """An in-process, ordered, transactional key-value store.
 
@@ -91,7 +84,7 @@ class MemoryStore:
         *,
         limits: Limits = Limits(),
         faults: Faults = Faults(),
-        clock: Callable[[], float] = _default_clock,
+        clock: Callable[[], float] = loop_time,
         retry_limit: int | None = None,
     ) -> None:
         self.limits = limits

@@ -49,7 +49,6 @@ import functools
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -65,6 +64,7 @@ from .._exceptions import (
     TransactionTooOldError,
 )
 from ._buffer import BufferedWrites, Limits, Range, WriteBuffer
+from ._clock import loop_time
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
@@ -86,13 +86,6 @@ T = TypeVar("T")
 __all__ = ["SQLiteStore", "SQLiteTransaction"]
 
 _MAX_IDLE_READERS: Final = 8
-
-
-def _default_clock() -> float:
-    try:
-        return anyio.current_time()
-    except Exception:  # no event loop running: creation outside async code
-        return time.monotonic()
 
 
 class SQLiteStore:
@@ -160,7 +153,7 @@ class SQLiteStore:
         poll_interval: float = 0.05,
         busy_timeout: float = 5.0,
         limits: Limits = Limits(),
-        clock: Callable[[], float] = _default_clock,
+        clock: Callable[[], float] = loop_time,
         retry_limit: int | None = None,
         max_threads: int = 8,
         threaded_reads: bool = False,
@@ -403,7 +396,10 @@ class SQLiteTransaction(BufferedWrites):
             self._store._pool.nudge()
 
     def _check_writable(self) -> None:
-        self._check_open()
+        """For buffered writes, which never touch the file: no age check (like
+        FoundationDB, an old transaction fails at its next read or its commit)."""
+        if self._closed:
+            raise TransactionClosedError("transaction used after commit, cancel or failure")
 
     def _check_open(self) -> None:
         if self._closed:
