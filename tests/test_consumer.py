@@ -253,6 +253,33 @@ def test_delay_and_at_run_the_job_exactly_then() -> None:
     run_virtual(main)
 
 
+def test_a_scan_that_drains_every_due_queue_still_wakes_for_the_next_due_job() -> None:
+    """After a scan leases everything due, the consumer waits without peeking
+    again, until the earliest due time it learned: a job due later in another
+    queue, or in the same one, still starts exactly then (while the first job
+    runs on, so no job's end prompts a look, and with no idle poll to mask a
+    wrong due time)."""
+    rec = Recorder()
+
+    @rec.job("j")
+    async def j(payload: Any, meta: quickq.JobMeta) -> None:
+        if payload == "now":
+            await trio.sleep(20)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = queue_for(store, rec)
+        await queue.enqueue("t", "j", "now")
+        await queue.enqueue("t", "j", "same-queue", delay=7)
+        await queue.enqueue("u", "j", "other-queue", delay=11)
+        async with consumer(store, rec, idle_poll=3600, lease_duration=3600) as c:
+            await wait_until(lambda: c.statistics().completed == 3, step=30)
+        by_payload = {p: round(t, 3) for _, p, _, t in rec.calls}
+        assert by_payload == {"now": 0, "same-queue": 7, "other-queue": 11}
+
+    run_virtual(main)
+
+
 def test_priorities_order_the_work_of_one_queue() -> None:
     rec = Recorder()
 

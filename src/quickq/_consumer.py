@@ -268,7 +268,7 @@ class Consumer:
             number = self._scans_started
             try:
                 await self._housekeeping()
-                found, next_due, seen = await self._scan_once()
+                found, complete, next_due, seen = await self._scan_once()
                 backoff = self.settings.scan_interval
             except StoreError as exc:
                 log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
@@ -281,7 +281,7 @@ class Consumer:
                 self._last_idle_scan = number
             self._scanned.set()
             self._scanned = anyio.Event()
-            if found:
+            if found and not complete:
                 await anyio.lowlevel.checkpoint()
                 continue
             await self._wait_for_work(next_due, seen)
@@ -298,45 +298,57 @@ class Consumer:
 
         await self._store.transact(forget)
 
-    async def _scan_once(self) -> tuple[bool, int | None, bytes | None]:
-        """One scan round. Returns (leased anything, next due time, wake counter)."""
+    async def _scan_once(self) -> tuple[bool, bool, int | None, bytes | None]:
+        """One scan round: (leased anything, complete, next due time, wake counter).
+
+        Complete: every due queue was leased from and left with nothing ready,
+        so the next due time is known without another peek (under a trickle of
+        jobs, that peek would cost as much as the leasing).
+        """
         layout = self._layout
         now = self._now()
+        s = self.settings
 
         async def peek(tr: Transaction) -> tuple[list[str], int | None, bytes | None]:
-            due = await _ops.due_queues(tr, layout, now, self.settings.peek_limit)
-            next_due = None if due else await _ops.next_due_time(tr, layout)
+            due = await _ops.due_queues(tr, layout, now, s.peek_limit)
+            next_due = await _ops.next_due_time(tr, layout, after=now)
             seen = await tr.get(layout.wake, snapshot=True)
             return due, next_due, seen
 
         due, next_due, seen = await self._store.transact(peek)
         if not due:
-            return False, next_due, seen
-        s = self.settings
+            return False, False, next_due, seen
         # QuiCK picks a random fraction of the due queues, so that consumers
         # spread out; take at least enough queues to fill the free slots.
         free = s.concurrency - self._running
         want = min(s.selection_max, math.ceil(len(due) * s.selection_fraction))
         want = max(want, -(-free // s.batch_size), 1)
         chosen = self._rng.sample(due, min(len(due), want))
+        complete = len(chosen) == len(due) < s.peek_limit
         leased_any = False
         for qid in chosen:
             free = s.concurrency - self._running
             if free <= 0:
+                complete = False
                 break
-            items: list[Item] = []
+            batch: _ops.LeaseBatch | None = None
             with anyio.CancelScope(shield=True):
                 # Shielded so a stop never abandons a committed lease unused.
                 with anyio.move_on_after(s.cleanup_timeout + s.queue_lease_duration):
-                    items = await self._lease_from(qid, min(free, s.batch_size))
-            for item in items:
+                    batch = await self._lease_from(qid, min(free, s.batch_size))
+            if batch is None or batch.more_ready or batch.next_due is None:
+                complete = False
+            elif next_due is None or batch.next_due < next_due:
+                next_due = batch.next_due
+            for item in batch.items if batch else ():
                 self._start_job(qid, item)
                 leased_any = True
         if not leased_any:  # due queues, all taken by others: look again shortly
             next_due = now + to_ms(s.scan_interval)
-        return leased_any, next_due, seen
+        return leased_any, complete and leased_any, next_due, seen
 
-    async def _lease_from(self, qid: str, limit: int) -> list[Item]:
+    async def _lease_from(self, qid: str, limit: int) -> _ops.LeaseBatch | None:
+        """Take the queue's lease, then lease up to *limit* items (None: taken by another)."""
         s = self.settings
         token = secrets.token_hex(6)
         now = self._now()
@@ -346,7 +358,7 @@ class Consumer:
             )
         )
         if not taken:
-            return []
+            return None
         batch_token = secrets.token_hex(6)
 
         async def lease(tr: Transaction) -> _ops.LeaseBatch:
@@ -365,7 +377,7 @@ class Consumer:
 
         batch = await self._store.transact(lease)
         self._counts.leased += len(batch.items)
-        return batch.items
+        return batch
 
     async def _wait_for_work(self, next_due: int | None, seen: bytes | None) -> None:
         s = self.settings

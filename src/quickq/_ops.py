@@ -93,9 +93,10 @@ async def due_queues(tr: Transaction, layout: Layout, now: int, limit: int) -> l
     return [layout.parse_pointer(key)[1] for key, _ in rows]
 
 
-async def next_due_time(tr: Transaction, layout: Layout) -> int | None:
-    """The earliest pointer time of any queue (snapshot read), or None with no queues."""
-    begin = layout.pointers + b"\x00"
+async def next_due_time(tr: Transaction, layout: Layout, after: int | None = None) -> int | None:
+    """The earliest pointer time of any queue (later than *after*, if given;
+    snapshot read), or None with no such queue."""
+    begin = layout.pointers + b"\x00" if after is None else layout.pointer_range(after)[1]
     rows = await tr.get_range(begin, layout.pointers + b"\xff", limit=1, snapshot=True)
     return layout.parse_pointer(rows[0][0])[0] if rows else None
 
@@ -229,6 +230,9 @@ class LeaseBatch:
 
     items: list[Item]
     more_ready: bool
+    next_due: int | None = None
+    """When the queue is next due, as this transaction left its pointer (None:
+    not known, or no pointer left)."""
 
 
 async def lease_items(
@@ -278,10 +282,10 @@ async def lease_items(
     more_ready = len(ready) > limit
     if not more_ready:
         tr.add_read_conflict_range(ready_begin, ready_end)  # we rely on it being drained
-    await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
+    next_due = await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
     tr.clear_range(*layout.batches(holder))
     tr.set(marker_key, json.dumps([i.item_id for i in leased]).encode())
-    return LeaseBatch(leased, more_ready)
+    return LeaseBatch(leased, more_ready, next_due)
 
 
 async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: int) -> None:
@@ -324,12 +328,13 @@ async def _release_pointer(
     more_ready: bool,
     now: int,
     idle_gc_ms: int,
-) -> None:
-    """Set the pointer to the queue's next due time, ending the queue lease."""
+) -> int | None:
+    """Set the pointer to the queue's next due time, ending the queue lease;
+    return that time (None once the pointer is garbage collected)."""
     if more_ready:
         _set_pointer(tr, layout, qid, pointer, QueuePointer(now))
-        return
-    heads = []
+        return now
+    heads: list[int] = []
     for where in ("s", "l"):
         begin, end = layout.range(qid, where)
         rows = await tr.get_range(begin, end, limit=1, snapshot=True)
@@ -341,13 +346,13 @@ async def _release_pointer(
             heads.append(layout.tail(qid, rows[0][0], where)[0])
     if heads:
         _set_pointer(tr, layout, qid, pointer, QueuePointer(min(heads)))
-    elif pointer.empty_since is not None and now - pointer.empty_since >= idle_gc_ms:
+        return min(heads)
+    if pointer.empty_since is not None and now - pointer.empty_since >= idle_gc_ms:
         _set_pointer(tr, layout, qid, pointer, None)  # the reads above prove it empty
-    else:
-        empty_since = pointer.empty_since if pointer.empty_since is not None else now
-        _set_pointer(
-            tr, layout, qid, pointer, QueuePointer(now + idle_gc_ms, None, None, empty_since)
-        )
+        return None
+    empty_since = pointer.empty_since if pointer.empty_since is not None else now
+    _set_pointer(tr, layout, qid, pointer, QueuePointer(now + idle_gc_ms, None, None, empty_since))
+    return now + idle_gc_ms
 
 
 async def extend_lease(
