@@ -204,6 +204,7 @@ class Consumer:
         self._scans_started = 0
         self._last_idle_scan = -1  # the number of the last scan that found nothing to do
         self._scanned = anyio.Event()  # set (and replaced) at the end of every scan
+        self._idle_waiters = 0  # tasks in wait_idle(): the last job's end makes it look
         self._last_housekeeping = 0
         self._settler = _Settler(self)
         self._renewals = RenewalSchedule(settings.lease_duration / 3)
@@ -221,10 +222,14 @@ class Consumer:
         Handy in scripts and tests: enqueue, then ``await consumer.wait_idle()``.
         """
         after = self._scans_started  # only a scan that starts from now on counts
-        while self._last_idle_scan <= after:
-            scanned = self._scanned
-            self._poke.set()
-            await scanned.wait()
+        self._idle_waiters += 1
+        try:
+            while self._last_idle_scan <= after:
+                scanned = self._scanned
+                self._poke.set()
+                await scanned.wait()
+        finally:
+            self._idle_waiters -= 1
 
     def stop(self) -> None:
         """Begin a graceful shutdown: stop leasing, let running jobs finish
@@ -446,7 +451,7 @@ class Consumer:
                 await self._settle_directly(ended.settlement or release)
             self._running -= 1
             self._slot_freed.set()
-            if self._running == 0:
+            if self._running == 0 and self._idle_waiters:
                 self._poke.set()  # let the scanner look again, and notice idleness
 
     def _emit(self, kind: EventKind, qid: str, item: Item, **fields: Any) -> None:
