@@ -14,7 +14,7 @@ import trio
 import quickq
 from quickq import _ops
 from quickq._layout import Item
-from quickq.stores import MemoryStore, Transaction
+from quickq.stores import CommitFault, MemoryStore, Transaction
 
 from .support import EPOCH, Partition, run_virtual, virtual_clock
 
@@ -557,6 +557,36 @@ def test_dead_letters_can_be_replayed_and_purged() -> None:
         assert await queue.stats("t") == quickq.QueueStats("t", 0, 0, 0, 0)
         with pytest.raises(quickq.JobNotFoundError):
             await queue.replay("t", jobs[1].job_id)
+
+    run_virtual(main)
+
+
+@pytest.mark.parametrize("fault", [CommitFault.UNKNOWN_APPLIED, CommitFault.UNKNOWN_NOT_APPLIED])
+def test_cancel_replay_and_purge_report_their_work_after_commit_unknown(
+    fault: CommitFault,
+) -> None:
+    """Re-run after a commit whose result came back unknown, each control call
+    reports what it did (finding its receipt), not that the job is gone."""
+    rec = Recorder()
+
+    @rec.job("doomed", max_retries=0)
+    async def doomed(payload: Any, meta: quickq.JobMeta) -> None:
+        raise ValueError("nope")
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = queue_for(store, rec)
+        dead = [await queue.enqueue("t", "doomed", i) for i in range(2)]
+        async with consumer(store, rec) as c:
+            await wait_until(lambda: c.statistics().dead_lettered == 2)
+        waiting = await queue.enqueue("t", "doomed", "later", delay=60)
+        store.inject(fault)
+        assert (await queue.cancel("t", waiting.job_id)).job_id == waiting.job_id
+        store.inject(fault)
+        await queue.purge("t", dead[0].job_id)
+        store.inject(fault)
+        await queue.replay("t", dead[1].job_id)
+        assert await queue.stats("t") == quickq.QueueStats("t", 1, 0, 0, 0)
 
     run_virtual(main)
 

@@ -196,6 +196,32 @@ async def _existing(tr: Transaction, layout: Layout, qid: str, item_id: str) -> 
     return None if dead is None else DeadItem.from_bytes(dead).item
 
 
+_ONCE: Final = "once:"
+"""Receipts of control calls (cancel, replay, purge), keyed by the call's token."""
+
+
+async def run_once(
+    tr: Transaction,
+    layout: Layout,
+    token: str,
+    now: int,
+    op: Callable[[], Awaitable[bytes | None]],
+) -> bytes | None:
+    """Run a control *op* at most once per call *token* (fixed, with *now*,
+    outside the retry loop): *op* returns what it did, recorded in a receipt,
+    or None for nothing. A re-run after commit-unknown-result finds the
+    receipt and returns what the committed run did, instead of reporting the
+    job gone."""
+    key = layout.receipt(now // RECEIPT_BUCKET_MS, _ONCE + token)
+    earlier = await tr.get(key)
+    if earlier is not None:
+        return earlier
+    done = await op()
+    if done is not None:
+        tr.set(key, done)
+    return done
+
+
 def forget_receipts(tr: Transaction, layout: Layout, now: int) -> None:
     """Drop enqueue receipts older than RECEIPT_KEEP_MS (a blind range clear)."""
     tr.clear_range(*layout.receipts_before((now - RECEIPT_KEEP_MS) // RECEIPT_BUCKET_MS))

@@ -362,20 +362,37 @@ class JobQueue:
 
     # -- control ------------------------------------------------------------------
 
+    async def _run_once(
+        self,
+        tr: Transaction | None,
+        op: Callable[[Transaction, int], Awaitable[bytes | None]],
+    ) -> bytes | None:
+        """Run control *op* (given the transaction and the time) once, even if
+        its commit's result comes back unknown (see ``_ops.run_once``)."""
+        now = self.now_ms()
+        token = secrets.token_hex(8)
+        return await self._run(
+            tr, lambda tr: _ops.run_once(tr, self.layout, token, now, lambda: op(tr, now))
+        )
+
     async def replay(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
         """Move a dead letter back into its queue, ready now, with fresh attempts."""
         qid = validate_queue_id(queue_id)
-        ok = await self._run(
-            tr, lambda tr: _ops.replay_dead(tr, self.layout, qid, job_id, self.now_ms())
-        )
-        if not ok:
+
+        async def replay(tr: Transaction, now: int) -> bytes | None:
+            return b"1" if await _ops.replay_dead(tr, self.layout, qid, job_id, now) else None
+
+        if await self._run_once(tr, replay) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to replay")
 
     async def purge(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
         """Delete one dead letter for good."""
         qid = validate_queue_id(queue_id)
-        ok = await self._run(tr, lambda tr: _ops.purge_dead(tr, self.layout, qid, job_id))
-        if not ok:
+
+        async def purge(tr: Transaction, now: int) -> bytes | None:
+            return b"1" if await _ops.purge_dead(tr, self.layout, qid, job_id) else None
+
+        if await self._run_once(tr, purge) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to purge")
 
     async def replay_all(self, queue_id: str) -> int:
@@ -407,7 +424,12 @@ class JobQueue:
     async def cancel(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """Remove a pending or scheduled job; JobNotFoundError if absent or running."""
         qid = validate_queue_id(queue_id)
-        item = await self._run(tr, lambda tr: _ops.cancel_item(tr, self.layout, qid, job_id))
-        if item is None:
+
+        async def cancel(tr: Transaction, now: int) -> bytes | None:
+            item = await _ops.cancel_item(tr, self.layout, qid, job_id)
+            return None if item is None else item.to_bytes()
+
+        cancelled = await self._run_once(tr, cancel)
+        if cancelled is None:
             raise JobNotFoundError(f"no pending or scheduled job {job_id!r} in queue {qid!r}")
-        return self._job(qid, item)
+        return self._job(qid, Item.from_bytes(cancelled))
