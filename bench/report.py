@@ -28,12 +28,14 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "longjobs": [
         ("duplicated", "duplicate executions", "{:.0f}"),
+        ("executions", "executions", "{:.0f}"),
         ("completed", "completed", "{:.0f}"),
     ],
     "fairness": [
         ("b_p50_ms", "B p50 ms", "{:,.0f}"),
         ("b_p99_ms", "B p99 ms", "{:,.0f}"),
         ("a_jobs_per_s", "A jobs/s", "{:,.0f}"),
+        ("a_backlog_at_b", "A's backlog when B enqueued", "{:,.0f}"),
     ],
     "priority": [
         ("low_wait_ms", "worst-priority job's wait, ms", "{:,.0f}"),
@@ -212,16 +214,21 @@ def scale_table(data: dict[str, Any]) -> list[str]:
         lines += [
             f"### {name}",
             "",
-            "| series | size | us per job (lease+run+ack) |",
-            "|---|---|---|",
+            "| series | size | us per job (lease+run+ack) | seeding this step, s |",
+            "|---|---|---|---|",
         ]
         keys = [k for k in agg if k.startswith(("future_", "idle_")) and k.endswith("_us")]
         for key in sorted(keys, key=lambda k: (k.split("_")[0], int(k.split("_")[1]))):
             series, size = key.split("_")[0], key.split("_")[1]
-            lines.append(f"| {series} | {int(size):,} | {fmt_cell(agg, key, '{:,.1f}')} |")
-        for key in ("bytes_per_job_memory", "bytes_per_job_sqlite_file"):
+            seed = fmt_cell(agg, f"{series}_{size}_seed_s", "{:,.1f}")
+            lines.append(f"| {series} | {int(size):,} | {fmt_cell(agg, key, '{:,.1f}')} | {seed} |")
+        for key, label, f in (
+            ("bytes_per_job_memory", "memory per queued job (RSS growth), bytes", "{:,.0f}"),
+            ("bytes_per_job_sqlite_file", "SQLite file per queued job, bytes", "{:,.0f}"),
+            ("future_seed_jobs_per_s", "seeding rate (enqueue_many x5,000), jobs/s", "{:,.0f}"),
+        ):
             if key in agg:
-                lines.append(f"\n{key.replace('_', ' ')}: {fmt_cell(agg, key, '{:,.0f}')}")
+                lines.append(f"\n{label}: {fmt_cell(agg, key, f)}")
         if "notes" in agg:
             lines += ["", *[f"- {v}" for v in agg["notes"].values()]]
         lines.append("")

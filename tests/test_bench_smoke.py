@@ -17,9 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = "enqueue,drain,sleep,latency50,crash,fairness,priority,scale"
 
 
-def test_bench_smoke_run(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    proc = subprocess.run(
+def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -27,20 +26,28 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
             "--smoke",
             "--no-install",
             "--no-charts",
-            "--systems",
-            "quickq-memory-trio,quickq-memory-asyncio",
-            "--scenarios",
-            SCENARIOS,
             "--out",
-            str(out),
+            str(tmp_path / "out"),
             "--work",
             str(tmp_path / "work"),
+            *args,
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
+    )
+
+
+def test_bench_smoke_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_bench(
+        tmp_path,
+        "--systems",
+        "quickq-memory-trio,quickq-memory-asyncio",
+        "--scenarios",
+        SCENARIOS,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
@@ -55,6 +62,53 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
     assert drain["agg"]["jobs_per_s"]["median"] > 0
     crash = results["scenarios"]["crash"]["systems"]["quickq-memory-trio"]
     assert crash["status"] == "n/a"  # memory store: nothing survives a kill
+    fair = results["scenarios"]["fairness"]["systems"]["quickq-memory-trio"]["agg"]
+    assert fair["a_queued"]["median"] > 0 and "a_backlog_at_b" in fair  # A prefilled
+    scale = results["scenarios"]["scale"]["systems"]["quickq-memory-trio"]["agg"]
+    assert scale["bytes_per_job_memory"]["median"] > 0
     report = (out / "results.md").read_text()
     assert "quickq-memory-trio" in report
     assert "in-memory" in report
+    assert "memory per queued job" in report
+    # the estimated and actual time per scenario end the log
+    assert "time per scenario, estimated and actual" in proc.stdout
+    assert set(results["timing"]["phases_s"]) == {
+        f"{scn}/{n}"
+        for scn in SCENARIOS.split(",")
+        for n in ("quickq-memory-trio", "quickq-memory-asyncio")
+    }
+
+
+def test_bench_run_budget_skips_and_reports(tmp_path: Path) -> None:
+    """Past the run budget, phases are skipped and say so; none is dropped."""
+    proc = run_bench(
+        tmp_path,
+        "--systems",
+        "quickq-memory-trio",
+        "--scenarios",
+        "enqueue,drain",
+        "--run-budget",
+        "0",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    for scn in ("enqueue", "drain"):
+        res = results["scenarios"][scn]["systems"]["quickq-memory-trio"]
+        assert res["status"] == "skipped"
+        assert res["reason"].startswith("run budget")
+    assert "**skipped**: run budget" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_full_profile_estimate_leaves_margin() -> None:
+    """The full run's estimated time (a model, bench/timing.py) stays well inside
+    its run budget, so that a change of sizes cannot quietly push `make bench`
+    past the hour; and the model reads every adapter's scenario table."""
+    sys.path.insert(0, str(ROOT))
+    from bench import harness, timing
+    from bench.systems import SYSTEMS
+
+    for system in SYSTEMS.values():
+        assert timing.implemented(system.adapter), system.adapter
+    prof = harness.PROFILES["full"]
+    total = sum(timing.phase_s(s, n, prof) for s in harness.SCENARIOS for n in SYSTEMS)
+    assert total < 0.9 * prof["run_budget_min"] * 60

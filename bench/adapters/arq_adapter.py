@@ -5,6 +5,9 @@ default ``poll_delay`` of 0.5 s, ``keep_result=0`` (no result kept) and
 ``handle_signals=False``. arq has no batch enqueue. A job whose worker died
 comes back once its in-progress key expires (``job_timeout + 10 s``); the crash
 scenario sets ``job_timeout`` to the scenario's lease (5 s), as quickq's lease.
+The same ``job_timeout`` stops a job that runs longer (it is cancelled and
+retried, up to ``max_tries``): the long-job scenario runs jobs of 3x it.
+arq has no job priorities.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ class Arq(c.AsyncSystem):
         self.worker: Worker | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def connect(self) -> None:
+    async def open(self) -> None:
         self.redis = await create_pool(self.settings)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -47,7 +53,7 @@ class Arq(c.AsyncSystem):
         await self.redis.enqueue_job("bench_job", job, sleep_s, t_sched, tag)
 
     def make_worker(self, concurrency: int) -> Worker:
-        timeout = self.p.get("lease_s", 300) if self.p["scenario"] == "crash" else 300
+        timeout = self.p.get("lease_s", 300) if c.leased(self.p) else 300
         return Worker(
             functions=[func(bench_job, name="bench_job", timeout=timeout, max_tries=5)],
             redis_settings=self.settings,
@@ -67,71 +73,22 @@ class Arq(c.AsyncSystem):
             await self.worker.close()
 
 
-def run(p: P, fn: Any) -> Any:
-    async def main() -> Any:
-        s = Arq(p)
-        await s.connect()
-        try:
-            return await fn(s)
-        finally:
-            await s.redis.aclose()
-
-    return asyncio.run(main())
-
-
-def enqueue(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_enqueue(s, p))
-
-
-def drain(p: P) -> c.Metrics:
-    async def go(s: Arq) -> c.Metrics:
-        return c.drain_metrics(p["n"], await c.a_drain(s, p))
-
-    return run(p, go)
-
-
-def sleep(p: P) -> c.Metrics:
-    async def go(s: Arq) -> c.Metrics:
-        return c.sleep_metrics(p, await c.a_drain(s, p, p["sleep_s"]))
-
-    return run(p, go)
-
-
-def latency(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_latency(s, p))
-
-
-def crash(p: P) -> c.Metrics:
-    def enqueue_all(n: int, job_s: float) -> None:
-        async def go(s: Arq) -> None:
-            for i in range(n):
-                await s.enqueue(i, job_s)
-
-        run(p, go)
-
-    out = c.run_crash(p, enqueue_all, {})
-    out["note"] = f"job_timeout={p['lease_s']} s: a dead worker's jobs return after it + 10 s"
-    return out
-
-
-def worker(p: P) -> None:
-    async def go(s: Arq) -> None:
-        await s.start_worker(p["concurrency"])
-        await asyncio.Event().wait()
-
-    run(p, go)
+run = c.asyncio_runner(Arq)
 
 
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
-            "crash": crash,
-            "fairness": lambda p: run(p, lambda s: c.a_fairness(s, p)),
+            **c.async_scenarios(run),
+            **c.leased_scenarios(
+                lambda p: c.async_enqueue_all(run, p),
+                lambda p: (
+                    f"job_timeout={p['lease_s']} s: a dead worker's jobs return after it"
+                    " + 10 s; a longer job is stopped (not retried)"
+                ),
+            ),
+            "priority": c.not_applicable("arq has no job priorities (one queue, by enqueue time)"),
         },
-        worker,
+        c.async_worker(run),
     )

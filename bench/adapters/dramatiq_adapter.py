@@ -2,12 +2,17 @@
 
 Workers: Dramatiq's ``Worker`` with ``worker_threads=concurrency`` in this
 process. Dramatiq has no batch enqueue (``group`` sends one message at a time).
+
+Priority is an actor's, not a message's, and it is worker-local: a worker
+runs the highest-priority messages among those it has prefetched (twice its
+threads), while the broker's queue stays FIFO. Scenario 8 sends the stream to
+an actor of priority 0 and the one job to an actor of priority 100 (lower
+numbers run first).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 import _common as c
 import dramatiq
@@ -21,7 +26,7 @@ def make_broker(p: P) -> dramatiq.Broker:
         from dramatiq.brokers.redis import RedisBroker
 
         opts = {}
-        if p["scenario"] == "crash":
+        if c.leased(p):
             # A dead worker's unacked messages return once its heartbeat is
             # older than heartbeat_timeout (default 60 s), at a maintenance
             # pass (default on 0.1 % of fetches): scale both to the lease.
@@ -41,10 +46,16 @@ class Dramatiq(c.SyncSystem):
     def __init__(self, p: P) -> None:
         self.broker = make_broker(p)
         self.actor = dramatiq.actor(c.job_body, actor_name="bench_job", max_retries=0)
+        self.low = dramatiq.actor(
+            c.job_body, actor_name="bench_job_low", max_retries=0, priority=100
+        )
         self.worker: Worker | None = None
 
     def enqueue(self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = "") -> None:
         self.actor.send(job, sleep_s, t_sched, tag)
+
+    def enqueue_prio(self, job: int, sleep_s: float, t_sched: float, tag: str, prio: int) -> None:
+        (self.low if prio else self.actor).send(job, sleep_s, t_sched, tag)
 
     def start_worker(self, concurrency: int) -> None:
         self.worker = Worker(self.broker, worker_threads=concurrency, worker_timeout=100)
@@ -55,51 +66,34 @@ class Dramatiq(c.SyncSystem):
         self.worker.stop()
 
 
-def enqueue(p: P) -> c.Metrics:
-    return c.sync_enqueue(Dramatiq(p), p)
-
-
-def drain(p: P) -> c.Metrics:
-    return c.drain_metrics(p["n"], c.sync_drain(Dramatiq(p), p))
-
-
-def sleep(p: P) -> c.Metrics:
-    return c.sleep_metrics(p, c.sync_drain(Dramatiq(p), p, p["sleep_s"]))
-
-
-def latency(p: P) -> c.Metrics:
-    return c.sync_latency(Dramatiq(p), p)
-
-
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("StubBroker is in memory: a killed process loses every job")
-    d = Dramatiq(p)
-
-    def enqueue_all(n: int, job_s: float) -> None:
-        for i in range(n):
-            d.enqueue(i, job_s)
-
-    return c.run_crash(p, enqueue_all, {})
+    return c.run_crash(p, c.sync_enqueue_all(Dramatiq(p)), {})
 
 
-def worker(p: P) -> None:
-    d = Dramatiq(p)
-    d.start_worker(p["concurrency"])
-    while True:
-        time.sleep(1)
+def longjobs(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("StubBroker: one process, no redelivery to expire")
+    note = f"heartbeat_timeout={p['lease_s']} s, maintenance on every fetch"
+    return c.run_longjobs(p, c.sync_enqueue_all(Dramatiq(p)), note)
+
+
+def priority(p: P) -> c.Metrics:
+    out = c.blocking(c.a_priority, Dramatiq(p), p, 0, 100)
+    note = "actor priority, worker-local: orders only the messages a worker has prefetched"
+    out["note"] = "; ".join(x for x in (note, out.get("note", "")) if x)
+    return out
 
 
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
+            **c.sync_scenarios(Dramatiq),
             "crash": crash,
-            "fairness": lambda p: c.sync_fairness(Dramatiq(p), p),
+            "longjobs": longjobs,
+            "priority": priority,
         },
-        worker,
+        c.sync_worker(Dramatiq),
     )

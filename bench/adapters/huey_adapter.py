@@ -9,7 +9,6 @@ Consumer: Huey's own ``Consumer`` with worker threads, started in this process
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import _common as c
@@ -64,53 +63,24 @@ def fresh(p: P) -> Huey:
     return Huey(p)
 
 
-def enqueue(p: P) -> c.Metrics:
-    return c.sync_enqueue(fresh(p), p)
-
-
-def drain(p: P) -> c.Metrics:
-    return c.drain_metrics(p["n"], c.sync_drain(fresh(p), p))
-
-
-def sleep(p: P) -> c.Metrics:
-    return c.sleep_metrics(p, c.sync_drain(fresh(p), p, p["sleep_s"]))
-
-
-def latency(p: P) -> c.Metrics:
-    return c.sync_latency(fresh(p), p)
-
-
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "sqlite":
         raise c.NotApplicable("in-memory storage: a killed process loses every queued job")
-    h = fresh(p)
-
-    def enqueue_all(n: int, job_s: float) -> None:
-        for i in range(n):
-            h.enqueue(i, job_s)
-
-    return c.run_crash(p, enqueue_all, {})
-
-
-def worker(p: P) -> None:
-    h = Huey(p)
-    h.start_worker(p["concurrency"])
-    while True:
-        time.sleep(1)
+    return c.run_crash(p, c.sync_enqueue_all(fresh(p)), {})
 
 
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
+            **c.sync_scenarios(fresh),
             "crash": crash,
-            "fairness": lambda p: c.sync_fairness(fresh(p), p),
+            "longjobs": c.not_applicable(
+                "Huey has no lease or visibility timeout: a worker takes a job off the queue"
+                " for good (see the crash scenario), so a long job cannot be handed out twice"
+            ),
             # Huey: a larger number runs first.
-            "priority": lambda p: c.sync_priority(fresh(p), p, best=10, worst=0),
+            "priority": lambda p: c.blocking(c.a_priority, fresh(p), p, 10, 0),
         },
-        worker,
+        c.sync_worker(Huey),
     )

@@ -7,7 +7,9 @@ not grow; quickq deletes finished jobs too). Batched enqueue:
 by itself: its documentation's recipe is a periodic task that retries
 ``get_stalled_jobs()``. The crash scenario's new worker runs that recipe every
 lease (5 s) with ``update_heartbeat_interval`` and ``seconds_since_heartbeat``
-scaled to the lease.
+scaled to the lease. The long-job scenario runs the same worker with its 1 s
+lease: a running job's worker keeps heartbeating, so the recipe should leave
+it alone. Priorities: ``configure(priority=...)``, a larger one first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import _common as c
 from procrastinate import App, PsycopgConnector
@@ -35,6 +36,16 @@ class Procrastinate(c.AsyncSystem):
         self.task = bench_job
         self.worker: asyncio.Task[None] | None = None
 
+    async def open(self) -> None:
+        self._opened = self.app.open_async()
+        await self._opened.__aenter__()
+        if self.p.get("role") != "worker":
+            with contextlib.suppress(Exception):  # already applied (crash workers)
+                await self.app.schema_manager.apply_schema_async()
+
+    async def close(self) -> None:
+        await self._opened.__aexit__(None, None, None)
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
@@ -43,13 +54,20 @@ class Procrastinate(c.AsyncSystem):
     ) -> None:
         await self.task.defer_async(job=job, sleep_s=sleep_s, t_sched=t_sched, tag=tag)
 
+    async def enqueue_prio(
+        self, job: int, sleep_s: float, t_sched: float, tag: str, prio: int
+    ) -> None:
+        await self.task.configure(priority=prio).defer_async(
+            job=job, sleep_s=sleep_s, t_sched=t_sched, tag=tag
+        )
+
     async def enqueue_batch(self, jobs: list[int], sleep_s: float = 0.0) -> None:
         await self.task.batch_defer_async(
             *({"job": j, "sleep_s": sleep_s, "t_sched": 0.0, "tag": ""} for j in jobs)
         )
 
     async def start_worker(self, concurrency: int) -> None:
-        hb = self.p.get("lease_s", 10.0) / 3 if self.p["scenario"] == "crash" else 10.0
+        hb = self.p.get("lease_s", 10.0) / 3 if c.leased(self.p) else 10.0
         self.worker = asyncio.create_task(
             self.app.run_worker_async(
                 queues=["bench"],
@@ -68,51 +86,7 @@ class Procrastinate(c.AsyncSystem):
             await self.worker
 
 
-def run(p: P, fn: Any) -> Any:
-    async def main() -> Any:
-        s = Procrastinate(p)
-        async with s.app.open_async():
-            if p.get("role") != "worker":
-                with contextlib.suppress(Exception):  # already applied (crash workers)
-                    await s.app.schema_manager.apply_schema_async()
-            return await fn(s)
-
-    return asyncio.run(main())
-
-
-def enqueue(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_enqueue(s, p))
-
-
-def drain(p: P) -> c.Metrics:
-    async def go(s: Procrastinate) -> c.Metrics:
-        return c.drain_metrics(p["n"], await c.a_drain(s, p))
-
-    return run(p, go)
-
-
-def sleep(p: P) -> c.Metrics:
-    async def go(s: Procrastinate) -> c.Metrics:
-        return c.sleep_metrics(p, await c.a_drain(s, p, p["sleep_s"]))
-
-    return run(p, go)
-
-
-def latency(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_latency(s, p))
-
-
-def crash(p: P) -> c.Metrics:
-    def enqueue_all(n: int, job_s: float) -> None:
-        async def go(s: Procrastinate) -> None:
-            for batch in c.chunks(range(n), 100):
-                await s.enqueue_batch(batch, job_s)
-
-        run(p, go)
-
-    out = c.run_crash(p, enqueue_all, {})
-    out["note"] = "stalled-jobs recipe every 5 s, heartbeat every 5/3 s"
-    return out
+run = c.asyncio_runner(Procrastinate)
 
 
 def worker(p: P) -> None:
@@ -132,12 +106,16 @@ if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
-            "crash": crash,
-            "fairness": lambda p: run(p, lambda s: c.a_fairness(s, p)),
+            **c.async_scenarios(run),
+            **c.leased_scenarios(
+                lambda p: c.async_enqueue_all(run, p),
+                lambda p: (
+                    f"stalled-jobs recipe every {p['lease_s']} s (seconds_since_heartbeat"
+                    f"={p['lease_s']}), heartbeat every {p['lease_s']}/3 s"
+                ),
+            ),
+            # Procrastinate 3: a larger priority is fetched first.
+            "priority": lambda p: run(p, lambda s: c.a_priority(s, p, best=10, worst=-10)),
         },
         worker,
     )

@@ -7,19 +7,16 @@ completion through a file (see ``Recorder.follow``). Batched enqueue:
 ``Queue.enqueue_many`` (one pipeline). A dead worker's jobs are moved out of
 the started registry at a worker's maintenance pass after their timeout and
 retried if they have retries left: the crash scenario sets ``job_timeout`` and
-the maintenance interval to its lease (5 s) and ``Retry(max=3)``.
+the maintenance interval to its lease (5 s) and ``Retry(max=3)``. The
+long-job scenario uses the same settings with its 1 s lease: ``job_timeout``
+stops a job that runs longer, and ``Retry`` runs it again. RQ has no job
+priorities.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import _common as c
@@ -36,16 +33,15 @@ class MaintainedWorker(Worker):
         super().__init__(*args, maintenance_interval=LEASE, **kwargs)
 
 
-class Rq(c.SyncSystem):
+class Rq(c.WorkerProcess):
     def __init__(self, p: P) -> None:
         self.p = p
         self.redis = Redis.from_url(p["redis_url"])
         self.q = Queue("bench", connection=self.redis)
-        self.crash = p["scenario"] == "crash"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.leased = c.leased(p)
 
     def _opts(self) -> dict[str, Any]:
-        if self.crash:
+        if self.leased:
             return {"job_timeout": int(self.p["lease_s"]), "retry": Retry(max=3)}
         return {}
 
@@ -57,60 +53,16 @@ class Rq(c.SyncSystem):
             [Queue.prepare_data(c.job_body, args=(j, 0.0, 0.0, ""), result_ttl=0) for j in jobs]
         )
 
-    def start_worker(self, concurrency: int) -> None:
-        record = str(Path(self.p["workdir"]) / "done.txt")
-        c.RECORDER.follow(record)
-        wp = {**self.p, "role": "worker", "record_file": record, "concurrency": concurrency}
-        self.proc = subprocess.Popen(
-            [sys.executable, sys.argv[0], json.dumps(wp)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
     def wait_ready(self, concurrency: int) -> None:
         deadline = time.monotonic() + 60
         while Worker.count(connection=self.redis) < concurrency and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)
 
-    def stop_worker(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-
-def enqueue(p: P) -> c.Metrics:
-    return c.sync_enqueue(Rq(p), p)
-
-
-def drain(p: P) -> c.Metrics:
-    return c.drain_metrics(p["n"], c.sync_drain(Rq(p), p))
-
-
-def sleep(p: P) -> c.Metrics:
-    return c.sleep_metrics(p, c.sync_drain(Rq(p), p, p["sleep_s"]))
-
-
-def latency(p: P) -> c.Metrics:
-    return c.sync_latency(Rq(p), p)
-
-
-def crash(p: P) -> c.Metrics:
-    r = Rq(p)
-
-    def enqueue_all(n: int, job_s: float) -> None:
-        for i in range(n):
-            r.enqueue(i, job_s)
-
-    out = c.run_crash(p, enqueue_all, {})
-    out["note"] = f"job_timeout and maintenance interval {p['lease_s']} s, Retry(max=3)"
-    return out
-
 
 def worker(p: P) -> None:
     global LEASE
-    LEASE = int(p.get("lease_s", 600)) if p["scenario"] == "crash" else 600
+    LEASE = max(1, int(p.get("lease_s", 600))) if c.leased(p) else 600
     pool = WorkerPool(
         ["bench"],
         connection=Redis.from_url(p["redis_url"]),
@@ -126,12 +78,18 @@ if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
-            "crash": crash,
-            "fairness": lambda p: c.sync_fairness(Rq(p), p),
+            **c.sync_scenarios(Rq),
+            **c.leased_scenarios(
+                lambda p: c.sync_enqueue_all(Rq(p)),
+                lambda p: (
+                    f"job_timeout and maintenance interval {p['lease_s']} s, Retry(max=3):"
+                    " a longer job is stopped and retried"
+                ),
+            ),
+            "priority": c.not_applicable(
+                "RQ has no job priorities (its substitute is separate queues that a worker"
+                " polls in order)"
+            ),
         },
         worker,
     )

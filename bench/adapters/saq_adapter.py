@@ -5,7 +5,9 @@ otherwise (blocking dequeue, so no poll delay). SAQ has no batch enqueue
 (``Queue.map`` gathers single enqueues and waits for results). A job whose
 worker died is re-queued by the sweep once its ``timeout`` passes; the crash
 scenario sets timeout to the lease (5 s), the sweep to every 5 s and
-``retries=3`` (SAQ's default of 1 attempt would drop it).
+``retries=3`` (SAQ's default of 1 attempt would drop it). The long-job
+scenario uses the same settings with its 1 s lease: the sweep aborts a job
+past its timeout and retries it. SAQ's Redis queue has no job priorities.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ class Saq(c.AsyncSystem):
     def __init__(self, p: P) -> None:
         self.p = p
         self.queue = Queue.from_url(p["redis_url"])
-        self.crash = p["scenario"] == "crash"
+        self.leased = c.leased(p)
         self.task: asyncio.Task[None] | None = None
         self.worker: Worker | None = None
+
+    async def open(self) -> None:
+        await self.queue.connect()
+
+    async def close(self) -> None:
+        await self.queue.disconnect()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -42,14 +50,14 @@ class Saq(c.AsyncSystem):
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
     ) -> None:
         opts: dict[str, Any] = {}
-        if self.crash:
-            opts = {"timeout": int(self.p["lease_s"]), "retries": 3}
+        if self.leased:
+            opts = {"timeout": max(1, int(self.p["lease_s"])), "retries": 3}
         await self.queue.enqueue(
             "bench_job", job=job, sleep_s=sleep_s, t_sched=t_sched, tag=tag, **opts
         )
 
     async def start_worker(self, concurrency: int) -> None:
-        timers: Any = {"sweep": int(self.p["lease_s"])} if self.crash else None
+        timers: Any = {"sweep": max(1, int(self.p["lease_s"]))} if self.leased else None
         self.worker = Worker(self.queue, [bench_job], concurrency=concurrency, timers=timers)
         self.task = asyncio.create_task(self.worker.start())
 
@@ -60,71 +68,19 @@ class Saq(c.AsyncSystem):
             await self.task
 
 
-def run(p: P, fn: Any) -> Any:
-    async def main() -> Any:
-        s = Saq(p)
-        await s.queue.connect()
-        try:
-            return await fn(s)
-        finally:
-            await s.queue.disconnect()
-
-    return asyncio.run(main())
-
-
-def enqueue(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_enqueue(s, p))
-
-
-def drain(p: P) -> c.Metrics:
-    async def go(s: Saq) -> c.Metrics:
-        return c.drain_metrics(p["n"], await c.a_drain(s, p))
-
-    return run(p, go)
-
-
-def sleep(p: P) -> c.Metrics:
-    async def go(s: Saq) -> c.Metrics:
-        return c.sleep_metrics(p, await c.a_drain(s, p, p["sleep_s"]))
-
-    return run(p, go)
-
-
-def latency(p: P) -> c.Metrics:
-    return run(p, lambda s: c.a_latency(s, p))
-
-
-def crash(p: P) -> c.Metrics:
-    def enqueue_all(n: int, job_s: float) -> None:
-        async def go(s: Saq) -> None:
-            for i in range(n):
-                await s.enqueue(i, job_s)
-
-        run(p, go)
-
-    out = c.run_crash(p, enqueue_all, {})
-    out["note"] = f"timeout={p['lease_s']} s, sweep every {p['lease_s']} s, retries=3"
-    return out
-
-
-def worker(p: P) -> None:
-    async def go(s: Saq) -> None:
-        await s.start_worker(p["concurrency"])
-        await asyncio.Event().wait()
-
-    run(p, go)
+run = c.asyncio_runner(Saq)
 
 
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
-            "enqueue": enqueue,
-            "drain": drain,
-            "sleep": sleep,
-            "latency": latency,
-            "crash": crash,
-            "fairness": lambda p: run(p, lambda s: c.a_fairness(s, p)),
+            **c.async_scenarios(run),
+            **c.leased_scenarios(
+                lambda p: c.async_enqueue_all(run, p),
+                lambda p: f"timeout={p['lease_s']} s, sweep every {p['lease_s']} s, retries=3",
+            ),
+            "priority": c.not_applicable("SAQ's Redis queue has no job priorities"),
         },
-        worker,
+        c.async_worker(run),
     )

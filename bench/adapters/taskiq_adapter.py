@@ -4,6 +4,10 @@ InMemoryBroker has no queue: ``kiq`` starts the task at once in the caller's
 event loop, and ``max_async_tasks`` only applies to a listening receiver, so it
 has no concurrency limit. Its "drain" therefore measures kick-and-run of all
 jobs, and the concurrency-32 sleep scenario is n/a.
+
+The stream broker's ``idle_timeout`` is its visibility timeout: a message not
+acknowledged within it is claimed again. The crash and long-job scenarios set
+it to their lease. taskiq's brokers here have no job priorities.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Taskiq(c.AsyncSystem):
             # The stream broker acknowledges after the result is saved, so a
             # dead worker's messages are reclaimed after idle_timeout (default
             # 10 min; the crash scenario sets it to its lease).
-            idle_ms = int(p.get("lease_s", 600) * 1000) if p["scenario"] == "crash" else 600_000
+            idle_ms = int(p.get("lease_s", 600) * 1000) if c.leased(p) else 600_000
             self.broker: Any = RedisStreamBroker(p["redis_url"], idle_timeout=idle_ms)
         else:
             from taskiq import InMemoryBroker
@@ -41,6 +45,12 @@ class Taskiq(c.AsyncSystem):
 
         self.task = self.broker.task(task_name="bench_job")(bench_job)
         self.worker_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self.broker.startup()
+
+    async def close(self) -> None:
+        await self.broker.shutdown()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -66,25 +76,19 @@ class Taskiq(c.AsyncSystem):
             self.worker_task.cancel()
 
 
-async def with_broker(p: P, fn: Any) -> c.Metrics:
-    s = Taskiq(p)
-    await s.broker.startup()
-    try:
-        return await fn(s)
-    finally:
-        await s.broker.shutdown()
+run = c.asyncio_runner(Taskiq)
 
 
 def enqueue(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("InMemoryBroker has no queue: kiq runs the task at once")
-    return asyncio.run(with_broker(p, lambda s: c.a_enqueue(s, p)))
+    return run(p, lambda s: c.a_enqueue(s, p))
 
 
 def drain(p: P) -> c.Metrics:
     async def go(s: Taskiq) -> c.Metrics:
         if s.redis:
-            return c.drain_metrics(p["n"], await c.a_drain(s, p))
+            return await c.a_drain_result(s, p)
         c.RECORDER.reset(p["n"])
         with c.Meter() as m:
             for i in range(p["n"]):
@@ -95,59 +99,48 @@ def drain(p: P) -> c.Metrics:
         out["note"] = "InMemoryBroker: kick-and-run, no queue to drain"
         return out
 
-    return asyncio.run(with_broker(p, go))
+    return run(p, go)
 
 
 def sleep(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("InMemoryBroker has no concurrency limit: all jobs run at once")
-    return asyncio.run(
-        with_broker(p, lambda s: _sleep(s, p)),
-    )
+    return run(p, lambda s: c.a_sleep_result(s, p))
 
 
-async def _sleep(s: Taskiq, p: P) -> c.Metrics:
-    return c.sleep_metrics(p, await c.a_drain(s, p, p["sleep_s"]))
-
-
-def latency(p: P) -> c.Metrics:
-    return asyncio.run(with_broker(p, lambda s: c.a_latency(s, p)))
+def fairness(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("InMemoryBroker has no queue: kiq runs the task at once, no backlog")
+    return run(p, lambda s: c.a_fairness(s, p))
 
 
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("in memory: a killed process loses every job")
-
-    def enqueue_all(n: int, job_s: float) -> None:
-        async def go(s: Taskiq) -> c.Metrics:
-            for i in range(n):
-                await s.enqueue(i, job_s)
-            return {}
-
-        asyncio.run(with_broker(p, go))
-
-    return c.run_crash(p, enqueue_all, {})
+    return c.run_crash(p, c.async_enqueue_all(run, p), {})
 
 
-def worker(p: P) -> None:
-    async def go(s: Taskiq) -> c.Metrics:
-        await s.start_worker(p["concurrency"])
-        await asyncio.Event().wait()  # until killed
-        return {}
-
-    asyncio.run(with_broker(p, go))
+def longjobs(p: P) -> c.Metrics:
+    if p["variant"] != "redis":
+        raise c.NotApplicable("InMemoryBroker: no queue, nothing to redeliver")
+    note = f"stream broker idle_timeout={p['lease_s']} s"
+    return c.run_longjobs(p, c.async_enqueue_all(run, p), note)
 
 
 if __name__ == "__main__":
     logging.disable(logging.CRITICAL)
     c.main(
         {
+            **c.async_scenarios(run),
             "enqueue": enqueue,
             "drain": drain,
             "sleep": sleep,
-            "latency": latency,
+            "fairness": fairness,
             "crash": crash,
-            "fairness": lambda p: asyncio.run(with_broker(p, lambda s: c.a_fairness(s, p))),
+            "longjobs": longjobs,
+            "priority": c.not_applicable(
+                "taskiq's in-memory and Redis stream brokers have no job priorities"
+            ),
         },
-        worker,
+        c.async_worker(run),
     )
