@@ -201,3 +201,13 @@ async def test_enqueue_receipts_expire_after_their_keeping_time(store: TestStore
     assert len(await store.transact(lambda tr: tr.get_range(*receipts))) == 1  # still kept
     await store.transact(lambda tr: forget(tr, T0 + _ops.RECEIPT_KEEP_MS + 60_000))
     assert await store.transact(lambda tr: tr.get_range(*receipts)) == []
+
+
+async def test_a_lease_batch_stops_at_about_a_megabyte_of_payloads(store: TestStore) -> None:
+    big = b"x" * 95_000
+    for n in range(12):  # one transaction each: 12 x 95 kB would exceed a megabyte
+        await put(store, NewItem("q", f"i{n:02}", "t", big, 100, T0, 3))
+    first = await lease(store, limit=20)
+    assert len(first) == 11  # the 11th takes the batch past _ops.LEASE_BYTES
+    # The queue stays due for the rest, at once.
+    assert [i.item_id for i in await lease(store, now=T0 + 1, limit=20)] == ["i11"]

@@ -326,8 +326,11 @@ class Consumer:
         # QuiCK picks a random fraction of the due queues, so that consumers
         # spread out; take at least enough queues to fill the free slots.
         free = s.concurrency - self._running
+        # Each chosen queue may fill its share of the free slots, and at least
+        # a batch: a queue due alone fills them all in one transaction.
+        per_queue = max(s.batch_size, -(-free // len(due)))
         want = min(s.selection_max, math.ceil(len(due) * s.selection_fraction))
-        want = max(want, -(-free // s.batch_size), 1)
+        want = max(want, -(-free // per_queue), 1)
         chosen = self._rng.sample(due, min(len(due), want))
         complete = len(chosen) == len(due) < s.peek_limit
         leased_any = False
@@ -340,7 +343,7 @@ class Consumer:
             with anyio.CancelScope(shield=True):
                 # Shielded so a stop never abandons a committed lease unused.
                 with anyio.move_on_after(s.cleanup_timeout + s.queue_lease_duration):
-                    batch = await self._lease_from(qid, min(free, s.batch_size))
+                    batch = await self._lease_from(qid, min(free, per_queue))
             if batch is None or batch.more_ready or batch.next_due is None:
                 complete = False
             elif next_due is None or batch.next_due < next_due:
@@ -634,7 +637,10 @@ class ConsumerOptions(TypedDict, total=False):
     concurrency: int
     """Jobs run at once (default 10)."""
     batch_size: int
-    """Most jobs leased from one queue per transaction (default 10)."""
+    """Most jobs leased from one queue per transaction while other queues are
+    due too (default 10). Fewer due queues than it takes to fill the free
+    slots share those slots: a queue due alone may fill all of them in one
+    transaction (up to about 1 MB of payloads)."""
     lease_duration: float
     """A job's lease in seconds (30), renewed every third of it while its handler
     runs; a crashed consumer's jobs come back when it expires."""

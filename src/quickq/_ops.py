@@ -250,6 +250,11 @@ async def take_queue_lease(
     return True
 
 
+LEASE_BYTES: Final = 1_000_000
+"""Leasing stops adding items once their payloads reach this many bytes, so
+that a large batch stays a small transaction (FoundationDB advises < 1 MB)."""
+
+
 @attrs.frozen
 class LeaseBatch:
     """What one leasing transaction took from one queue."""
@@ -295,7 +300,12 @@ async def lease_items(
     ready_begin, ready_end = layout.range(qid, "r")
     ready = await tr.get_range(ready_begin, ready_end, limit=limit + 1, snapshot=True)
     leased: list[Item] = []
+    size = 0
+    more_ready = len(ready) > limit
     for n, (key, _) in enumerate(ready[:limit]):
+        if size >= LEASE_BYTES:  # keep the transaction small, whatever the limit
+            more_ready = True
+            break
         tr.add_read_conflict_key(key)  # two consumers leasing one item conflict
         item_id = layout.tail(qid, key, "r")[2]
         item = await _get_item(tr, layout, qid, item_id)
@@ -304,8 +314,8 @@ async def lease_items(
         lease = Lease(holder, f"{batch_token}.{n}", now + lease_ms)
         new = attrs.evolve(item, where="l", lease=lease, attempt=item.attempt + 1)
         _move(tr, layout, qid, item, new)
+        size += len(new.payload)
         leased.append(new)
-    more_ready = len(ready) > limit
     if not more_ready:
         tr.add_read_conflict_range(ready_begin, ready_end)  # we rely on it being drained
     next_due = await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
