@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{scn}/{n}": round(timing.phase_s(scn, n, prof), 1) for scn in scns for n in pythons
         },
     }
-    log("time per scenario, estimated and actual (minutes):")
+    log("time per scenario, estimated and actual (m:ss):")
     for line in timing.table(scns, list(pythons), prof, actual):
         log("  " + line)
     results["stamp"]["finished_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
