@@ -67,9 +67,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "fair_a": 10_000,
         "fair_b": 100,
         "prio_s": 2.0,
-        # scenario 9: future jobs up to 1,000,000 on quickq-memory-trio (seeding
-        # them takes 75 s), up to 100,000 on the other variants (a million more
-        # on each would add 5 minutes); idle queues up to 100,000 (the issue's)
+        # scenario 9: future jobs up to 1,000,000 on the trio variants, one per
+        # store (seeding them takes 75 s each), up to 100,000 on the asyncio
+        # ones (a million there would add 2.5 minutes and tell nothing the trio
+        # points do not); idle queues up to 100,000 (the range)
         "scale_max": 1_000_000,
         "scale_max_rest": 100_000,
         "scale_max_idle": 100_000,
