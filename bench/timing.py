@@ -34,6 +34,12 @@ POOLS = ("rq", "celery-redis")
 # seconds seen per system (2026-11-29 log, loaded machine), default 25 s.
 # Huey, RQ and Celery lose jobs and wait out the no-progress stop (2 leases + 20 s).
 CRASH_S = {"saq": 95.0, "rq": 100.0, "huey-sqlite": 50.0, "celery-redis": 52.0, "arq": 37.0}
+# Jobs per second a system gets through (enqueue, then run), low on purpose:
+# below its size a scenario ends before its time box (the quick and smoke
+# profiles). Peers that drain at tens of jobs/s fill every box.
+JOBS_PER_S = {"durable": 800.0, "in-memory": 2_500.0}
+SLOW_DRAIN = ("rq", "procrastinate-pg", "arq")
+
 # Scenario 4 at 500 jobs/s: peers that fall behind wait out the grace period.
 LAGGARDS_500 = {"rq": 5.0, "arq": 2.0}
 # Scenario 6: peers whose timeout stops a long job run it again and again
@@ -118,11 +124,14 @@ def run_s(scn: str, name: str, prof: dict[str, Any], warmup: bool = False) -> fl
     durable = SYSTEMS[name].durability != IN_MEMORY
     start = PROCESS_S + (POOL_START_S if name in POOLS else 0.0)
     scale_down = 10 if warmup else 1
+    rate = 50.0 if name in SLOW_DRAIN else JOBS_PER_S[SYSTEMS[name].durability]
     match scn:
         case "enqueue":  # one-at-a-time and batched phases, b/2 each at most
-            work = b if durable else 0.75 * b
+            n = prof["enqueue_n"] / scale_down
+            work = min(b if durable else 0.75 * b, 2 * n / JOBS_PER_S["durable"])
         case "drain":  # fill (at most b), then at most b from the first completion
-            work = 2.0 * b if durable else b
+            n = prof["drain_n"] / scale_down
+            work = min(2.0 * b if durable else b, n / JOBS_PER_S["durable"] + n / rate)
         case "sleep":  # 50 ms jobs at concurrency 32 (ideal 3.1 s for 2,000)
             ideal = prof["sleep_n"] / scale_down * 0.05 / 32
             work = min(2.0 * b + 1.0, 1.2 * ideal + 0.5) if durable else 1.1 * ideal + 0.3
@@ -135,7 +144,8 @@ def run_s(scn: str, name: str, prof: dict[str, Any], warmup: bool = False) -> fl
         case "longjobs":
             work = 16.0 if name in LONGJOB_RETRIERS else 9.0
         case "fairness":  # A's backlog (fill at most 2.5 b), then a window of b
-            work = 2.2 * b if durable else b
+            n = prof["fair_a"] / scale_down
+            work = min(2.2 * b if durable else b, n / JOBS_PER_S["durable"] + n / rate)
         case "priority":
             work = float(prof["prio_s"]) / (5 if warmup else 1) + 1.5
         case "scale":
