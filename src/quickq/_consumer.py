@@ -197,7 +197,8 @@ class Consumer:
         self.consumer_id = secrets.token_hex(8)
         self._rng = random.Random()
         self._counts = _Counts()
-        self._running = 0
+        self._running = 0  # jobs not yet settled
+        self._busy = 0  # jobs whose handler holds a slot (concurrency counts these)
         self._slot_freed = anyio.Event()
         self._poke = anyio.Event()
         self._stop = anyio.Event()
@@ -266,7 +267,7 @@ class Consumer:
         refill = max(1, min(s.batch_size, s.concurrency) // 2)
         need = 1
         while True:
-            while s.concurrency - self._running < need:
+            while s.concurrency - self._busy < need:
                 self._slot_freed = anyio.Event()
                 await self._slot_freed.wait()
             self._scans_started += 1
@@ -325,7 +326,7 @@ class Consumer:
             return False, False, next_due, seen
         # QuiCK picks a random fraction of the due queues, so that consumers
         # spread out; take at least enough queues to fill the free slots.
-        free = s.concurrency - self._running
+        free = s.concurrency - self._busy
         # Each chosen queue may fill its share of the free slots, and at least
         # a batch: a queue due alone fills them all in one transaction.
         per_queue = max(s.batch_size, -(-free // len(due)))
@@ -335,7 +336,7 @@ class Consumer:
         complete = len(chosen) == len(due) < s.peek_limit
         leased_any = False
         for qid in chosen:
-            free = s.concurrency - self._running
+            free = s.concurrency - self._busy
             if free <= 0:
                 complete = False
                 break
@@ -414,16 +415,21 @@ class Consumer:
     def _start_job(self, qid: str, item: Item) -> None:
         assert self._jobs_group is not None
         self._running += 1
+        self._busy += 1
         self._jobs_group.start_soon(self._run_job, qid, item, name=f"quickq job {item.item_id}")
 
     async def _run_job(self, qid: str, item: Item) -> None:
         assert item.lease is not None
         ended = _Ended()
         recorded = False
+        holds_slot = True
         started = self._clock()
         self._emit("started", qid, item, wait=max(0.0, started - item.vesting / 1000))
         try:
             await self._attempt(qid, item, ended)
+            # The handler is done: its slot may take new work while this settles.
+            holds_slot = False
+            self._free_slot()
             if ended.lost:
                 self._counts.lost += 1
                 self._emit("lost", qid, item, duration=self._clock() - started)
@@ -452,10 +458,15 @@ class Consumer:
                 # Cancelled: record how the attempt ended if it did, else give it back.
                 release = Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
                 await self._settle_directly(ended.settlement or release)
+            if holds_slot:
+                self._free_slot()
             self._running -= 1
-            self._slot_freed.set()
             if self._running == 0 and self._idle_waiters:
                 self._poke.set()  # let the scanner look again, and notice idleness
+
+    def _free_slot(self) -> None:
+        self._busy -= 1
+        self._slot_freed.set()
 
     def _emit(self, kind: EventKind, qid: str, item: Item, **fields: Any) -> None:
         if self._on_event is None:
@@ -635,7 +646,8 @@ class ConsumerOptions(TypedDict, total=False):
     """The options of :func:`open_consumer` and :func:`serve_consumer`."""
 
     concurrency: int
-    """Jobs run at once (default 10)."""
+    """Handlers run at once (default 10). A slot is free again as soon as its
+    handler ends, while the outcome is still being committed."""
     batch_size: int
     """Most jobs leased from one queue per transaction while other queues are
     due too (default 10). Fewer due queues than it takes to fill the free
