@@ -154,7 +154,7 @@ def run_s(scn: str, name: str, prof: dict[str, Any], warmup: bool = False) -> fl
             work = prof["sqlite_n"] / 5000 * 12.0
         case _:
             work = b
-    return start + work
+    return float(start + work)
 
 
 def scale_s(name: str, prof: dict[str, Any]) -> float:
