@@ -69,10 +69,6 @@ class Delta:
 Op = Known | Delta
 
 
-def _overlaps(a: Range, b: Range) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
 class WriteBuffer:
     """The uncommitted writes and conflict ranges of one transaction."""
 
@@ -282,10 +278,6 @@ class WriteBuffer:
         return add_to_counter(stored, op.delta)
 
     # -- commit ---------------------------------------------------------------
-
-    def conflicts_with(self, written: list[Range]) -> bool:
-        """True when a committed write in *written* touches what this transaction read."""
-        return any(_overlaps(r, w) for r in self.read_conflicts for w in written)
 
     @property
     def is_read_only(self) -> bool:

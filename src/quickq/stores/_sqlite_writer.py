@@ -31,7 +31,7 @@ from .._exceptions import (
     StoreUnavailableError,
     TransactionTooOldError,
 )
-from . import _sqlite_ranges as ranges
+from . import _ranges as ranges
 from ._buffer import Delta, Known, Range, add_to_counter
 from ._sqlite_schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
 from .memory import CommitFault

@@ -37,6 +37,7 @@ from .._exceptions import (
 from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
 from ._clock import loop_time
 from ._protocol import KeyValue, Transaction
+from ._ranges import RangeSet
 from ._retry import run_transaction
 
 T = TypeVar("T")
@@ -396,8 +397,9 @@ class MemoryTransaction(BufferedWrites):
     def _conflicts(self, store: MemoryStore) -> bool:
         if not self._buffer.read_conflicts:
             return False
+        reads = RangeSet(self._buffer.read_conflicts)
         return any(
-            version > self._read_version and self._buffer.conflicts_with(written)
+            version > self._read_version and reads.overlaps_any(written)
             for version, written, _ in store._commits
         )
 

@@ -1,9 +1,10 @@
-"""Key ranges for the SQLite store's commit log: coalescing, a compact encoding, overlap tests.
+"""Key ranges: coalescing, overlap tests by bisection, and a compact encoding.
 
-Every commit records the ranges it wrote in one row of the commit log; a later
-commit checks its read-conflict ranges against the rows committed after its
-read version. Most writes are single keys, so a point ``[k, k + b"\\x00")`` is
-encoded as the key alone.
+A commit is checked by testing its read-conflict ranges against the ranges
+written by every commit after its read version (memory and SQLite stores).
+The SQLite store records each commit's written ranges in one row of its commit
+log; most writes are single keys, so a point ``[k, k + b"\\x00")`` is encoded
+as the key alone.
 """
 
 from __future__ import annotations
