@@ -35,6 +35,14 @@ from quickq.stores.sqlite import SQLiteStore
             "sqlite:///jobs.db?durability=FULL",
             StoreURL("sqlite", "jobs.db", {"durability": "full"}),
         ),
+        (
+            "sqlite:///jobs.db?threaded_reads=true",
+            StoreURL("sqlite", "jobs.db", {"threaded_reads": True}),
+        ),
+        (
+            "sqlite:///jobs.db?threaded_reads=0",
+            StoreURL("sqlite", "jobs.db", {"threaded_reads": False}),
+        ),
         ("fdb:", StoreURL("fdb", None)),
         ("fdb://", StoreURL("fdb", None)),
         ("fdb:///etc/foundationdb/fdb.cluster", StoreURL("fdb", "/etc/foundationdb/fdb.cluster")),
@@ -69,6 +77,7 @@ def test_parse_store_url(url: str, expected: StoreURL) -> None:
         ("sqlite:///a%00b.db", "NUL"),
         ("sqlite:///jobs.db?durability=fast", "must be full or normal"),
         ("sqlite:///jobs.db?busy_timeout=-1", "seconds >= 0"),
+        ("sqlite:///jobs.db?threaded_reads=maybe", "must be true or false"),
         ("sqlite:///jobs.db?busy_timeout=soon", "a number of seconds"),
         ("sqlite:///jobs.db?poll_interval=0", "positive"),
         ("sqlite:///jobs.db?poll_interval=nan", "positive"),
@@ -104,10 +113,13 @@ async def test_open_sqlite_relative_and_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = await open_store("sqlite:///rel.db?durability=normal&busy_timeout=0.25")
+    store = await open_store(
+        "sqlite:///rel.db?durability=normal&busy_timeout=0.25&threaded_reads=yes"
+    )
     try:
         assert isinstance(store, SQLiteStore)
         assert (store.path, store.durability, store.busy_timeout) == ("rel.db", "normal", 0.25)
+        assert store.threaded_reads
         await quickq.JobQueue(store).enqueue("q", "t")
     finally:
         await store.aclose()

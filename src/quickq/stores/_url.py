@@ -18,7 +18,8 @@ convention instead: ``fdb:///etc/...`` is absolute, and ``fdb:name.cluster``
 Query options (each at most once; unknown ones are refused):
 
 - sqlite: ``durability`` (``full`` or ``normal``), ``busy_timeout`` and
-  ``poll_interval`` (seconds); see :meth:`SQLiteStore.open
+  ``poll_interval`` (seconds), ``threaded_reads`` (``true`` or ``false``); see
+  :meth:`SQLiteStore.open
   <quickq.stores.sqlite.SQLiteStore.open>`.
 - fdb: ``prefix`` (percent-encoded raw bytes), ``transaction_timeout``
   (seconds, or ``none``) and ``probe_timeout`` (seconds); see
@@ -147,8 +148,16 @@ def _durability(value: str) -> str:
     return text
 
 
+def _flag(value: str) -> bool:
+    text = unquote(value).lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("true or false")
+    return text in ("true", "1", "yes")
+
+
 _SQLITE: Final = {
     "durability": _durability,
+    "threaded_reads": _flag,
     "busy_timeout": _seconds(positive=False),
     "poll_interval": _seconds(positive=True),
 }
