@@ -16,7 +16,13 @@ from typing import Final
 import attrs
 from sortedcontainers import SortedDict
 
-from .._exceptions import KeyTooLargeError, TransactionTooLargeError, ValueTooLargeError
+from .._exceptions import (
+    KeyTooLargeError,
+    TransactionClosedError,
+    TransactionTooLargeError,
+    TransactionTooOldError,
+    ValueTooLargeError,
+)
 from ._protocol import KeyValue
 
 _INT64: Final = struct.Struct("<q")
@@ -285,16 +291,35 @@ class WriteBuffer:
 
 
 class BufferedWrites:
-    """The write half of a Transaction, for stores that buffer writes in a WriteBuffer.
+    """The write half of a Transaction, for stores that buffer writes in a
+    WriteBuffer, and its open and age checks.
 
-    Writes never touch the store before commit; subclasses say, in
-    ``_check_writable``, when the transaction may no longer be written to.
+    Writes never touch the store before commit. Subclasses set ``_buffer``,
+    ``_closed``, ``_started`` and ``_clock`` (the store's clock of transaction
+    ages), and define ``_close``.
     """
 
     _buffer: WriteBuffer
+    _closed: bool
+    _started: float
+    _clock: Callable[[], float]
+
+    def _close(self) -> None:
+        raise NotImplementedError
 
     def _check_writable(self) -> None:
-        raise NotImplementedError
+        """For buffered writes, which never touch the store: no age check (like
+        FoundationDB, an old transaction fails at its next read or its commit)."""
+        if self._closed:
+            raise TransactionClosedError("transaction used after commit, cancel or failure")
+
+    def _check_open(self) -> None:
+        """For reads and commits: open, and younger than the age limit."""
+        self._check_writable()
+        limit = self._buffer.limits.transaction_seconds
+        if self._clock() - self._started > limit:
+            self._close()
+            raise TransactionTooOldError(f"transaction older than {limit} s")
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_writable()

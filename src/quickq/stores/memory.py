@@ -31,8 +31,6 @@ from sortedcontainers import SortedDict
 from .._exceptions import (
     CommitUnknownResultError,
     ConflictError,
-    TransactionClosedError,
-    TransactionTooOldError,
 )
 from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
 from ._clock import loop_time
@@ -306,22 +304,8 @@ class MemoryTransaction(BufferedWrites):
         self._serial = serial
         self._read_version = read_version
         self._started = started
+        self._clock = store._clock
         self._buffer = WriteBuffer(store.limits)
-
-    def _check_writable(self) -> None:
-        """For buffered writes, which never touch the store: no age check (like
-        FoundationDB, an old transaction fails at its next read or its commit)."""
-        if self._closed:
-            raise TransactionClosedError("transaction used after commit, cancel or failure")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransactionClosedError("transaction used after commit, cancel or failure")
-        if self._store._clock() - self._started > self._store.limits.transaction_seconds:
-            self._close()
-            raise TransactionTooOldError(
-                f"transaction older than {self._store.limits.transaction_seconds} s"
-            )
 
     def _close(self) -> None:
         if not self._closed:

@@ -383,6 +383,7 @@ class SQLiteTransaction(BufferedWrites):
         # checked from the newest version this process knew of at creation.
         self._version_hint = version_hint
         self._started = started
+        self._clock = store._clock
         self._buffer = WriteBuffer(store.limits)
         self._closed = False
         self._conn: Conn | None = None
@@ -394,21 +395,6 @@ class SQLiteTransaction(BufferedWrites):
         # rather than at its next periodic scan.
         if getattr(self, "_conn", None) is not None:
             self._store._pool.nudge()
-
-    def _check_writable(self) -> None:
-        """For buffered writes, which never touch the file: no age check (like
-        FoundationDB, an old transaction fails at its next read or its commit)."""
-        if self._closed:
-            raise TransactionClosedError("transaction used after commit, cancel or failure")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransactionClosedError("transaction used after commit, cancel or failure")
-        if self._store._clock() - self._started > self._store.limits.transaction_seconds:
-            self._close()
-            raise TransactionTooOldError(
-                f"transaction older than {self._store.limits.transaction_seconds} s"
-            )
 
     def _close(self) -> None:
         if not self._closed:
