@@ -368,7 +368,24 @@ BAD_INPUT: list[tuple[list[str], str]] = [
     (["dead", "replay", "q", "j1", "--store", "DB"], "no dead letter 'j1'"),
     (["demo", "--store", "nope:"], "unknown scheme 'nope'"),
     (["brew"], "No such command 'brew'"),
+    (["worker", "tests.test_cli:jobs", "--store", "DB", "--lease-duration", "nan"], "--lease-dura"),
+    (["worker", "tests.test_cli:jobs", "--store", "DB", "--lease-duration", "inf"], "--lease-dura"),
+    (["worker", "tests.test_cli:jobs", "--store", "DB", "--grace-period", "nan"], "--grace-period"),
+    (["worker", "tests.test_cli:jobs", "--store", "DB", "--concurrency", "1.5"], "--concurrency"),
+    (["worker", "./app.py:jobs", "--store", "DB"], "write app:jobs"),
+    (["worker", "tests.test_cli:jobs", "--store", "jobs.db"], "write sqlite:///jobs.db"),
+    (["enqueue", "q", "t", "--delay", "1e300", "--store", "DB"], "at most ten years"),
+    (["enqueue", "q", "t", "--delay", "nan", "--store", "DB"], "--delay"),
+    (["enqueue", "q", "t", "--timeout", "0", "--store", "DB"], "--timeout"),
+    (["jobs", "q", "--limit", "0", "--store", "DB"], "--limit"),
 ]
+
+_NOT_USAGE = ("no dead letter", "cannot import module", "has no attribute", "not a quickq.Job")
+USAGE_ERRORS = [
+    i for i, (_, expected) in enumerate(BAD_INPUT) if not expected.startswith(_NOT_USAGE)
+]
+"""Bad usage exits with status 2; a missing dead letter or a registry that cannot
+be loaded is a failure (status 1)."""
 
 
 @pytest.fixture(scope="module")
@@ -391,6 +408,32 @@ def test_bad_input_is_one_line_and_a_failure_status(
     bad_input_results: dict[int, subprocess.CompletedProcess[str]], case: int
 ) -> None:
     _assert_one_line_error(bad_input_results[case], BAD_INPUT[case][1])
+
+
+@pytest.mark.parametrize("case", USAGE_ERRORS, ids=lambda i: " ".join(BAD_INPUT[i][0]))
+def test_bad_usage_exits_with_status_2(
+    bad_input_results: dict[int, subprocess.CompletedProcess[str]], case: int
+) -> None:
+    assert bad_input_results[case].returncode == 2, bad_input_results[case].stderr
+
+
+def test_sigterm_before_the_worker_serves_is_a_clean_exit(tmp_path: Path) -> None:
+    (tmp_path / "slow_jobs.py").write_text(
+        "import time\nimport quickq\ntime.sleep(30)\njobs = quickq.JobRegistry()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quickq", "worker", "slow_jobs:jobs", "--store", _db(tmp_path)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # inside the import of slow_jobs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    assert err.strip() == "quickq: error: terminated before serving", err
 
 
 def test_module_that_fails_to_import(tmp_path: Path) -> None:

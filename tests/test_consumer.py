@@ -688,9 +688,9 @@ def test_complete_with_writes_commits_them_exactly_once_with_the_completion() ->
 @pytest.mark.anyio
 async def test_bad_consumer_options_raise_a_quickq_error() -> None:
     store = MemoryStore()
-    with pytest.raises(quickq.InvalidJobError, match="unknown consumer option"):
+    with pytest.raises(quickq.InvalidArgumentError, match="unknown consumer option"):
         async with quickq.open_consumer(store, quickq.JobRegistry(), concurency=3):  # type: ignore[call-arg]
             pass
-    with pytest.raises(quickq.InvalidJobError, match="concurrency"):
+    with pytest.raises(quickq.InvalidArgumentError, match="concurrency"):
         async with quickq.open_consumer(store, quickq.JobRegistry(), concurrency=0):
             pass

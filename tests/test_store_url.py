@@ -89,14 +89,14 @@ def test_parse_store_url(url: str, expected: StoreURL) -> None:
     ],
 )
 def test_bad_urls_raise_one_clear_line(url: str, message: str) -> None:
-    with pytest.raises(quickq.InvalidJobError, match="bad store URL") as info:
+    with pytest.raises(quickq.InvalidArgumentError, match="bad store URL") as info:
         parse_store_url(url)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_url_must_be_a_string() -> None:
-    with pytest.raises(quickq.InvalidJobError, match="str"):
+    with pytest.raises(quickq.InvalidArgumentError, match="str"):
         parse_store_url(b"memory:")  # type: ignore[arg-type]
 
 

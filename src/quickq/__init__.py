@@ -24,6 +24,7 @@ from ._consumer import serve_consumer as serve_consumer
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
+from ._exceptions import InvalidArgumentError as InvalidArgumentError
 from ._exceptions import InvalidJobError as InvalidJobError
 from ._exceptions import JobNotFoundError as JobNotFoundError
 from ._exceptions import KeyTooLargeError as KeyTooLargeError
@@ -51,10 +52,12 @@ from ._queue import Job as Job
 from ._queue import JobQueue as JobQueue
 from ._queue import NewJob as NewJob
 from ._queue import QueueStats as QueueStats
+from ._validate import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_DELAY_SECONDS",
     "Backoff",
     "Codec",
     "Complete",
@@ -78,6 +81,7 @@ __all__ = [
     "serve_consumer",
     "CommitUnknownResultError",
     "ConflictError",
+    "InvalidArgumentError",
     "InvalidJobError",
     "JobNotFoundError",
     "KeyTooLargeError",

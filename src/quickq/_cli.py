@@ -28,6 +28,8 @@ import anyio.abc
 import click
 
 from ._cli_support import (
+    Seconds,
+    check_store_url,
     error_line,
     load_registry,
     main_guard,
@@ -35,10 +37,11 @@ from ._cli_support import (
     parse_payload,
     parse_time,
     run,
+    stop_on_sigterm,
 )
 from ._consumer import Consumer, serve_consumer
 from ._events import JobEvent
-from ._exceptions import InvalidJobError
+from ._exceptions import InvalidArgumentError
 from ._jobs import JobRegistry
 from ._queue import JobQueue, JobState
 
@@ -79,7 +82,7 @@ def cli() -> None:
 )
 @click.option(
     "--lease-duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
@@ -87,7 +90,7 @@ def cli() -> None:
 )
 @click.option(
     "--grace-period",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -111,6 +114,8 @@ def worker(
     grace period; a second one cancels them at once. Either way unfinished jobs
     give their leases back, so other workers take them.
     """
+    stop_on_sigterm()
+    check_store_url(store_url)  # before importing the user's module, which may be slow
     registry = load_registry(jobs_spec)
     if not len(registry):
         raise click.BadParameter(f"{jobs_spec} registers no jobs", param_hint="'MODULE:ATTR'")
@@ -191,9 +196,7 @@ def _worker_say() -> Any:
 @click.argument("topic")
 @click.argument("payload_json", required=False)
 @store_option
-@click.option(
-    "--delay", type=click.FloatRange(min=0), metavar="SECONDS", help="Run after this long."
-)
+@click.option("--delay", type=Seconds(), metavar="SECONDS", help="Run after this long.")
 @click.option(
     "--at", "at_text", metavar="ISO8601", help="Run at this time, e.g. 2030-01-15T10:00:00Z."
 )
@@ -201,7 +204,7 @@ def _worker_say() -> Any:
 @click.option("--max-retries", type=click.IntRange(min=0), help="Retries before dead-lettering.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     metavar="SECONDS",
     help="Cancel and retry an attempt that runs longer.",
 )
@@ -426,7 +429,7 @@ def demo(store_url: str | None) -> None:
 
         try:
             parse_store_url(store_url)
-        except InvalidJobError as exc:
+        except InvalidArgumentError as exc:
             raise click.BadParameter(str(exc), param_hint="'--store'") from None
     click.get_current_context().exit(run_demo(store_url))
 

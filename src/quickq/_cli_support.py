@@ -7,6 +7,7 @@ import datetime as dt
 import importlib
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,8 +17,9 @@ from typing import Any, NoReturn, TypeVar
 import anyio
 import click
 
-from ._exceptions import InvalidJobError, QuickqError
+from ._exceptions import InvalidArgumentError, QuickqError
 from ._jobs import JobRegistry
+from ._validate import check_seconds
 from .stores import Store, open_store
 from .stores._url import parse_store_url
 
@@ -31,21 +33,72 @@ class CLIError(click.ClickException):
     """A failure reported as one line on stderr with exit status 1."""
 
 
+class Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds, as the API takes them (NaN and infinities
+    are refused here, not deep inside a running worker)."""
+
+    name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        try:
+            return check_seconds(number, "the value", low_open=self.positive)
+        except InvalidArgumentError as exc:
+            self.fail(str(exc).replace("the value must be", "must be"), param, ctx)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived before the worker was serving (nothing to drain)."""
+
+
+def stop_on_sigterm() -> None:
+    """Until the worker listens for signals itself, SIGTERM ends it cleanly
+    (one line, exit status 143) instead of killing it mid-import."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def run(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run *fn* on trio; quickq's failures escape as themselves, not in groups."""
+    """Run *fn* on trio; failures escape as themselves, never as a group."""
     try:
         return anyio.run(fn, backend="trio")
     except BaseExceptionGroup as group:
-        leaf = _first_leaf(group)
-        if isinstance(leaf, QuickqError | click.ClickException | OSError):
-            raise leaf from None
-        raise
+        raise _first_leaf(group) from None
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
+    """The first exception in a (nested) group that is not a cancellation."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for inner in e.exceptions:
+                walk(inner)
+        else:
+            leaves.append(e)
+
+    walk(exc)
+    real = [e for e in leaves if type(e).__name__ not in ("Cancelled", "CancelledError")]
+    return (real or leaves)[0]
+
+
+def check_store_url(url: str) -> str:
+    """The scheme of store URL *url*; a usage error if it is malformed."""
+    try:
+        return parse_store_url(url).scheme
+    except InvalidArgumentError as exc:
+        raise click.UsageError(str(exc), ctx=click.get_current_context(silent=True)) from None
 
 
 @asynccontextmanager
@@ -55,10 +108,7 @@ async def opened_store(url: str, *, shared: bool = True) -> Any:
     With *shared*, ``memory:`` is refused: a command that runs in its own
     process could only ever see an empty store.
     """
-    try:
-        scheme = parse_store_url(url).scheme
-    except InvalidJobError as exc:
-        raise click.UsageError(str(exc), ctx=click.get_current_context(silent=True)) from None
+    scheme = check_store_url(url)
     if shared and scheme == "memory":
         raise click.BadParameter(
             "memory: lives inside one process and is empty to every other one; "
@@ -75,7 +125,15 @@ async def opened_store(url: str, *, shared: bool = True) -> Any:
 
 def load_registry(spec: str, *, param_hint: str = "'MODULE:ATTR'") -> JobRegistry:
     """Import ``MODULE:ATTR`` (ATTR may be dotted) and return it if it is a JobRegistry."""
-    module_name, colon, attr = spec.partition(":")
+    module_name, colon, attr = spec.rpartition(":")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        stem = os.path.splitext(os.path.basename(module_name))[0] or "app"
+        raise click.BadParameter(
+            f"{spec!r} names a file; MODULE:ATTR takes a module name: write "
+            f"{stem}:{attr or 'jobs'} and run from the file's folder "
+            "(or add that folder to PYTHONPATH)",
+            param_hint=param_hint,
+        )
     if not colon or not module_name or not attr:
         raise click.BadParameter(
             f"{spec!r} is not MODULE:ATTR (for example myapp.jobs:registry)",
@@ -173,6 +231,12 @@ def main_guard(invoke: Callable[[], Any]) -> NoReturn:
         _fail(f"{one_line(exc.format_message())}{hint}", exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail("interrupted", 130)
+    except Terminated:
+        _fail("terminated before serving", 143)
+    except InvalidArgumentError as exc:  # bad usage, found by the API's own checks
+        if debug:
+            raise
+        _fail(one_line(str(exc)), 2)
     except QuickqError as exc:
         if debug:
             raise

@@ -28,6 +28,8 @@ class JsonCodec:
             return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidJobError(f"payload is not JSON-encodable: {exc}") from None
+        except RecursionError:
+            raise InvalidJobError("payload is nested too deeply to encode") from None
 
     def decode(self, data: bytes) -> Any:
         return json.loads(data)

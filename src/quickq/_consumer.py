@@ -23,6 +23,7 @@ backstop. Store errors back the consumer off; they never crash it.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import random
@@ -30,7 +31,7 @@ import secrets
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict, Unpack
+from typing import Any, Final, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -39,13 +40,14 @@ import attrs
 from . import _ops
 from ._codec import Codec, JsonCodec
 from ._events import EventHook, EventKind, JobEvent
-from ._exceptions import InvalidJobError, QuickqError, StoreError
-from ._jobs import Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
+from ._exceptions import InvalidArgumentError, QuickqError, StoreError
+from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
 from ._renewals import RenewalSchedule
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
-from .stores import Store, SupportsWatch, Transaction
+from ._validate import check_callable, check_fraction, check_int, check_seconds, shown
+from .stores import Store, SupportsWatch, Transaction, is_store
 
 log = logging.getLogger("quickq")
 
@@ -58,6 +60,8 @@ _EVENT_OF: dict[Outcome, EventKind] = {
     Outcome.LOST: "lost",
 }
 _ACK_BATCH = 256
+_MAX_BACKOFF = 5.0
+"""The longest pause after a store failure (scan, settle, watch)."""
 
 
 @attrs.frozen
@@ -84,28 +88,42 @@ class _Counts:
     lost: int = 0
 
 
+def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:
+    def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check(value, attribute.name, *bounds, **kw)
+
+    return validate
+
+
+def _seconds_option(default: float, *, positive: bool) -> Any:
+    return attrs.field(
+        default=default, validator=_checked(check_seconds, low_open=positive, high=_MAX_SECONDS)
+    )
+
+
+_MAX_SECONDS = 86_400.0
+"""The longest lease, interval or grace period a consumer takes (a day)."""
+
+
 @attrs.frozen
 class ConsumerSettings:
-    """A consumer's knobs (see ``open_consumer`` for their meaning)."""
+    """A consumer's knobs (see ``ConsumerOptions`` for their meaning), each checked
+    when made: counts are ints in range, durations finite seconds (at most a day)."""
 
-    concurrency: int = 10
-    batch_size: int = 10
-    lease_duration: float = 30.0
-    queue_lease_duration: float = 5.0
-    scan_interval: float = 0.1
-    idle_poll: float = 1.0
-    grace_period: float = 10.0
-    cleanup_timeout: float = 5.0
-    selection_fraction: float = 0.02
-    selection_max: int = 2000
-    peek_limit: int = 2000
-    idle_gc: float = 60.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.concurrency < 1 or self.batch_size < 1:
-            raise InvalidJobError("concurrency and batch_size must be >= 1")
-        if self.lease_duration <= 0 or self.queue_lease_duration <= 0:
-            raise InvalidJobError("lease durations must be > 0")
+    concurrency: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
+    batch_size: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
+    lease_duration: float = _seconds_option(30.0, positive=True)
+    queue_lease_duration: float = _seconds_option(5.0, positive=True)
+    scan_interval: float = _seconds_option(0.1, positive=True)
+    idle_poll: float = _seconds_option(1.0, positive=True)
+    grace_period: float = _seconds_option(10.0, positive=False)
+    cleanup_timeout: float = _seconds_option(5.0, positive=False)
+    selection_fraction: float = attrs.field(
+        default=0.02, validator=lambda _, a, v: check_fraction(v, a.name)
+    )
+    selection_max: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
+    peek_limit: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
+    idle_gc: float = _seconds_option(60.0, positive=False)
 
 
 @attrs.define
@@ -210,6 +228,8 @@ class Consumer:
         self._settler = _Settler(self)
         self._renewals = RenewalSchedule(settings.lease_duration / 3)
         self._jobs_group: anyio.abc.TaskGroup | None = None
+        self._watch_after = -math.inf  # after a failed watch: poll until then
+        self._watch_backoff = settings.scan_interval
 
     # -- public -------------------------------------------------------------------
 
@@ -227,7 +247,10 @@ class Consumer:
         try:
             while self._last_idle_scan <= after:
                 scanned = self._scanned
-                self._poke.set()
+                # With jobs running, the last one's end pokes the scanner: poking
+                # now would only spin scans that cannot find the consumer idle.
+                if self._running == 0:
+                    self._poke.set()
                 await scanned.wait()
         finally:
             self._idle_waiters -= 1
@@ -279,7 +302,7 @@ class Consumer:
             except StoreError as exc:
                 log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
                 await anyio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
                 need = 1
                 continue
             need = refill if found else 1
@@ -390,7 +413,9 @@ class Consumer:
 
     async def _wait_for_work(self, next_due: int | None, seen: bytes | None) -> None:
         s = self.settings
-        watch = isinstance(self._store, SupportsWatch)
+        # A store that can watch wakes us; after a failed watch, poll for a
+        # while (backing off) before watching again.
+        watch = isinstance(self._store, SupportsWatch) and anyio.current_time() >= self._watch_after
         delay = s.idle_poll if watch else s.scan_interval
         delay *= self._rng.uniform(0.8, 1.2)
         if next_due is not None:
@@ -403,12 +428,24 @@ class Consumer:
             async with anyio.create_task_group() as tg:
 
                 async def watch_wake() -> None:
-                    await self._store.wait_for_change(self._layout.wake, seen)  # type: ignore[attr-defined]
+                    try:
+                        await self._store.wait_for_change(self._layout.wake, seen)  # type: ignore[attr-defined]
+                    except StoreError as exc:
+                        self._watch_failed(exc)
+                        await anyio.sleep(s.scan_interval)  # poll instead, this once
+                    else:
+                        self._watch_backoff = s.scan_interval
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch_wake)
                 await poke.wait()
                 tg.cancel_scope.cancel()
+
+    def _watch_failed(self, exc: StoreError) -> None:
+        backoff = self._watch_backoff
+        log.warning("quickq: watching for new jobs failed (%s); polling for %.2fs", exc, backoff)
+        self._watch_after = anyio.current_time() + backoff
+        self._watch_backoff = min(backoff * 2, _MAX_BACKOFF)
 
     # -- jobs ---------------------------------------------------------------------
 
@@ -421,7 +458,7 @@ class Consumer:
     async def _run_job(self, qid: str, item: Item) -> None:
         assert item.lease is not None
         ended = _Ended()
-        recorded = False
+        outcome: Outcome | None = None
         holds_slot = True
         started = self._clock()
         self._emit("started", qid, item, wait=max(0.0, started - item.vesting / 1000))
@@ -430,39 +467,49 @@ class Consumer:
             # The handler is done: its slot may take new work while this settles.
             holds_slot = False
             self._free_slot()
-            if ended.lost:
-                self._counts.lost += 1
-                self._emit("lost", qid, item, duration=self._clock() - started)
-            else:
+            if not ended.lost:
                 settlement = ended.settlement
                 assert settlement is not None
                 if settlement.writes is not None:
                     outcome, settlement = await self._settle_with_writes(settlement, item)
                 else:
                     outcome = await self._settler.settle(settlement)
-                if outcome is None:  # the acker has stopped: the finally clause settles
-                    ended.settlement = settlement
-                    return
-                self._count(outcome)
-                recorded = True
-                self._emit(
-                    _EVENT_OF[outcome],
-                    qid,
-                    item,
-                    duration=self._clock() - started,
-                    result=ended.result if outcome is Outcome.COMPLETED else None,
-                    error=settlement.error,
-                )
+                ended.settlement = settlement
         finally:
-            if not recorded and not ended.lost:
-                # Cancelled: record how the attempt ended if it did, else give it back.
+            if outcome is None and not ended.lost:
+                # Cancelled, or the acker has stopped: record how the attempt
+                # ended if it did, else give the job back.
                 release = Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
-                await self._settle_directly(ended.settlement or release)
+                ended.settlement = ended.settlement or release
+                outcome = await self._settle_directly(ended.settlement)
+            self._ended(qid, item, ended, outcome, duration=self._clock() - started)
             if holds_slot:
                 self._free_slot()
             self._running -= 1
             if self._running == 0 and self._idle_waiters:
                 self._poke.set()  # let the scanner look again, and notice idleness
+
+    def _ended(
+        self, qid: str, item: Item, ended: _Ended, outcome: Outcome | None, duration: float
+    ) -> None:
+        """Count and report the end of one attempt: exactly one event each."""
+        if ended.lost or outcome is None or outcome is Outcome.LOST:
+            # Nothing was recorded: the lease was lost, or could not be settled
+            # (its expiry brings the job back).
+            self._counts.lost += 1
+            self._emit("lost", qid, item, duration=duration)
+            return
+        self._count(outcome)
+        settlement = ended.settlement
+        assert settlement is not None
+        self._emit(
+            _EVENT_OF[outcome],
+            qid,
+            item,
+            duration=duration,
+            result=ended.result if outcome is Outcome.COMPLETED else None,
+            error=settlement.error,
+        )
 
     def _free_slot(self) -> None:
         self._busy -= 1
@@ -487,31 +534,34 @@ class Consumer:
         try:
             (outcome,) = await self._settler.commit([settlement])
             return outcome, settlement
-        except Exception as exc:
+        except BaseException as exc:
+            if _carries_cancellation(exc):
+                raise
             definition = self._jobs.get(item.topic)
             assert definition is not None  # it ran the handler
-            failed = self._failure(
-                lambda action, **kw: attrs.evolve(settlement, action=action, writes=None, **kw),
-                definition,
-                item,
-                f"completion writes failed: {exc!r}",
-            )
+            make = _SettlementMaker(settlement.queue_id, settlement.item_id, settlement.lease_id)
+            failed = self._failure(make, definition, item, f"completion writes failed: {exc!r}")
             return await self._settler.settle(failed), failed
 
-    async def _settle_directly(self, settlement: Settlement) -> None:
-        """Settle under a shield, bounded: used when the job is being cancelled."""
+    async def _settle_directly(self, settlement: Settlement) -> Outcome | None:
+        """Settle under a shield, bounded: used when the job is being cancelled.
+        None when it could not be recorded (the lease's expiry is the backstop)."""
         with anyio.move_on_after(self.settings.cleanup_timeout, shield=True):
             try:
-                outcome = await self._store.transact(lambda tr: self._settle_all(tr, [settlement]))
-                self._count(outcome[0])
+                (outcome,) = await self._store.transact(
+                    lambda tr: self._settle_all(tr, [settlement])
+                )
+                return outcome
             except QuickqError as exc:
                 log.warning("quickq: could not settle job %s (%s)", settlement.item_id, exc)
+        return None
 
     async def _settle_all(self, tr: Transaction, batch: list[Settlement]) -> list[Outcome]:
         clock = self._now
         return [await _ops.settle(tr, self._layout, s, clock) for s in batch]
 
     def _count(self, outcome: Outcome) -> None:
+        """Count a recorded outcome (LOST is counted by ``_ended``)."""
         if outcome is Outcome.COMPLETED:
             self._counts.completed += 1
         elif outcome is Outcome.RETRIED:
@@ -522,27 +572,26 @@ class Consumer:
         elif outcome is Outcome.RELEASED:
             self._counts.released += 1
             self._poke.set()
-        else:
-            self._counts.lost += 1
 
     async def _attempt(self, qid: str, item: Item, ended: _Ended) -> None:
-        """Run one attempt, filling in *ended* the moment its outcome is known."""
+        """Run one attempt, filling in *ended* the moment its outcome is known.
+
+        Whatever the handler does (any return value, any exception but the
+        consumer's own cancellation) ends as a settlement: an outcome the queue
+        cannot record is a failure of the attempt, retried then dead-lettered.
+        """
         assert item.lease is not None
-        lease_id = item.lease.lease_id
-
-        def settlement(action: Action, **kw: Any) -> Settlement:
-            return Settlement(action, qid, item.item_id, lease_id, **kw)
-
+        make = _SettlementMaker(qid, item.item_id, item.lease.lease_id)
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
-            ended.settlement = settlement(Action.BURY, reason="no_handler", error=missing)
+            ended.settlement = make(Action.BURY, reason="no_handler", error=missing)
             return
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
             error = f"payload cannot be decoded: {exc!r}"
-            ended.settlement = settlement(Action.BURY, error=error)
+            ended.settlement = make(Action.BURY, error=error)
             return
         meta = JobMeta(
             topic=item.topic,
@@ -557,54 +606,61 @@ class Consumer:
         )
         timeout = item.timeout or definition.timeout
         lost = anyio.Event()
-        async with anyio.create_task_group() as job_scope:
-            renewal = self._renewals.schedule(
-                lambda: job_scope.start_soon(
-                    self._extend_lease, qid, item, job_scope.cancel_scope, lost
-                )
-            )
-            try:
-                result: Any = None
-                failure: str | None = None
-                with anyio.move_on_after(timeout if timeout else math.inf) as timer:
-                    try:
-                        result = await definition.handler(payload, meta)
-                    except Exception as exc:
-                        failure = "".join(traceback.format_exception(exc, limit=8))
-                if timer.cancelled_caught:
-                    failure = f"timed out after {timeout}s"
-                # Known before the scope closes, so a cancellation landing at its
-                # exit cannot turn a finished attempt into an unattempted one.
-                if failure is not None:
-                    ended.settlement = self._failure(
-                        settlement, definition, item, failure[-_MAX_ERROR_CHARS:]
+        try:
+            async with anyio.create_task_group() as job_scope:
+                renewal = self._renewals.schedule(
+                    lambda: job_scope.start_soon(
+                        self._extend_lease, qid, item, job_scope.cancel_scope, lost
                     )
-                else:
-                    ended.settlement, ended.result = self._success(settlement, result)
-            finally:
-                renewal.withdraw()  # before the scope closes: nothing may start in it after
-            job_scope.cancel_scope.cancel()  # the handler is done: stop extending
+                )
+                try:
+                    result, failure = await _call_handler(
+                        definition.handler, payload, meta, limit=timeout
+                    )
+                    # Known before the scope closes, so a cancellation landing at its
+                    # exit cannot turn a finished attempt into an unattempted one.
+                    ended.settlement, ended.result = self._outcome(
+                        make, definition, item, result, failure
+                    )
+                finally:
+                    renewal.withdraw()  # before the scope closes: nothing may start in it after
+                job_scope.cancel_scope.cancel()  # the handler is done: stop extending
+        except BaseException as exc:
+            # What is left of a group once the scope has taken out its own
+            # cancellation: the handler's nursery failed as the job was stopped.
+            if _carries_cancellation(exc) or ended.settlement is not None:
+                raise
+            ended.settlement = self._failure(make, definition, item, _describe(exc))
         if lost.is_set():
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
             ended.lost = True
 
-    @staticmethod
-    def _success(settlement: Any, result: Any) -> tuple[Settlement, Any]:
-        """The settlement (and reported result) of a handler's return value."""
-        if isinstance(result, Snooze):
-            delay = to_ms(result.seconds)
-            return settlement(Action.RETRY, delay_ms=delay, count_error=False), None
-        if isinstance(result, Discard):
-            return settlement(Action.BURY, reason="discarded", error=result.reason), None
-        if isinstance(result, Complete):
-            return settlement(Action.COMPLETE, writes=result.writes), result.result
-        return settlement(Action.COMPLETE), result
+    def _outcome(
+        self,
+        make: _SettlementMaker,
+        definition: JobDefinition,
+        item: Item,
+        result: Any,
+        failure: str | None,
+    ) -> tuple[Settlement, Any]:
+        """The settlement (and reported result) of a finished handler."""
+        if failure is None:
+            try:
+                return _success(make, result)
+            except Exception as exc:
+                failure = f"the handler's outcome cannot be recorded: {exc!r}"
+        return self._failure(make, definition, item, failure[-_MAX_ERROR_CHARS:]), None
 
     def _failure(
-        self, settlement: Any, definition: JobDefinition, item: Item, error: str
+        self, make: _SettlementMaker, definition: JobDefinition, item: Item, error: str
     ) -> Settlement:
-        delay = definition.backoff.delay(item.attempt, self._rng)
-        return settlement(Action.RETRY, delay_ms=to_ms(delay), error=error)  # type: ignore[no-any-return]
+        """A failed attempt: retried after the topic's backoff (or dead-lettered
+        by ``settle`` once its attempts are spent)."""
+        try:
+            delay = _delay_ms(definition.backoff.delay(item.attempt, self._rng))
+        except Exception:  # a Backoff subclass that misbehaves: the default's delay
+            delay = _delay_ms(Backoff().delay(item.attempt, self._rng))
+        return make(Action.RETRY, delay_ms=delay, error=error)
 
     async def _extend_lease(
         self, qid: str, item: Item, handler_scope: anyio.CancelScope, lost: anyio.Event
@@ -642,6 +698,80 @@ class Consumer:
             await anyio.sleep(interval)
 
 
+@attrs.frozen
+class _SettlementMaker:
+    """Makes the settlements of one attempt (its queue, job and lease)."""
+
+    queue_id: str
+    item_id: str
+    lease_id: str
+
+    def __call__(self, action: Action, **fields: Any) -> Settlement:
+        return Settlement(action, self.queue_id, self.item_id, self.lease_id, **fields)
+
+
+def _success(make: _SettlementMaker, result: Any) -> tuple[Settlement, Any]:
+    """The settlement (and reported result) of a handler's return value."""
+    if isinstance(result, Snooze):
+        delay = _delay_ms(result.seconds)
+        return make(Action.RETRY, delay_ms=delay, count_error=False), None
+    if isinstance(result, Discard):
+        if not isinstance(result.reason, str):
+            raise InvalidArgumentError(f"Discard reason must be a str (got {shown(result.reason)})")
+        return make(Action.BURY, reason="discarded", error=result.reason), None
+    if isinstance(result, Complete):
+        return make(Action.COMPLETE, writes=result.writes), result.result
+    return make(Action.COMPLETE), result
+
+
+def _delay_ms(seconds: object) -> int:
+    """*seconds* as whole milliseconds, refusing what no durable time can hold."""
+    return to_ms(check_seconds(seconds, "delay"))
+
+
+async def _call_handler(
+    handler: Any, payload: Any, meta: JobMeta, *, limit: float | None
+) -> tuple[Any, str | None]:
+    """``await handler(payload, meta)`` within *limit* seconds: (result, None),
+    or (None, the failure) when it raised or ran out of time. Only the
+    consumer's own cancellation escapes."""
+    timer = anyio.move_on_after(limit if limit else math.inf)
+    result: Any = None
+    failure: str | None = None
+    try:
+        with timer:
+            try:
+                result = await handler(payload, meta)
+            except BaseException as exc:
+                if _carries_cancellation(exc):
+                    raise
+                failure = _describe(exc)
+    except BaseException as exc:
+        if _carries_cancellation(exc):
+            raise
+        failure = _describe(exc)  # what the timer left of a group it cancelled
+    if timer.cancelled_caught:
+        failure = f"timed out after {limit}s"
+    return result, failure
+
+
+def _carries_cancellation(exc: BaseException) -> bool:
+    """True for the event loop's cancellation, alone or inside a group."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(cancelled) is not None
+    return isinstance(exc, cancelled)
+
+
+def _describe(exc: BaseException) -> str:
+    """A failure's traceback, for the job's last error (its end is kept)."""
+    try:
+        text = "".join(traceback.format_exception(exc, limit=8))
+    except Exception:  # an exception whose str() raises
+        text = f"{type(exc).__name__} (its message could not be formatted)"
+    return text[-_MAX_ERROR_CHARS:]
+
+
 class ConsumerOptions(TypedDict, total=False):
     """The options of :func:`open_consumer` and :func:`serve_consumer`."""
 
@@ -665,6 +795,16 @@ class ConsumerOptions(TypedDict, total=False):
     grace_period: float
     """On stop, how long running jobs may finish before they are cancelled and
     their leases given back (10 s)."""
+    cleanup_timeout: float
+    """How long a cancelled job may take to give its lease back (5 s)."""
+    selection_fraction: float
+    """The fraction of due queues a scan picks at random, in (0, 1] (QuiCK: 0.02)."""
+    selection_max: int
+    """The most due queues one scan picks (2000)."""
+    peek_limit: int
+    """The most due queues one scan reads (2000)."""
+    idle_gc: float
+    """How long a queue stays empty before its pointer is dropped (60 s)."""
     root: tuple[Any, ...]
     """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
     clock: Clock
@@ -673,9 +813,6 @@ class ConsumerOptions(TypedDict, total=False):
     """The payload codec, as for JobQueue (JSON)."""
     on_event: EventHook
     """Called with a JobEvent as each attempt starts and ends."""
-
-
-_QUEUE_OPTIONS = ("root", "clock", "codec", "on_event")
 
 
 async def serve_consumer(
@@ -695,21 +832,40 @@ async def serve_consumer(
     await _make_consumer(store, jobs, options).run(task_status=task_status)
 
 
+_SETTINGS: Final = tuple(a.name for a in attrs.fields(ConsumerSettings))
+_OPTION_NAMES: Final = frozenset(ConsumerOptions.__annotations__) | set(_SETTINGS)
+
+
 def _make_consumer(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> Consumer:
-    """Validate *options* (raising InvalidJobError at the call site) and build a consumer."""
-    knobs = {k: v for k, v in options.items() if k not in _QUEUE_OPTIONS}
-    try:
-        settings = ConsumerSettings(**knobs)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise InvalidJobError(f"unknown consumer option: {exc}") from None
+    """Validate every argument (raising InvalidArgumentError at the call site,
+    before anything starts) and build a consumer."""
+    if not is_store(store) or not hasattr(store, "transact"):
+        raise InvalidArgumentError(f"store must be a quickq store (got {shown(store)})")
+    if not isinstance(jobs, JobRegistry):
+        raise InvalidArgumentError(f"jobs must be a quickq.JobRegistry (got {shown(jobs)})")
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        hints = [difflib.get_close_matches(name, _OPTION_NAMES, n=1) for name in unknown]
+        meant = "".join(f" (did you mean {h[0]!r}?)" for h in hints if h)
+        raise InvalidArgumentError(
+            f"unknown consumer option {', '.join(map(repr, unknown))}{meant}; the options are "
+            f"{', '.join(sorted(_OPTION_NAMES))}"
+        )
+    settings = ConsumerSettings(**{k: v for k, v in options.items() if k in _SETTINGS})  # type: ignore[arg-type]
+    root = options.get("root", ("quickq",))
+    if not isinstance(root, tuple):
+        raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(root)})")
+    codec = options.get("codec") or JsonCodec()
+    if not callable(getattr(codec, "encode", None)) or not callable(getattr(codec, "decode", None)):
+        raise InvalidArgumentError(f"codec must have encode() and decode() (got {shown(codec)})")
     return Consumer(
         store,
         jobs,
         settings,
-        root=options.get("root", ("quickq",)),
-        clock=options.get("clock", wall_clock),
-        codec=options.get("codec") or JsonCodec(),
-        on_event=options.get("on_event"),
+        root=root,
+        clock=check_callable(options.get("clock", wall_clock), "clock"),
+        codec=codec,
+        on_event=check_callable(options.get("on_event"), "on_event", optional=True),
     )
 
 

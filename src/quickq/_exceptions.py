@@ -20,8 +20,10 @@ the store never sees ``sqlite3`` or ``fdb`` exceptions::
     |   +-- StoreUnavailableError       the store cannot be reached or opened
     |   +-- TransactionClosedError      the transaction was used after commit,
     |                                   cancel or failure
-    +-- InvalidJobError (also ValueError)
-    |                                   bad input at a public entry point
+    +-- InvalidArgumentError (also ValueError)
+    |   |                               a bad argument at a public entry point,
+    |   |                               raised before anything starts or is written
+    |   +-- InvalidJobError             bad job data: topic, payload, job options
     +-- LeaseLostError                  the job's lease is no longer ours
     +-- JobNotFoundError (also LookupError)
 """
@@ -89,8 +91,14 @@ class TransactionClosedError(StoreError):
     """The transaction was used after it committed, was cancelled or failed."""
 
 
-class InvalidJobError(QuickqError, ValueError):
-    """Bad input at a public entry point. Nothing was written."""
+class InvalidArgumentError(QuickqError, ValueError):
+    """A bad argument at a public entry point (wrong type, out of range, unknown
+    name). Raised before anything starts or is written; the message names the
+    argument, the value it got (shortened) and what is allowed."""
+
+
+class InvalidJobError(InvalidArgumentError):
+    """Bad job data (topic, payload, per-job options). Nothing was written."""
 
 
 class LeaseLostError(QuickqError):

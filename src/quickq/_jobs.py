@@ -16,6 +16,9 @@ job's fate: ``None`` or any value completes it, :class:`Snooze` reschedules it,
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
+import math
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,12 +26,16 @@ from typing import Any, Final
 
 import attrs
 
-from ._exceptions import InvalidJobError
+from ._exceptions import InvalidArgumentError, InvalidJobError
+from ._validate import check_int, check_seconds, shown
 
 Handler = Callable[[Any, "JobMeta"], Awaitable[Any]]
 
 DEFAULT_PRIORITY: Final = 100
 DEFAULT_MAX_RETRIES: Final = 3
+MIN_PRIORITY: Final = -(2**31)
+MAX_PRIORITY: Final = 2**31 - 1
+MAX_RETRIES_LIMIT: Final = 10_000
 _TOPIC = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")
 
 
@@ -36,14 +43,43 @@ def validate_topic(topic: object) -> str:
     """Return *topic* if it is a well-formed topic name, else raise InvalidJobError."""
     if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
         raise InvalidJobError(
-            f"topic must be 1-200 characters of letters, digits and _.:/- (got {topic!r})"
+            f"topic must be 1-200 characters of letters, digits and _.:/- (got {shown(topic)})"
         )
     return topic
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise InvalidJobError(f"{attribute.name} must be >= 0 (got {value!r})")
+def check_priority(value: object) -> int:
+    return check_int(value, "priority", MIN_PRIORITY, MAX_PRIORITY, error=InvalidJobError)
+
+
+def check_max_retries(value: object) -> int:
+    return check_int(value, "max_retries", 0, MAX_RETRIES_LIMIT, error=InvalidJobError)
+
+
+def check_timeout(value: object) -> float | None:
+    """A job timeout: None (no timeout) or seconds > 0 and at most ten years."""
+    if value is None:
+        return None
+    return check_seconds(value, "timeout", low_open=True, error=InvalidJobError)
+
+
+def _seconds(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_: object, __: object, value: object) -> None:
+        check_seconds(value, name)
+
+    return check
+
+
+def _is_async_callable(fn: object) -> bool:
+    """True for ``async def`` functions, partials and wrappers of them, and
+    objects with an ``async def __call__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if callable(fn):
+        fn = inspect.unwrap(fn)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (the async __call__ itself)
+    )
 
 
 @attrs.frozen
@@ -51,17 +87,38 @@ class Backoff:
     """Exponential backoff with jitter, capped: the delay before retry *n*.
 
     ``delay(n) = min(cap, base * factor ** (n - 1))``, then multiplied by a
-    random factor in ``[1 - jitter, 1 + jitter]`` (never above *cap*).
+    random factor in ``[1 - jitter, 1 + jitter]`` (never above *cap*). *base*
+    and *cap* are finite seconds from 0 to ten years, *factor* a finite
+    number >= 0 and *jitter* a fraction from 0 to 1; anything else raises
+    :class:`~quickq.InvalidArgumentError`.
     """
 
-    base: float = attrs.field(default=1.0, validator=_non_negative)
-    factor: float = attrs.field(default=2.0, validator=_non_negative)
-    cap: float = attrs.field(default=300.0, validator=_non_negative)
-    jitter: float = attrs.field(default=0.1, validator=_non_negative)
+    base: float = attrs.field(default=1.0, validator=_seconds("Backoff base"))
+    factor: float = attrs.field(default=2.0)
+    cap: float = attrs.field(default=300.0, validator=_seconds("Backoff cap"))
+    jitter: float = attrs.field(default=0.1)
+
+    @factor.validator
+    def _check_factor(self, _: object, value: object) -> None:
+        finite = isinstance(value, int | float) and 0 <= value < math.inf
+        if isinstance(value, bool) or not finite:
+            raise InvalidArgumentError(
+                f"Backoff factor must be a finite number >= 0 (got {shown(value)})"
+            )
+
+    @jitter.validator
+    def _check_jitter(self, _: object, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise InvalidArgumentError(
+                f"Backoff jitter must be a number from 0 to 1 (got {shown(value)})"
+            )
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number *attempt* (1-based)."""
-        raw = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+        try:
+            raw = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+        except OverflowError:  # factor ** attempt beyond a float: the cap applies
+            raw = self.cap
         if self.jitter:
             raw *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
         return min(raw, self.cap)
@@ -69,15 +126,33 @@ class Backoff:
 
 @attrs.frozen
 class JobDefinition:
-    """A topic, its handler and its defaults (each overridable per job at enqueue)."""
+    """A topic, its handler and its defaults (each overridable per job at enqueue).
+
+    Every field is checked when the definition is made: the handler must be
+    an ``async def`` (or an object with an ``async def __call__``), and the
+    defaults must be what ``enqueue`` accepts.
+    """
 
     topic: str = attrs.field(converter=validate_topic)
-    handler: Handler
-    priority: int = DEFAULT_PRIORITY
-    max_retries: int = DEFAULT_MAX_RETRIES
-    timeout: float | None = None
+    handler: Handler = attrs.field()
+    priority: int = attrs.field(default=DEFAULT_PRIORITY, converter=check_priority)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, converter=check_max_retries)
+    timeout: float | None = attrs.field(default=None, converter=check_timeout)
     """Seconds an attempt may run before it is cancelled and retried."""
-    backoff: Backoff = Backoff()
+    backoff: Backoff = attrs.field(default=Backoff())
+
+    @handler.validator
+    def _check_handler(self, _: object, value: object) -> None:
+        if not _is_async_callable(value):
+            raise InvalidArgumentError(
+                f"the handler of {self.topic!r} must be an async function "
+                f"(async def perform(payload, meta)); got {shown(value)}"
+            )
+
+    @backoff.validator
+    def _check_backoff(self, _: object, value: object) -> None:
+        if not isinstance(value, Backoff):
+            raise InvalidArgumentError(f"backoff must be a quickq.Backoff (got {shown(value)})")
 
 
 @attrs.frozen
@@ -99,9 +174,14 @@ class JobMeta:
 
 @attrs.frozen
 class Snooze:
-    """Return this to run the job again after exactly *seconds* (counts as an attempt)."""
+    """Return this to run the job again after exactly *seconds* (counts as an attempt).
 
-    seconds: float = attrs.field(validator=_non_negative)
+    *seconds* is a finite number from 0 to ten years (``MAX_DELAY_SECONDS``);
+    anything else raises :class:`~quickq.InvalidArgumentError` where the
+    Snooze is made, so the handler fails and the job is retried.
+    """
+
+    seconds: float = attrs.field(validator=_seconds("Snooze seconds"))
 
 
 @attrs.frozen
@@ -115,14 +195,26 @@ class Complete:
     """
 
     result: Any = None
-    writes: Callable[[Any], Awaitable[None]] | None = None
+    writes: Callable[[Any], Awaitable[None]] | None = attrs.field(default=None)
+
+    @writes.validator
+    def _check_writes(self, _: object, value: object) -> None:
+        if value is not None and not _is_async_callable(value):
+            raise InvalidArgumentError(
+                f"Complete writes must be an async function writes(tr) (got {shown(value)})"
+            )
 
 
 @attrs.frozen
 class Discard:
     """Return this to drop the job without retrying; *reason* is kept with its dead letter."""
 
-    reason: str = ""
+    reason: str = attrs.field(default="")
+
+    @reason.validator
+    def _check_reason(self, _: object, value: object) -> None:
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"Discard reason must be a str (got {shown(value)})")
 
 
 class JobRegistry:
@@ -130,11 +222,17 @@ class JobRegistry:
 
     def __init__(self, definitions: list[JobDefinition] | None = None) -> None:
         self._by_topic: dict[str, JobDefinition] = {}
+        if definitions is not None and not isinstance(definitions, list | tuple):
+            raise InvalidArgumentError(
+                f"definitions must be a list of JobDefinition (got {shown(definitions)})"
+            )
         for definition in definitions or []:
             self.add(definition)
 
     def add(self, definition: JobDefinition) -> JobDefinition:
         """Register *definition*; a topic can be registered once."""
+        if not isinstance(definition, JobDefinition):
+            raise InvalidArgumentError(f"add() takes a JobDefinition (got {shown(definition)})")
         if definition.topic in self._by_topic:
             raise InvalidJobError(f"topic {definition.topic!r} is already registered")
         self._by_topic[definition.topic] = definition
@@ -149,7 +247,11 @@ class JobRegistry:
         timeout: float | None = None,
         backoff: Backoff = Backoff(),
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register the decorated ``async def perform(payload, meta)``."""
+        """Decorator: register the decorated ``async def perform(payload, meta)``.
+
+        The options are checked here, before any handler is registered.
+        """
+        JobDefinition(topic, _placeholder, priority, max_retries, timeout, backoff)
 
         def register(handler: Handler) -> Handler:
             self.add(JobDefinition(topic, handler, priority, max_retries, timeout, backoff))
@@ -169,3 +271,7 @@ class JobRegistry:
 
     def __len__(self) -> int:
         return len(self._by_topic)
+
+
+async def _placeholder(payload: Any, meta: JobMeta) -> None:
+    """Stands in for the handler while ``JobRegistry.job`` checks its options."""

@@ -8,7 +8,6 @@ writes; without one, it runs in a transaction of its own, retried on conflict.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
@@ -17,11 +16,20 @@ import attrs
 
 from . import _ops
 from ._codec import Codec, JsonCodec
-from ._exceptions import InvalidJobError, JobNotFoundError
-from ._jobs import DEFAULT_MAX_RETRIES, DEFAULT_PRIORITY, JobRegistry, validate_topic
+from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
+from ._jobs import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    JobRegistry,
+    check_max_retries,
+    check_priority,
+    check_timeout,
+    validate_topic,
+)
 from ._layout import DeadItem, DeadReason, Item, Layout
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
-from .stores import Store, Transaction, transact
+from ._validate import check_callable, check_int, check_seconds, shown
+from .stores import Store, Transaction, is_store, transact
 
 T = TypeVar("T")
 
@@ -126,6 +134,14 @@ def new_job_id(now_ms: int) -> str:
     return f"{now_ms:012x}{secrets.token_hex(8)}"
 
 
+MAX_LIST: Final = 1_000_000
+"""The most jobs one listing call returns."""
+
+
+def _check_limit(limit: object) -> int:
+    return check_int(limit, "limit", 1, MAX_LIST)
+
+
 def validate_queue_id(queue_id: object) -> str:
     """Return *queue_id* when it is a usable queue id, else raise InvalidJobError."""
     return _validate_id(queue_id, "queue_id")
@@ -133,17 +149,13 @@ def validate_queue_id(queue_id: object) -> str:
 
 def _validate_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > _MAX_ID_CHARS:
-        raise InvalidJobError(f"{what} must be a non-empty str of at most {_MAX_ID_CHARS} chars")
+        raise InvalidJobError(
+            f"{what} must be a non-empty str of at most {_MAX_ID_CHARS} chars (got {shown(value)})"
+        )
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise InvalidJobError(f"{what} must be valid Unicode text: {value!r}") from None
-    return value
-
-
-def _check_int(value: object, what: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidJobError(f"{what} must be an int from {low} to {high} (got {value!r})")
+        raise InvalidJobError(f"{what} must be valid Unicode text (got {shown(value)})") from None
     return value
 
 
@@ -164,10 +176,16 @@ class JobQueue:
         clock: Clock = wall_clock,
         codec: Codec | None = None,
     ) -> None:
+        if not is_store(store) or not hasattr(store, "transact"):
+            raise InvalidArgumentError(f"store must be a quickq store (got {shown(store)})")
+        if jobs is not None and not isinstance(jobs, JobRegistry):
+            raise InvalidArgumentError(f"jobs must be a quickq.JobRegistry (got {shown(jobs)})")
+        if not isinstance(root, tuple):
+            raise InvalidArgumentError(f"root must be a tuple (got {shown(root)})")
         self.store = store
         self.jobs = jobs
         self.layout = Layout(root)
-        self.clock = clock
+        self.clock = check_callable(clock, "clock")
         self.codec: Codec = codec or JsonCodec()
 
     def now_ms(self) -> int:
@@ -231,18 +249,12 @@ class JobQueue:
         priority = job.priority
         if priority is None:
             priority = definition.priority if definition else DEFAULT_PRIORITY
-        priority = _check_int(priority, "priority", -(2**31), 2**31 - 1)
+        priority = check_priority(priority)
         max_retries = job.max_retries
         if max_retries is None:
             max_retries = definition.max_retries if definition else DEFAULT_MAX_RETRIES
-        max_retries = _check_int(max_retries, "max_retries", 0, 10_000)
-        timeout = job.timeout
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout < math.inf
-        ):
-            raise InvalidJobError(f"timeout must be a positive number of seconds (got {timeout!r})")
+        max_retries = check_max_retries(max_retries)
+        timeout = check_timeout(job.timeout)
         vesting = self._vesting(job, now)
         custom = job.job_id is not None
         item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now)
@@ -261,17 +273,14 @@ class JobQueue:
                 raise InvalidJobError(f"`at` must be a datetime (got {type(job.at).__name__})")
             if job.at.tzinfo is None or job.at.utcoffset() is None:
                 raise InvalidJobError("`at` must be timezone-aware (e.g. tzinfo=datetime.UTC)")
+            # Any datetime is a time quickq can hold (years 1-9999 fit in ms).
             return to_ms(job.at.timestamp())
         delay = job.delay
         if delay is None:
             return now
         if isinstance(delay, dt.timedelta):
             delay = delay.total_seconds()
-        if isinstance(delay, bool) or not isinstance(delay, int | float):
-            raise InvalidJobError(f"`delay` must be seconds or a timedelta (got {delay!r})")
-        if not 0 <= delay < math.inf:
-            raise InvalidJobError(f"`delay` must be >= 0 and finite (got {delay!r})")
-        return now + to_ms(delay)
+        return now + to_ms(check_seconds(delay, "delay", error=InvalidJobError))
 
     def _check_sizes(self, new: _ops.NewItem) -> None:
         layout = self.layout
@@ -325,6 +334,7 @@ class JobQueue:
     async def get_job(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """The job *job_id* of *queue_id*, dead letters included; JobNotFoundError if absent."""
         qid = validate_queue_id(queue_id)
+        job_id = _validate_id(job_id, "job_id")
 
         async def body(tr: Transaction) -> Job | None:
             item = await _ops.get_item(tr, self.layout, qid, job_id)
@@ -344,6 +354,7 @@ class JobQueue:
         """Jobs of *queue_id* in *state*: pending in run order, scheduled and
         running by time, dead by id."""
         qid = validate_queue_id(queue_id)
+        limit = _check_limit(limit)
         if state == "dead":
             return [d.job for d in await self.dead_letters(qid, limit=limit, tr=tr)]
         if state not in _WHERE:
@@ -357,6 +368,7 @@ class JobQueue:
     ) -> list[DeadLetter]:
         """Dead letters of *queue_id*, with why each died."""
         qid = validate_queue_id(queue_id)
+        limit = _check_limit(limit)
         dead = await self._run(tr, lambda tr: _ops.dead_items(tr, self.layout, qid, limit))
         return [self._dead(qid, d) for d in dead]
 
@@ -378,6 +390,7 @@ class JobQueue:
     async def replay(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
         """Move a dead letter back into its queue, ready now, with fresh attempts."""
         qid = validate_queue_id(queue_id)
+        job_id = _validate_id(job_id, "job_id")
 
         async def replay(tr: Transaction, now: int) -> bytes | None:
             return b"1" if await _ops.replay_dead(tr, self.layout, qid, job_id, now) else None
@@ -388,6 +401,7 @@ class JobQueue:
     async def purge(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
         """Delete one dead letter for good."""
         qid = validate_queue_id(queue_id)
+        job_id = _validate_id(job_id, "job_id")
 
         async def purge(tr: Transaction, now: int) -> bytes | None:
             return b"1" if await _ops.purge_dead(tr, self.layout, qid, job_id) else None
@@ -424,6 +438,7 @@ class JobQueue:
     async def cancel(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """Remove a pending or scheduled job; JobNotFoundError if absent or running."""
         qid = validate_queue_id(queue_id)
+        job_id = _validate_id(job_id, "job_id")
 
         async def cancel(tr: Transaction, now: int) -> bytes | None:
             item = await _ops.cancel_item(tr, self.layout, qid, job_id)

@@ -24,6 +24,21 @@ def to_ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
+_MAX = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def ms_to_datetime(ms: int) -> dt.datetime:
-    """Milliseconds since the epoch as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    """Milliseconds since the epoch as an aware UTC datetime.
+
+    A time no datetime can hold (only a record written before quickq bounded
+    its times could have one) reads as the earliest or latest datetime, so
+    that one record never makes a listing fail.
+    """
+    try:
+        return _EPOCH + dt.timedelta(milliseconds=ms)
+    except OverflowError:
+        return _MIN if ms < 0 else _MAX
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -36,7 +36,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import attrs
 
-from .._exceptions import InvalidJobError
+from .._exceptions import InvalidArgumentError
 from ._protocol import Store
 
 __all__ = ["StoreURL", "open_store", "parse_store_url"]
@@ -59,19 +59,22 @@ class StoreURL:
     """Keyword arguments for the store's ``open``, already converted."""
 
 
-def _bad(url: str, why: str) -> InvalidJobError:
-    return InvalidJobError(f"bad store URL {url!r}: {why}")
+def _bad(url: str, why: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"bad store URL {url!r}: {why}")
 
 
 def parse_store_url(url: str) -> StoreURL:
-    """Parse *url*; raise :class:`~quickq.InvalidJobError` naming what is wrong."""
+    """Parse *url*; raise :class:`~quickq.InvalidArgumentError` naming what is wrong."""
     if not isinstance(url, str):
-        raise InvalidJobError(f"a store URL is a str, not {type(url).__name__}")
+        raise InvalidArgumentError(f"a store URL is a str, not {type(url).__name__}")
     scheme, colon, rest = url.partition(":")
     scheme = scheme.lower()
     if not colon or scheme not in _SCHEMES:
-        shown = f"scheme {scheme!r}" if colon else "no scheme"
-        raise _bad(url, f"unknown {shown} (use {_FORMS})")
+        shown = f"unknown scheme {scheme!r}" if colon else "no scheme"
+        # A bare file name: say the URL it most likely meant (an absolute
+        # path gets the fourth slash by itself).
+        hint = f"; for a SQLite file write sqlite:///{url}" if not colon and url else ""
+        raise _bad(url, f"{shown} (use {_FORMS}){hint}")
     rest, _, query = rest.partition("?")
     raw_options = _split_query(url, query)
     if scheme == "memory":
@@ -186,7 +189,7 @@ async def open_store(url: str) -> Store:
     """Open the store that *url* names (see this module's docstring for the forms).
 
     The caller owns the store and closes it with ``await store.aclose()``.
-    Raises :class:`~quickq.InvalidJobError` for a malformed URL, and
+    Raises :class:`~quickq.InvalidArgumentError` for a malformed URL, and
     :class:`~quickq.StoreUnavailableError` when the store cannot be opened
     (a missing, locked, corrupt or foreign file; no FoundationDB client or
     cluster), each with a one-line reason.
