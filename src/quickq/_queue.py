@@ -8,6 +8,7 @@ writes; without one, it runs in a transaction of its own, retried on conflict.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
@@ -29,7 +30,7 @@ from ._jobs import (
 from ._layout import DeadItem, DeadReason, Item, Layout
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
-from .stores import Store, Transaction, is_store, transact
+from .stores import RetryState, Store, Transaction, is_store, transact
 
 T = TypeVar("T")
 
@@ -129,9 +130,11 @@ class QueueStats:
     dead: int
 
 
-def new_job_id(now_ms: int) -> str:
-    """A fresh, time-ordered, random job id."""
-    return f"{now_ms:012x}{secrets.token_hex(8)}"
+def new_job_id(now_ms: int, token: str, n: int) -> str:
+    """The time-ordered id of the *n*-th generated job of the call with random
+    *token*: unique, and the same on every re-run of that call's body."""
+    tail = hashlib.blake2b(f"{token}/{n}".encode(), digest_size=8).hexdigest()
+    return f"{now_ms:012x}{tail}"
 
 
 MAX_LIST: Final = 1_000_000
@@ -225,10 +228,9 @@ class JobQueue:
         """Add many jobs in one transaction: all of them, or (on error) none."""
         # Everything a re-run of the body must repeat exactly is chosen here,
         # outside the retry loop: ids, receipt tokens (in NewItem), the time.
-        now = self.now_ms()
-        prepared = [self._prepare(job, now) for job in jobs]  # validate all before writing
-
-        token = secrets.token_hex(8)
+        now, token = self._call_identity(tr)
+        # Validate all before writing.
+        prepared = [self._prepare(job, now, token, n) for n, job in enumerate(jobs)]
 
         async def body(tr: Transaction) -> list[Job]:
             done = await _ops.enqueue_many(tr, self.layout, prepared, now, token=token)
@@ -238,7 +240,17 @@ class JobQueue:
 
         return await self._run(tr, body)
 
-    def _prepare(self, job: NewJob, now: int) -> _ops.NewItem:
+    def _call_identity(self, tr: Transaction | None) -> tuple[int, str]:
+        """The time and random token of one call, from which its ids and receipt
+        derive. Joined to a transaction of ``Store.transact``, they are drawn
+        through its RetryState, so a re-run of the caller's body after
+        commit-unknown-result repeats them and finds its own earlier commit."""
+        state = getattr(tr, "retry_state", None)
+        if isinstance(state, RetryState):
+            return state.draw(lambda: (self.now_ms(), secrets.token_hex(8)))
+        return self.now_ms(), secrets.token_hex(8)
+
+    def _prepare(self, job: NewJob, now: int, token: str, n: int) -> _ops.NewItem:
         if not isinstance(job, NewJob):
             raise InvalidJobError(f"enqueue_many takes NewJob objects, not {type(job).__name__}")
         qid = validate_queue_id(job.queue_id)
@@ -257,7 +269,7 @@ class JobQueue:
         timeout = check_timeout(job.timeout)
         vesting = self._vesting(job, now)
         custom = job.job_id is not None
-        item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now)
+        item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now, token, n)
         payload = self.codec.encode(job.payload)
         new = _ops.NewItem(
             qid, item_id, topic, payload, priority, vesting, max_retries, timeout, custom
@@ -381,8 +393,7 @@ class JobQueue:
     ) -> bytes | None:
         """Run control *op* (given the transaction and the time) once, even if
         its commit's result comes back unknown (see ``_ops.run_once``)."""
-        now = self.now_ms()
-        token = secrets.token_hex(8)
+        now, token = self._call_identity(tr)
         return await self._run(
             tr, lambda tr: _ops.run_once(tr, self.layout, token, now, lambda: op(tr, now))
         )

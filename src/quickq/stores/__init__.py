@@ -8,7 +8,9 @@
 from ._buffer import Limits as Limits
 from ._buffer import decode_counter as decode_counter
 from ._protocol import KeyValue as KeyValue
+from ._protocol import RetryState as RetryState
 from ._protocol import Store as Store
+from ._protocol import SupportsRetryState as SupportsRetryState
 from ._protocol import SupportsWatch as SupportsWatch
 from ._protocol import Transaction as Transaction
 from ._protocol import is_store as is_store
@@ -26,7 +28,9 @@ __all__ = [
     "Limits",
     "MemoryStore",
     "SQLiteStore",
+    "RetryState",
     "Store",
+    "SupportsRetryState",
     "SupportsWatch",
     "Transaction",
     "decode_counter",

@@ -23,7 +23,7 @@ from .._exceptions import (
     TransactionTooOldError,
     ValueTooLargeError,
 )
-from ._protocol import KeyValue
+from ._protocol import KeyValue, RetryState
 
 _INT64: Final = struct.Struct("<q")
 Range = tuple[bytes, bytes]
@@ -303,6 +303,8 @@ class BufferedWrites:
     _closed: bool
     _started: float
     _clock: Callable[[], float]
+    retry_state: RetryState | None = None
+    """The ``transact`` call's RetryState (None for a transaction made by hand)."""
 
     def _close(self) -> None:
         raise NotImplementedError

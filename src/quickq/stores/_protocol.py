@@ -11,7 +11,8 @@ proven on one store holds on every store:
 - atomic ``add`` mutates a counter without reading it (and without conflicts).
 
 Optional capabilities are separate runtime-checkable protocols
-(:class:`SupportsWatch`); the queue works without them.
+(:class:`SupportsWatch`, :class:`SupportsRetryState`); the queue works
+without them.
 """
 
 from __future__ import annotations
@@ -122,6 +123,50 @@ class SupportsWatch(Protocol):
         cancel scope.
         """
         ...
+
+
+class RetryState:
+    """Values that stay the same on every run of one ``transact`` call's body.
+
+    A body may run again after a conflict or a commit whose result is unknown.
+    What it draws at random (ids, tokens) or from the clock must be the same on
+    the re-run, or the re-run cannot recognise its own earlier commit: the n-th
+    :meth:`draw` of every run returns what the first run's n-th draw made.
+    """
+
+    __slots__ = ("_cursor", "_values")
+
+    def __init__(self) -> None:
+        self._values: list[object] = []
+        self._cursor = 0
+
+    def rewind(self) -> None:
+        """Start a new run of the body (the retry loop calls this)."""
+        self._cursor = 0
+
+    def draw(self, make: Callable[[], T]) -> T:
+        """``make()`` on the first run; on a re-run, what it made then."""
+        if self._cursor < len(self._values):
+            value = cast(T, self._values[self._cursor])
+        else:
+            value = make()
+            self._values.append(value)
+        self._cursor += 1
+        return value
+
+
+@runtime_checkable
+class SupportsRetryState(Protocol):
+    """A transaction that can carry its ``transact`` call's RetryState.
+
+    quickq's operations joined to such a transaction (``enqueue(..., tr=tr)``)
+    draw their ids, receipt tokens and time through it, so that a body re-run
+    after commit-unknown-result finds its own earlier commit instead of doing
+    the work twice. A transaction made by hand has none: nothing can tell its
+    re-runs apart from new calls, and its ``retry_state`` is None.
+    """
+
+    retry_state: RetryState | None
 
 
 async def transact(

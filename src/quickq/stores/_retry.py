@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import anyio
 
-from .._exceptions import RetryableError
-from ._protocol import Transaction
+from .._exceptions import CommitUnknownResultError, RetryableError
+from ._protocol import RetryState, SupportsRetryState, Transaction
 
 T = TypeVar("T")
 
@@ -25,20 +25,33 @@ async def run_transaction(
 
     Retryable errors back off like FoundationDB's ``on_error``: jittered, doubling
     from 1 ms up to *max_backoff*. After *retry_limit* retries the last error is
-    raised. Anything else (cancellation included) cancels the transaction and
-    propagates with nothing written.
+    raised, as :class:`~quickq.CommitUnknownResultError` if any commit's result
+    was unknown (it may have landed: "not done" would be a lie). Anything else
+    (cancellation included) cancels the transaction and propagates. Every
+    transaction gets the call's :class:`RetryState` as ``retry_state``.
     """
     backoff = 0.001
     retries = 0
+    state = RetryState()
+    unknown: CommitUnknownResultError | None = None
     while True:
         tr = create()
+        state.rewind()
+        if isinstance(tr, SupportsRetryState):
+            tr.retry_state = state
         try:
             result = await fn(tr)
             await tr.commit()
             return result
-        except RetryableError:
+        except RetryableError as exc:
             tr.cancel()
+            if isinstance(exc, CommitUnknownResultError):
+                unknown = exc
             if retry_limit is not None and retries >= retry_limit:
+                if unknown is not None and unknown is not exc:
+                    raise CommitUnknownResultError(
+                        f"an earlier commit's result is unknown, then: {exc}"
+                    ) from exc
                 raise
         except BaseException:
             tr.cancel()

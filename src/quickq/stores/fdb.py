@@ -43,6 +43,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from .._exceptions import (
+    CommitUnknownResultError,
     KeyTooLargeError,
     StoreError,
     StoreUnavailableError,
@@ -54,7 +55,7 @@ from . import _fdb_errors as codes
 from ._buffer import Limits
 from ._fdb_errors import map_error, retry_code
 from ._fdb_futures import wait_ready
-from ._protocol import KeyValue, Transaction
+from ._protocol import KeyValue, RetryState, Transaction
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -233,9 +234,13 @@ class FoundationDBStore:
         (cancellation included) cancels the transaction and propagates.
         """
         tr = self._raw_transaction()
+        state = RetryState()
+        unknown: CommitUnknownResultError | None = None
         try:
             while True:
                 view = FoundationDBTransaction(self, tr)
+                state.rewind()
+                view.retry_state = state
                 try:
                     result = await fn(view)
                     await view.commit()
@@ -245,7 +250,18 @@ class FoundationDBStore:
                     code = self._code_of(exc)
                     if code is None:
                         raise
-                    await self._on_error(tr, code, exc)
+                    if isinstance(exc, CommitUnknownResultError):
+                        unknown = exc
+                    try:
+                        await self._on_error(tr, code, exc)
+                    except StoreError as final:
+                        # Out of retries or time after a commit that may have
+                        # landed: the outcome is unknown, not "not done".
+                        if unknown is not None and not isinstance(final, CommitUnknownResultError):
+                            raise CommitUnknownResultError(
+                                f"an earlier commit's result is unknown, then: {final}"
+                            ) from final
+                        raise
         except BaseException:
             tr.cancel()
             raise
@@ -394,7 +410,7 @@ class FoundationDBTransaction:
     the transaction's total size at commit.
     """
 
-    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr")
+    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr", "retry_state")
 
     def __init__(self, store: FoundationDBStore, tr: Any) -> None:
         self._store = store
@@ -403,6 +419,8 @@ class FoundationDBTransaction:
         self._tr = tr
         self._closed = False
         self._size = 0
+        # The transact call's RetryState (None for a transaction made by hand).
+        self.retry_state: RetryState | None = None
 
     # -- reads ----------------------------------------------------------------
 
@@ -526,6 +544,12 @@ class FoundationDBTransaction:
         try:
             future.wait()
         except self._fdb.FDBError as exc:
+            if exc.code == codes.TRANSACTION_TIMED_OUT:
+                # The commit was sent: it may still land (developer-guide.rst).
+                raise CommitUnknownResultError(
+                    "the transaction timed out after its commit was sent; it may still commit "
+                    f"({map_error(exc.code, str(exc))})"
+                ) from exc
             raise map_error(exc.code, str(exc)) from exc
 
     def cancel(self) -> None:

@@ -29,7 +29,7 @@ from .._exceptions import (
     ValueTooLargeError,
 )
 from ..stores._buffer import Limits
-from ..stores._protocol import Store, SupportsWatch, Transaction
+from ..stores._protocol import RetryState, Store, SupportsRetryState, SupportsWatch, Transaction
 from ..stores.memory import CommitFault
 from ._store_machine import run_store_machine
 
@@ -643,6 +643,26 @@ class StoreTests:
                 await anyio.sleep(0.01)
                 await self._commit_write(store, K, b"2")
                 await woke.wait()
+
+    async def test_retry_state_repeats_draws_on_re_runs(self, store: Store) -> None:
+        """A body re-run by ``transact`` draws the same values (SupportsRetryState)."""
+        probe = store.create_transaction()
+        probe.cancel()
+        if not isinstance(probe, SupportsRetryState):
+            pytest.skip("this store's transactions carry no RetryState")
+        assert probe.retry_state is None  # made by hand: nothing to repeat
+        self._need_faults()
+        draws: list[object] = []
+
+        async def body(tr: Transaction) -> None:
+            state = getattr(tr, "retry_state", None)
+            assert isinstance(state, RetryState)
+            draws.append(state.draw(object))
+            tr.set(K, b"1")
+
+        self.inject_commit_fault(store, CommitFault.UNKNOWN_NOT_APPLIED)
+        await store.transact(body)
+        assert len(draws) == 2 and draws[0] is draws[1]
 
     # -- the state machine --------------------------------------------------------------
 
