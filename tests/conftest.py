@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from quickq.stores.fdb import FoundationDBStore
 from quickq.stores.sqlite import SQLiteStore
 
 from .fdb_standin import StandinFDB
-from .support import CLUSTER_FILE, TestStore, fdb_skip_reason
+from .support import CLUSTER_FILE, TestStore, fdb_skip_reason, fdb_test_prefix
 
 
 @pytest.fixture(params=["trio", "asyncio"])
@@ -48,7 +47,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         reason = fdb_skip_reason()
         if reason is not None:
             pytest.skip(reason)
-        fdb = await FoundationDBStore.open(CLUSTER_FILE, prefix=uuid.uuid4().bytes)
+        fdb = await FoundationDBStore.open(CLUSTER_FILE, prefix=fdb_test_prefix())
         try:
             yield fdb
         finally:

@@ -22,6 +22,7 @@ import itertools
 import struct
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -48,6 +49,7 @@ from quickq.stores.fdb import DEFAULT_API_VERSION, FoundationDBStore
 from quickq.testing import StoreTests
 
 from .fdb_standin import FDBError, StandinFDB
+from .support import fdb_test_prefix
 
 
 @pytest.fixture(
@@ -171,6 +173,12 @@ async def test_knobs_are_set_before_the_database_opens(standin: StandinFDB) -> N
 def test_prefix_must_not_reach_system_keys(standin: StandinFDB) -> None:
     with pytest.raises(ValueError, match="system keys"):
         FoundationDBStore(standin.open(), standin, prefix=b"\xff")
+
+
+def test_the_cluster_tests_prefix_is_valid_whatever_the_uuid(standin: StandinFDB) -> None:
+    # Raw uuid4().bytes started with 0xff once in 256 runs: the store refused it.
+    for tag in (uuid.UUID(bytes=b"\xff" * 16), uuid.UUID(int=0), uuid.uuid4()):
+        FoundationDBStore(standin.open(), standin, prefix=fdb_test_prefix(tag))
 
 
 # -- the retry loop --------------------------------------------------------------
