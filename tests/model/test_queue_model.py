@@ -33,9 +33,9 @@ through ``_ops`` and through ``JobQueue``; queue lease, batch lease, extend,
 complete, retry, snooze, dead letter, release, replay, purge, cancel) is
 idempotent: the model, which knows nothing of faults, must still match the
 store exactly, so nothing is lost, duplicated, miscounted or completed twice.
-One kind of answer may differ under faults, and only there: a re-run cancel,
-replay or purge finds nothing left to do and says so (the state is right;
-only the report is not). Enqueue's receipts make even its report exact.
+Every answer is exact under faults too: enqueue's receipts, and those of
+cancel, replay and purge (run, as ``JobQueue`` runs them, through
+``_ops.run_once``), let a re-run report what the committed run did.
 
 Hypothesis has no async stateful testing, so rules stay synchronous and call
 the store through an anyio blocking portal running trio with a MockClock (so
@@ -169,6 +169,13 @@ class QueueMachine(RuleBasedStateMachine):
         result: T = self.portal.call(self.store.transact, fn)
         return result
 
+    def once(self, op: Callable[[Transaction], Awaitable[bytes | None]]) -> bytes | None:
+        """Run control *op* as JobQueue does: under a receipt whose token is
+        chosen outside the retry loop, so that a re-run after an applied
+        commit-unknown-result reports what the first run did."""
+        token, now = self.fresh("o"), self.now
+        return self.transact(lambda tr: _ops.run_once(tr, layout, token, now, lambda: op(tr)))
+
     def fresh(self, prefix: str) -> str:
         """A fresh name; fixed width, so no token is a prefix of another."""
         self.serial += 1
@@ -290,14 +297,17 @@ class QueueMachine(RuleBasedStateMachine):
         """Cancel a job by id: only a job that is not leased can be cancelled."""
         key = data.draw(st.sampled_from(self.by_age(self.live)))
         qid, item_id = key
-        item = self.transact(lambda tr: _ops.cancel_item(tr, layout, qid, item_id))
+
+        async def cancel(tr: Transaction) -> bytes | None:
+            item = await _ops.cancel_item(tr, layout, qid, item_id)
+            return None if item is None else item.item_id.encode()
+
+        done = self.once(cancel)
         job = self.live[key]
         if job.where == "l":
-            assert item is None
+            assert done is None
             return
-        # A re-run after an applied commit-unknown-result finds nothing left to
-        # cancel and reports so (no trace of the cancel remains to tell by).
-        assert (item is not None and item.item_id == item_id) or self.faulty
+        assert done == item_id.encode()
         del self.live[key]
         self.fates[job.uid] = "cancelled"
 
@@ -308,17 +318,19 @@ class QueueMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(self.by_age({k: j for k, (j, _) in self.dead.items()})))
         qid, item_id = key
         now = self.now
-        # As for cancel: after commit-unknown-result, a re-run may report False.
+
+        async def purge_it(tr: Transaction) -> bytes | None:
+            return b"1" if await _ops.purge_dead(tr, layout, qid, item_id) else None
+
+        async def replay_it(tr: Transaction) -> bytes | None:
+            return b"1" if await _ops.replay_dead(tr, layout, qid, item_id, now) else None
+
         if purge:
-            assert (
-                self.transact(lambda tr: _ops.purge_dead(tr, layout, qid, item_id)) or self.faulty
-            )
+            assert self.once(purge_it) == b"1"
             job, _ = self.dead.pop(key)
             self.fates[job.uid] = "purged"
             return
-        assert (
-            self.transact(lambda tr: _ops.replay_dead(tr, layout, qid, item_id, now)) or self.faulty
-        )
+        assert self.once(replay_it) == b"1"
         job, _ = self.dead.pop(key)
         job.where, job.vesting, job.attempt, job.errors, job.lease = "r", now, 0, 0, None
         self.live[key] = job
