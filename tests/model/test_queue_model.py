@@ -70,7 +70,7 @@ from quickq._layout import Layout
 from quickq._ops import Action, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Faults, MemoryStore, Transaction
 
-from .support import StoreView, model_settings
+from .support import MODEL_TIME_LIMIT, StoreView, model_settings
 
 T = TypeVar("T")
 
@@ -755,3 +755,4 @@ QueueMachine.TestCase.settings = model_settings(examples=60, steps=35)
 FaultyQueueMachine.TestCase.settings = model_settings(examples=60, steps=35)
 TestQueueModel = QueueMachine.TestCase
 TestQueueModelWithFaults = FaultyQueueMachine.TestCase
+pytestmark = MODEL_TIME_LIMIT
