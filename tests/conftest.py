@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import pytest
 from hypothesis import settings
 
@@ -64,10 +68,30 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 def _guarded(
     test: Callable[..., Awaitable[object]], seconds: float
 ) -> Callable[..., Awaitable[object]]:
+    """*test*, cancelled after *seconds* of real time (not the loop's clock: a
+    MockClock's jumps must not fire it), then failing with TimeoutError."""
+
     @functools.wraps(test)
     async def guarded(*args: object, **kwargs: object) -> object:
-        with anyio.fail_after(seconds):
-            return await test(*args, **kwargs)
+        token = anyio.lowlevel.current_token()
+        fired = threading.Event()
+        with anyio.CancelScope() as scope:
+
+            def expire() -> None:
+                fired.set()
+                with contextlib.suppress(Exception):  # the loop may have moved on
+                    anyio.from_thread.run_sync(scope.cancel, token=token)
+
+            timer = threading.Timer(seconds, expire)
+            timer.daemon = True
+            timer.start()
+            try:
+                result = await test(*args, **kwargs)
+            finally:
+                timer.cancel()
+        if fired.is_set() and scope.cancelled_caught:
+            raise TimeoutError(f"the test ran past its limit of {seconds:.0f} s")
+        return result
 
     return guarded
 
