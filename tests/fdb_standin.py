@@ -24,6 +24,9 @@ asyncio loop in a daemon thread), which resolves futures and calls their
 slow or hold futures, deliver cancellation callbacks late, page range reads in
 small pages, and inspect what the store did (options set, ``on_error`` calls,
 cancelled futures, exceptions raised by callbacks, thread of each callback).
+It also records, as an unexpected error, any use of a transaction while its
+``on_error`` future is pending (the real client resets the transaction when
+that future is ready, wiping what was done meanwhile).
 
 Where it differs from FoundationDB (by design): versions and conflict checks
 are the memory store's; only the key selectors the store uses are supported;
