@@ -556,6 +556,13 @@ class QueueMachine(RuleBasedStateMachine):
         """End an attempt: only while its lease is live does anything change."""
         consumer, held = self.draw_held(data)
         self.held[consumer].remove(held)
+        body = self.settling(held, action, delay)
+        outcome = self.transact(body)
+        assert outcome is self.expected_settlement(held, action, delay), outcome
+
+    def settling(
+        self, held: Held, action: str, delay: int
+    ) -> Callable[[Transaction], Awaitable[Outcome]]:
         s = {
             "complete": Settlement(Action.COMPLETE, held.qid, held.item_id, held.lease_id),
             "fail": Settlement(
@@ -570,7 +577,35 @@ class QueueMachine(RuleBasedStateMachine):
             "release": Settlement(Action.RELEASE, held.qid, held.item_id, held.lease_id),
         }[action]
         clock = self.clock()
-        outcome = self.transact(lambda tr: _ops.settle(tr, layout, s, clock))
+        return lambda tr: _ops.settle(tr, layout, s, clock)
+
+    @precondition(lambda self: any(self.held.values()))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["complete", "fail", "snooze", "discard", "release"]),
+        delay=st.sampled_from([0, 1, 500, 2 * LEASE]),
+        meanwhile=st.lists(
+            st.sampled_from(["enqueue", "settle", "extend", "cancel"]), min_size=1, max_size=3
+        ),
+    )
+    def settle_while_others_commit(
+        self, data: st.DataObject, action: str, delay: int, meanwhile: list[str]
+    ) -> None:
+        """Open a settlement's transaction and run its body; let other
+        operations commit; then commit it. Everything it reads conflicts, so
+        it must conflict (and its re-run match the model), or report what the
+        model says at its commit."""
+        consumer, held = self.draw_held(data)
+        self.held[consumer].remove(held)
+        body = self.settling(held, action, delay)
+        tr = self.store.create_transaction()
+        outcome = self.portal.call(body, tr)
+        for op in meanwhile:
+            self.meanwhile(op, data)
+        try:
+            self.portal.call(tr.commit)
+        except (ConflictError, CommitUnknownResultError):  # the retry loop re-runs it
+            outcome = self.transact(body)
         assert outcome is self.expected_settlement(held, action, delay), outcome
 
     def expected_settlement(self, held: Held, action: str, delay: int) -> Outcome:
