@@ -24,6 +24,9 @@ asyncio loop in a daemon thread), which resolves futures and calls their
 slow or hold futures, deliver cancellation callbacks late, page range reads in
 small pages, and inspect what the store did (options set, ``on_error`` calls,
 cancelled futures, exceptions raised by callbacks, thread of each callback).
+It also records, as an unexpected error, any use of a transaction while its
+``on_error`` future is pending (the real client resets the transaction when
+that future is ready, wiping what was done meanwhile).
 
 Where it differs from FoundationDB (by design): versions and conflict checks
 are the memory store's; only the key selectors the store uses are supported;
@@ -56,7 +59,10 @@ from quickq.stores.memory import MemoryTransaction
 
 F = TypeVar("F", bound="Future")
 LATEST_API_VERSION = 730
-RETRYABLE = frozenset({1007, 1009, 1020, 1021, 1037, 1038, 1039, 1042, 1051, 1078, 1213, 1223})
+# fdb_error_predicate(RETRYABLE) of the 7.3 client (bindings/c/fdb_c.cpp).
+RETRYABLE = frozenset(
+    {1007, 1009, 1020, 1021, 1037, 1038, 1039, 1042, 1051, 1078, 1213, 1223, 1235}
+)
 _NAMES = {
     1007: "transaction_too_old",
     1020: "not_committed",
@@ -410,7 +416,18 @@ class StandinTransaction(_Reader):
         self.pending_error: FDBError | None = None
         self.watches: list[tuple[bytes, Future]] = []
         self.live: set[Future] = set()
+        self.resetting: Future | None = None
+        """The pending ``on_error`` future: the client resets the transaction
+        when it is ready, wiping whatever was done to it meanwhile."""
         fdb.transactions.append(self)
+
+    def _check_not_resetting(self, op: str) -> None:
+        # A caller that does not wait for on_error skips its backoff, and on
+        # the real client its next attempt is wiped by the late reset.
+        if self.resetting is not None and not self.resetting.is_ready():
+            self.fdb.network.unexpected_errors.append(
+                AssertionError(f"{op} issued while on_error was still backing off")
+            )
 
     # -- running operations on the network thread -----------------------------
 
@@ -425,6 +442,8 @@ class StandinTransaction(_Reader):
         """Run *body* for *future* on the network thread, with faults and the timeout."""
         fdb = self.fdb
         state = self.state
+        if op != "on_error":
+            self._check_not_resetting(op)
 
         async def guarded() -> Any:
             if state == "cancelled":
@@ -454,6 +473,7 @@ class StandinTransaction(_Reader):
     def _mutate(self, fn: Callable[[MemoryTransaction], None]) -> None:
         if self.state == "cancelled":
             return
+        self._check_not_resetting("a write")
         memory = self.memory
 
         def apply() -> None:
@@ -488,6 +508,7 @@ class StandinTransaction(_Reader):
         self._mutate(lambda m: m.add_read_conflict_key(key))
 
     def watch(self, key: bytes) -> Future:
+        self._check_not_resetting("watch")
         future = Future(self.fdb.network, "watch")
         self.watches.append((key, future))
         return future
@@ -552,6 +573,7 @@ class StandinTransaction(_Reader):
             await asyncio.sleep(delay)
             self._reset()
 
+        self.resetting = future
         return self.run("on_error", future, body, any_state=True)
 
     def _reset(self) -> None:

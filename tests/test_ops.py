@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import pytest
 
-from quickq import _ops
+from quickq import ConflictError, _ops
 from quickq._layout import Item, Layout
 from quickq._ops import Action, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Transaction
@@ -12,6 +15,7 @@ from quickq.stores import CommitFault, Transaction
 from .support import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 T0 = 1_000_000
 LEASE = 30_000
@@ -211,3 +215,66 @@ async def test_a_lease_batch_stops_at_about_a_megabyte_of_payloads(store: TestSt
     assert len(first) == 11  # the 11th takes the batch past _ops.LEASE_BYTES
     # The queue stays due for the rest, at once.
     assert [i.item_id for i in await lease(store, now=T0 + 1, limit=20)] == ["i11"]
+
+
+# -- interleavings: a transaction open while another commits ----------------------
+
+
+async def interleave(
+    store: TestStore,
+    first: Callable[[Transaction], Awaitable[T]],
+    meanwhile: Callable[[Transaction], Awaitable[object]],
+) -> T:
+    """Run *first* in a transaction, commit *meanwhile* whole before it commits,
+    then commit *first*; on a conflict re-run it, as the retry loop would."""
+    tr = store.create_transaction()
+    result = await first(tr)
+    await store.transact(meanwhile)
+    try:
+        await tr.commit()
+    except ConflictError:
+        return await store.transact(first)
+    return result
+
+
+def leasing(now: int = T0, limit: int = 10) -> Callable[[Transaction], Awaitable[_ops.LeaseBatch]]:
+    return lambda tr: _ops.lease_items(
+        tr, layout, "q", holder="c1", token="tok", batch_token="b1", limit=limit,
+        now=now, lease_ms=LEASE, idle_gc_ms=60_000,
+    )  # fmt: skip
+
+
+def enqueuing(item: NewItem, now: int = T0) -> Callable[[Transaction], Awaitable[object]]:
+    return lambda tr: _ops.enqueue(tr, layout, item, now)
+
+
+async def due(store: TestStore, now: int) -> list[str]:
+    return await store.transact(lambda tr: _ops.due_queues(tr, layout, now, 10))
+
+
+async def test_a_job_made_ready_while_a_batch_drains_the_queue_is_not_stranded(
+    store: TestStore,
+) -> None:
+    """The batch peeks the ready range (snapshot) and drains it, so it moves
+    the pointer to the next lease expiry; a job enqueued ready meanwhile (its
+    enqueue leaves the leased pointer alone) must make the batch conflict, or
+    it waits for that expiry with its queue not due."""
+    await put(store, new("a"))
+    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    batch = await interleave(store, leasing(), enqueuing(new("b")))
+    leased = [i.item_id for i in batch.items]
+    assert leased == ["a", "b"] or (leased == ["a"] and await due(store, T0) == ["q"])
+
+
+async def test_a_job_scheduled_before_the_next_due_time_while_a_batch_runs_is_not_stranded(
+    store: TestStore,
+) -> None:
+    """Releasing the queue lease, the batch sets the pointer to the earliest
+    scheduled or leased entry it sees (snapshot); one scheduled earlier
+    meanwhile must make it conflict, or the pointer skips past it."""
+    await put(store, new("a"), new("later", vesting=T0 + 5_000))
+    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    batch = await interleave(store, leasing(), enqueuing(new("soon", vesting=T0 + 1_000)))
+    assert [i.item_id for i in batch.items] == ["a"]
+    assert await due(store, T0 + 1_000) == ["q"], "the job scheduled meanwhile is stranded"
+    assert [i.item_id for i in await lease(store, now=T0 + 1_000)] == ["soon"]

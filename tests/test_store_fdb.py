@@ -10,7 +10,6 @@ key prefix and clears it afterwards, so a shared cluster is safe to use. See
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ from quickq.stores import Limits, Store, Transaction
 from quickq.stores.fdb import FoundationDBStore, load_bindings
 from quickq.testing import StoreTests
 
-from .support import CLUSTER_FILE, fdb_skip_reason
+from .support import CLUSTER_FILE, fdb_skip_reason, fdb_test_prefix
 
 _REASON = fdb_skip_reason()
 if _REASON is not None:
@@ -31,11 +30,7 @@ if _REASON is not None:
 
 pytestmark = [pytest.mark.fdb, pytest.mark.anyio]
 
-PREFIX_BYTES = len(b"quickq-test/") + 32 + 1
-
-
-def _prefix() -> bytes:
-    return b"quickq-test/" + uuid.uuid4().hex.encode() + b"/"
+PREFIX_BYTES = len(fdb_test_prefix())
 
 
 class TestFoundationDBStoreOnCluster(StoreTests):
@@ -47,7 +42,7 @@ class TestFoundationDBStoreOnCluster(StoreTests):
 
     @pytest.fixture
     async def store(self) -> AsyncIterator[FoundationDBStore]:
-        prefix = _prefix()
+        prefix = fdb_test_prefix()
         assert len(prefix) == PREFIX_BYTES
         store = await FoundationDBStore.open(CLUSTER_FILE, prefix=prefix)
         self._fdb = load_bindings()
@@ -80,7 +75,7 @@ async def _clear_everything(tr: Transaction) -> None:
 
 @pytest.fixture
 async def store() -> AsyncIterator[FoundationDBStore]:
-    store = await FoundationDBStore.open(CLUSTER_FILE, prefix=_prefix())
+    store = await FoundationDBStore.open(CLUSTER_FILE, prefix=fdb_test_prefix())
     yield store
     await store.transact(_clear_everything)
     await store.aclose()

@@ -22,6 +22,7 @@ import itertools
 import struct
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -48,6 +49,7 @@ from quickq.stores.fdb import DEFAULT_API_VERSION, FoundationDBStore
 from quickq.testing import StoreTests
 
 from .fdb_standin import FDBError, StandinFDB
+from .support import fdb_test_prefix
 
 
 @pytest.fixture(
@@ -171,6 +173,12 @@ async def test_knobs_are_set_before_the_database_opens(standin: StandinFDB) -> N
 def test_prefix_must_not_reach_system_keys(standin: StandinFDB) -> None:
     with pytest.raises(ValueError, match="system keys"):
         FoundationDBStore(standin.open(), standin, prefix=b"\xff")
+
+
+def test_the_cluster_tests_prefix_is_valid_whatever_the_uuid(standin: StandinFDB) -> None:
+    # Raw uuid4().bytes started with 0xff once in 256 runs: the store refused it.
+    for tag in (uuid.UUID(bytes=b"\xff" * 16), uuid.UUID(int=0), uuid.uuid4()):
+        FoundationDBStore(standin.open(), standin, prefix=fdb_test_prefix(tag))
 
 
 # -- the retry loop --------------------------------------------------------------
@@ -316,6 +324,87 @@ async def test_a_retryable_error_raised_by_the_body_is_retried_through_on_error(
     assert standin.on_error_calls == [1020, 1007]
 
 
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (CommitUnknownResultError("the body's own unknown result"), 1021),  # not 1020
+        (RetryableError("a plain transient failure"), 1009),  # retried, not raised
+    ],
+)
+async def test_each_retryable_error_of_the_body_reaches_on_error_as_its_own_code(
+    standin: StandinFDB, raised: RetryableError, code: int
+) -> None:
+    store = await _open(standin)
+    body = Body()
+
+    async def failing_once(tr: Transaction) -> str:
+        result = await body(tr)
+        if body.runs == 1:
+            raise raised
+        return result
+
+    assert await store.transact(failing_once) == "done"
+    assert body.runs == 2
+    assert standin.on_error_calls == [code]
+    assert standin.backdoor_get(b"k") == b"v2"
+
+
+async def test_a_view_left_behind_by_a_retried_attempt_cannot_write_into_the_next(
+    standin: StandinFDB,
+) -> None:
+    # The body raises before its view fails (no failed read or commit closed
+    # it): transact must close it, or a straggler holding it writes into the
+    # reset transaction that the next attempt commits.
+    store = await _open(standin)
+    views: list[Transaction] = []
+
+    async def body(tr: Transaction) -> None:
+        views.append(tr)
+        if len(views) == 1:
+            raise ConflictError("the body saw a conflict")
+        with pytest.raises(TransactionClosedError):
+            views[0].set(b"stale", b"from the first attempt")
+        tr.set(b"k", b"fresh")
+
+    await store.transact(body)
+    assert standin.backdoor_get(b"k") == b"fresh"
+    assert standin.backdoor_get(b"stale") is None
+
+
+async def test_the_next_attempt_waits_for_on_error_to_back_off(standin: StandinFDB) -> None:
+    store = await _open(standin)
+    standin.slow("on_error", 0.05)
+    started = time.monotonic()
+    body = Body()
+
+    async def failing_once(tr: Transaction) -> str:
+        result = await body(tr)
+        if body.runs == 1:
+            raise ConflictError("conflict")
+        return result
+
+    with anyio.fail_after(5):
+        await store.transact(failing_once)
+    assert time.monotonic() - started >= 0.05
+    assert body.runs == 2
+    # and _check_clean: nothing touched the transaction while on_error was pending
+
+
+async def test_an_error_that_on_error_raises_is_mapped_by_its_own_code(
+    standin: StandinFDB,
+) -> None:
+    # A conflict, then the timeout expires during on_error's backoff: on_error
+    # fails with 1031 (the client's reset promise), which is what surfaces.
+    store = await _open(standin, transaction_timeout=0.1)
+    standin.inject("commit", 1020)
+    standin.slow("on_error", 5)
+    with anyio.fail_after(5), pytest.raises(TransactionTimedOutError) as raised:
+        await store.transact(Body())
+    assert isinstance(raised.value.__cause__, FDBError)
+    assert raised.value.__cause__.code == 1031
+    assert standin.on_error_calls == [1020]
+
+
 async def test_transaction_timeout_is_a_transaction_option_and_is_not_retried(
     standin: StandinFDB,
 ) -> None:
@@ -348,6 +437,14 @@ MAPPING = [
     (1007, TransactionTooOldError),
     (1009, RetryableError),
     (1213, RetryableError),
+    # Every other code the 7.3 client's on_error retries (fdb_error_predicate).
+    (1037, RetryableError),
+    (1038, RetryableError),
+    (1042, RetryableError),
+    (1051, RetryableError),
+    (1078, RetryableError),
+    (1223, RetryableError),
+    (1235, RetryableError),
     (1031, TransactionTimedOutError),
     (2101, TransactionTooLargeError),
     (2102, KeyTooLargeError),
@@ -396,6 +493,21 @@ async def test_size_limits_are_checked_at_the_call_site(standin: StandinFDB) -> 
     with pytest.raises(ValueTooLargeError):
         tr.set(b"k", b"v" * 100_001)
     await tr.commit()
+
+
+async def test_keys_count_against_the_transaction_size_budget(standin: StandinFDB) -> None:
+    store = FoundationDBStore(standin.open(), standin, limits=Limits(transaction_bytes=2_000))
+    keys = [b"%03d" % n + b"k" * 97 for n in range(30)]  # 3,000 bytes of keys
+
+    def each(write: Callable[[bytes], None]) -> None:
+        for key in keys:
+            write(key)
+
+    for write in (lambda tr: lambda key: tr.set(key, b""), lambda tr: tr.clear):
+        tr = store.create_transaction()
+        with pytest.raises(TransactionTooLargeError):
+            each(write(tr))
+        tr.cancel()
 
 
 # -- range reads, paged -------------------------------------------------------------
@@ -732,6 +844,37 @@ async def test_wait_for_change_retries_its_read(standin: StandinFDB) -> None:
     with anyio.fail_after(5):
         await store.wait_for_change(b"k", b"0")
     assert standin.on_error_calls == [1007]
+
+
+def _ended(standin: StandinFDB) -> list[str]:
+    """The state of every transaction the store made: none may be left open."""
+    return [tr.state for tr in standin.transactions]
+
+
+async def test_open_ends_its_probe_transaction(standin: StandinFDB) -> None:
+    await FoundationDBStore.open(bindings=standin)
+    assert _ended(standin) == ["cancelled"]
+
+
+async def test_wait_for_change_ends_its_transaction_when_the_value_differs(
+    standin: StandinFDB,
+) -> None:
+    store = await _open(standin)
+    standin.backdoor_set(b"k", b"1")
+    with anyio.fail_after(5):
+        await store.wait_for_change(b"k", b"0")  # differs already: no watch
+    assert _ended(standin) == ["cancelled", "cancelled"]
+
+
+async def test_a_cancelled_wait_for_change_cancels_its_transaction(standin: StandinFDB) -> None:
+    # Left open, a commit already sent could still land and register a watch
+    # nobody waits for (one of the client's 10,000).
+    store = await _open(standin)
+    standin.hold("commit")
+    with anyio.move_on_after(0.05) as scope:
+        await store.wait_for_change(b"k", None)
+    assert scope.cancelled_caught
+    assert _ended(standin) == ["cancelled", "cancelled"]
 
 
 def _implements_the_protocols(store: FoundationDBStore) -> tuple[Store, SupportsWatch]:

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import fdb.tuple as fdb_tuple
 import hypothesis
+import pytest
 from hypothesis import HealthCheck, Phase
 
 from quickq._layout import DeadItem, Item, Layout, QueuePointer
@@ -17,6 +18,11 @@ LONG = os.environ.get("QUICKQ_HYPOTHESIS_PROFILE") == "long"
 """The heavier run (``QUICKQ_HYPOTHESIS_PROFILE=long``): ten times the examples,
 twice the steps. tests/conftest.py may load a profile of that name; whatever it
 loaded is the base these settings extend, and its example count is kept if larger."""
+
+
+MODEL_TIME_LIMIT = pytest.mark.timeout(1_800 if LONG else 90)
+"""A machine's per-test time limit (tests/conftest.py): the default sizes run
+in 5 to 15 s and a failing run finishes shrinking in under a minute."""
 
 
 def model_settings(*, examples: int, steps: int) -> hypothesis.settings:

@@ -57,7 +57,7 @@ from quickq._layout import Layout
 from quickq.stores import MemoryStore
 
 from ..support import EPOCH, Partition
-from .support import StoreView, model_settings
+from .support import MODEL_TIME_LIMIT, StoreView, model_settings
 
 T = TypeVar("T")
 
@@ -522,3 +522,4 @@ class ConsumerMachine(RuleBasedStateMachine):
 
 ConsumerMachine.TestCase.settings = model_settings(examples=50, steps=30)
 TestConsumerModel = ConsumerMachine.TestCase
+pytestmark = MODEL_TIME_LIMIT

@@ -7,6 +7,7 @@ reason, so they start failing the suite (as XPASS) the moment they are fixed.
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from quickq import CommitUnknownResultError, _ops
@@ -129,3 +130,64 @@ async def test_enqueue_rerun_after_commit_unknown_does_not_recreate_a_finished_j
     await store.transact(body)  # the retry loop's re-run of the same body
     counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
     assert counts["pending"] == 0, "the job was enqueued a second time"
+
+
+# Findings the queue model makes only in some runs (its step sequences are
+# random): pinned here so that every run checks them.
+
+
+async def test_a_lease_cannot_be_extended_at_exactly_its_expiry() -> None:
+    """At its expiry a lease is lost (completion is fenced the same way), so
+    extending it then must fail: another consumer may lease the job at that
+    very millisecond."""
+    store = MemoryStore()
+    await store.transact(
+        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
+    )
+    (item,) = await lease(store, "c1", T0)
+    assert item.lease is not None
+    lease_id = item.lease.lease_id
+
+    async def extend(now: int) -> bool:
+        return await store.transact(
+            lambda tr: _ops.extend_lease(tr, layout, "q", "a", lease_id, lambda: now, LEASE)
+        )
+
+    assert await extend(T0 + LEASE - 1)  # one millisecond before: still ours
+    assert not await extend(T0 + 2 * LEASE - 1)  # exactly at the new expiry: lost
+    (again,) = await lease(store, "c2", T0 + 2 * LEASE - 1)
+    assert again.attempt == 2
+
+
+async def test_a_lease_expiring_on_the_last_attempt_dead_letters_the_job() -> None:
+    """max_retries=1: the first expired lease requeues the job, the second
+    (its last attempt) dead-letters it, each counted as an error."""
+    store = MemoryStore()
+    await store.transact(
+        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 1), T0)
+    )
+    (first,) = await lease(store, "c1", T0)
+    (second,) = await lease(store, "c2", T0 + LEASE)  # the first lease expired
+    assert (first.attempt, second.attempt, second.errors) == (1, 2, 1)
+    assert await lease(store, "c3", T0 + 2 * LEASE) == []  # the last one expired
+    (dead,) = await store.transact(lambda tr: _ops.dead_items(tr, layout, "q", 10))
+    assert (dead.reason, dead.item.attempt, dead.item.errors) == ("failed", 2, 2)
+    counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
+    assert counts == {"pending": 0, "scheduled": 0, "running": 0, "dead": 1}
+
+
+async def test_re_enqueueing_the_custom_id_of_a_dead_letter_returns_it() -> None:
+    """First enqueue wins, dead letters included: the dead job is returned,
+    and nothing is enqueued or counted again."""
+    store = MemoryStore()
+    new = NewItem("q", "x", "t", b"{}", 0, T0, 0, custom_id=True)
+    await store.transact(lambda tr: _ops.enqueue(tr, layout, new, T0))
+    (item,) = await lease(store, "c1", T0)
+    assert await settle(store, item, Action.RETRY, T0 + 1, error="boom") is Outcome.BURIED
+    again = attrs.evolve(new, priority=7, token="another-call")
+    found, created = await store.transact(lambda tr: _ops.enqueue(tr, layout, again, T0 + 2))
+    assert not created
+    assert (found.item_id, found.priority, found.attempt) == ("x", 0, 1)
+    counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
+    assert counts == {"pending": 0, "scheduled": 0, "running": 0, "dead": 1}
+    assert await lease(store, "c2", T0 + 3) == []

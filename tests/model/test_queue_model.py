@@ -33,9 +33,9 @@ through ``_ops`` and through ``JobQueue``; queue lease, batch lease, extend,
 complete, retry, snooze, dead letter, release, replay, purge, cancel) is
 idempotent: the model, which knows nothing of faults, must still match the
 store exactly, so nothing is lost, duplicated, miscounted or completed twice.
-One kind of answer may differ under faults, and only there: a re-run cancel,
-replay or purge finds nothing left to do and says so (the state is right;
-only the report is not). Enqueue's receipts make even its report exact.
+Every answer is exact under faults too: enqueue's receipts, and those of
+cancel, replay and purge (run, as ``JobQueue`` runs them, through
+``_ops.run_once``), let a re-run report what the committed run did.
 
 Hypothesis has no async stateful testing, so rules stay synchronous and call
 the store through an anyio blocking portal running trio with a MockClock (so
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, TypeVar
@@ -64,12 +65,12 @@ from hypothesis.stateful import (
 )
 
 import quickq
-from quickq import _ops
+from quickq import CommitUnknownResultError, ConflictError, _ops
 from quickq._layout import Layout
 from quickq._ops import Action, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Faults, MemoryStore, Transaction
 
-from .support import StoreView, model_settings
+from .support import MODEL_TIME_LIMIT, StoreView, model_settings
 
 T = TypeVar("T")
 
@@ -168,6 +169,13 @@ class QueueMachine(RuleBasedStateMachine):
     def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         result: T = self.portal.call(self.store.transact, fn)
         return result
+
+    def once(self, op: Callable[[Transaction], Awaitable[bytes | None]]) -> bytes | None:
+        """Run control *op* as JobQueue does: under a receipt whose token is
+        chosen outside the retry loop, so that a re-run after an applied
+        commit-unknown-result reports what the first run did."""
+        token, now = self.fresh("o"), self.now
+        return self.transact(lambda tr: _ops.run_once(tr, layout, token, now, lambda: op(tr)))
 
     def fresh(self, prefix: str) -> str:
         """A fresh name; fixed width, so no token is a prefix of another."""
@@ -290,14 +298,17 @@ class QueueMachine(RuleBasedStateMachine):
         """Cancel a job by id: only a job that is not leased can be cancelled."""
         key = data.draw(st.sampled_from(self.by_age(self.live)))
         qid, item_id = key
-        item = self.transact(lambda tr: _ops.cancel_item(tr, layout, qid, item_id))
+
+        async def cancel(tr: Transaction) -> bytes | None:
+            item = await _ops.cancel_item(tr, layout, qid, item_id)
+            return None if item is None else item.item_id.encode()
+
+        done = self.once(cancel)
         job = self.live[key]
         if job.where == "l":
-            assert item is None
+            assert done is None
             return
-        # A re-run after an applied commit-unknown-result finds nothing left to
-        # cancel and reports so (no trace of the cancel remains to tell by).
-        assert (item is not None and item.item_id == item_id) or self.faulty
+        assert done == item_id.encode()
         del self.live[key]
         self.fates[job.uid] = "cancelled"
 
@@ -308,17 +319,19 @@ class QueueMachine(RuleBasedStateMachine):
         key = data.draw(st.sampled_from(self.by_age({k: j for k, (j, _) in self.dead.items()})))
         qid, item_id = key
         now = self.now
-        # As for cancel: after commit-unknown-result, a re-run may report False.
+
+        async def purge_it(tr: Transaction) -> bytes | None:
+            return b"1" if await _ops.purge_dead(tr, layout, qid, item_id) else None
+
+        async def replay_it(tr: Transaction) -> bytes | None:
+            return b"1" if await _ops.replay_dead(tr, layout, qid, item_id, now) else None
+
         if purge:
-            assert (
-                self.transact(lambda tr: _ops.purge_dead(tr, layout, qid, item_id)) or self.faulty
-            )
+            assert self.once(purge_it) == b"1"
             job, _ = self.dead.pop(key)
             self.fates[job.uid] = "purged"
             return
-        assert (
-            self.transact(lambda tr: _ops.replay_dead(tr, layout, qid, item_id, now)) or self.faulty
-        )
+        assert self.once(replay_it) == b"1"
         job, _ = self.dead.pop(key)
         job.where, job.vesting, job.attempt, job.errors, job.lease = "r", now, 0, 0, None
         self.live[key] = job
@@ -360,54 +373,153 @@ class QueueMachine(RuleBasedStateMachine):
                 else:
                     job.where, job.vesting, job.lease = "r", job.lease[2], None
 
+    def draw_queue_lease(self, data: st.DataObject) -> tuple[str, str, str]:
+        consumer = data.draw(st.sampled_from([c for c in CONSUMERS if self.taken[c]]))
+        qid, token = data.draw(st.sampled_from(self.taken[consumer]))
+        self.taken[consumer].remove((qid, token))
+        return consumer, qid, token
+
+    def leasing(
+        self, consumer: str, qid: str, token: str, limit: int
+    ) -> tuple[Callable[[Transaction], Awaitable[_ops.LeaseBatch]], str]:
+        batch_token = self.fresh("b")
+        now = self.now
+        return lambda tr: _ops.lease_items(
+            tr,
+            layout,
+            qid,
+            holder=consumer,
+            token=token,
+            batch_token=batch_token,
+            limit=limit,
+            now=now,
+            lease_ms=LEASE,
+            idle_gc_ms=IDLE_GC,
+        ), batch_token
+
     @precondition(lambda self: any(self.taken.values()))
     @rule(data=st.data(), limit=st.integers(1, 4))
     def lease_batch(self, data: st.DataObject, limit: int) -> None:
         """Lease up to *limit* ready items under a queue lease (which this ends)."""
-        consumer = data.draw(st.sampled_from([c for c in CONSUMERS if self.taken[c]]))
-        qid, token = data.draw(st.sampled_from(self.taken[consumer]))
-        self.taken[consumer].remove((qid, token))
-        batch_token = self.fresh("b")
-        now = self.now
-        batch = self.transact(
-            lambda tr: _ops.lease_items(
-                tr,
-                layout,
-                qid,
-                holder=consumer,
-                token=token,
-                batch_token=batch_token,
-                limit=limit,
-                now=now,
-                lease_ms=LEASE,
-                idle_gc_ms=IDLE_GC,
-            )
+        consumer, qid, token = self.draw_queue_lease(data)
+        body, batch_token = self.leasing(consumer, qid, token, limit)
+        batch = self.transact(body)
+        assert self.got(batch) == self.apply_batch(consumer, qid, token, batch_token, limit, batch)
+
+    @precondition(lambda self: any(self.taken.values()))
+    @rule(
+        data=st.data(),
+        limit=st.integers(1, 4),
+        meanwhile=st.lists(
+            st.sampled_from(["enqueue", "settle", "extend", "cancel"]), min_size=1, max_size=3
+        ),
+    )
+    def lease_batch_while_others_commit(
+        self, data: st.DataObject, limit: int, meanwhile: list[str]
+    ) -> None:
+        """Open a batch lease's transaction and run its body; let other
+        operations commit; then commit it. It must conflict (and its re-run
+        match the model then), or its result must be the one its reads saw,
+        with nothing stranded (checked by the invariant)."""
+        consumer, qid, token = self.draw_queue_lease(data)
+        body, batch_token = self.leasing(consumer, qid, token, limit)
+        tr = self.store.create_transaction()
+        opened = self.portal.call(body, tr)
+        before = self.save()
+        for op in meanwhile:
+            self.meanwhile(op, data)
+        try:
+            self.portal.call(tr.commit)
+        except (ConflictError, CommitUnknownResultError):  # the retry loop re-runs it
+            batch = self.transact(body)
+            expected = self.apply_batch(consumer, qid, token, batch_token, limit, batch)
+            assert self.got(batch) == expected
+            return
+        # Committed as it read: equal to a batch run before the others committed.
+        if self.queue_leases.get(qid, ("",))[:2] != (consumer, token):
+            # Not ours when it read (a read-only body: its commit checks nothing).
+            assert opened.items == [], "leased under a queue lease that was no longer ours"
+            return
+        after = self.save()
+        self.restore(before)
+        expected = self.apply_batch(consumer, qid, token, batch_token, limit, opened)
+        assert self.got(opened) == expected
+        self.restore(after)
+        self.apply_leased(consumer, qid, token, opened)
+
+    def meanwhile(self, op: str, data: st.DataObject) -> None:
+        """Run one other operation to its commit (a rule, when it may run)."""
+        if op == "enqueue" and len(self.live) < MAX_LIVE:
+            self.enqueue(data.draw(st.lists(new_jobs, min_size=1, max_size=2)))
+        elif op in ("settle", "extend") and any(self.held.values()):
+            if op == "extend":
+                self.extend(data)
+            else:
+                action = data.draw(st.sampled_from(["complete", "fail", "snooze", "release"]))
+                self.settle(data, action, data.draw(st.sampled_from([0, 1, 500, 2 * LEASE])))
+        elif op == "cancel" and self.live:
+            self.cancel(data)
+
+    def save(self) -> tuple[object, ...]:
+        return copy.deepcopy(
+            (self.live, self.dead, self.fates, self.held, self.queue_leases, self.lease_ids)
         )
+
+    def restore(self, saved: tuple[object, ...]) -> None:
+        state = copy.deepcopy(saved)
+        self.live, self.dead, self.fates, self.held, self.queue_leases, self.lease_ids = state  # type: ignore[assignment]
+
+    @staticmethod
+    def got(batch: _ops.LeaseBatch) -> list[tuple[str, int, tuple[str, str, int] | None]]:
+        return [
+            (
+                i.item_id,
+                i.attempt,
+                (i.lease.holder, i.lease.lease_id, i.lease.expiry) if i.lease else None,
+            )
+            for i in batch.items
+        ]
+
+    def apply_batch(
+        self,
+        consumer: str,
+        qid: str,
+        token: str,
+        batch_token: str,
+        limit: int,
+        batch: _ops.LeaseBatch,
+    ) -> list[tuple[str, int, tuple[str, str, int] | None]]:
+        """Apply a batch lease to the model; return what it must have leased."""
         current = self.queue_leases.get(qid)
         if current is None or current[:2] != (consumer, token):
             assert batch.items == [], "leased under a queue lease that was no longer ours"
-            return
+            return []
         del self.queue_leases[qid]
         self.promote(qid)
         ready = sorted((j for j in self.queue_jobs(qid) if j.where == "r"), key=MJob.ready_key)
-        expected = []
+        expected: list[tuple[str, int, tuple[str, str, int] | None]] = []
         for n, job in enumerate(ready[:limit]):
-            assert job.vesting <= now, "a job was leased before its vesting time"
-            lease_id = f"{batch_token}.{n}"
-            assert lease_id not in self.lease_ids
-            self.lease_ids.add(lease_id)
-            job.where, job.attempt, job.lease = (
-                "l",
-                job.attempt + 1,
-                (consumer, lease_id, now + LEASE),
-            )
-            self.held[consumer].append(Held(qid, job.item_id, lease_id))
+            assert job.vesting <= self.now, "a job was leased before its vesting time"
+            self.lease_job(consumer, job, f"{batch_token}.{n}")
             expected.append((job.item_id, job.attempt, job.lease))
-        got = [
-            (i.item_id, i.attempt, i.lease and (i.lease.holder, i.lease.lease_id, i.lease.expiry))
-            for i in batch.items
-        ]
-        assert got == expected
+        return expected
+
+    def apply_leased(self, consumer: str, qid: str, token: str, batch: _ops.LeaseBatch) -> None:
+        """Apply to the model exactly the jobs *batch* leased (all still ready)."""
+        assert self.queue_leases.pop(qid)[:2] == (consumer, token)
+        self.promote(qid)
+        for item in batch.items:
+            job = self.live[qid, item.item_id]
+            assert job.where == "r", "leased a job that was no longer ready"
+            assert item.lease is not None
+            self.lease_job(consumer, job, item.lease.lease_id)
+
+    def lease_job(self, consumer: str, job: MJob, lease_id: str) -> None:
+        assert lease_id not in self.lease_ids
+        self.lease_ids.add(lease_id)
+        job.where, job.attempt = "l", job.attempt + 1
+        job.lease = (consumer, lease_id, self.now + LEASE)
+        self.held[consumer].append(Held(job.qid, job.item_id, lease_id))
 
     def draw_held(self, data: st.DataObject) -> tuple[str, Held]:
         consumer = data.draw(st.sampled_from([c for c in CONSUMERS if self.held[c]]))
@@ -444,6 +556,13 @@ class QueueMachine(RuleBasedStateMachine):
         """End an attempt: only while its lease is live does anything change."""
         consumer, held = self.draw_held(data)
         self.held[consumer].remove(held)
+        body = self.settling(held, action, delay)
+        outcome = self.transact(body)
+        assert outcome is self.expected_settlement(held, action, delay), outcome
+
+    def settling(
+        self, held: Held, action: str, delay: int
+    ) -> Callable[[Transaction], Awaitable[Outcome]]:
         s = {
             "complete": Settlement(Action.COMPLETE, held.qid, held.item_id, held.lease_id),
             "fail": Settlement(
@@ -458,7 +577,35 @@ class QueueMachine(RuleBasedStateMachine):
             "release": Settlement(Action.RELEASE, held.qid, held.item_id, held.lease_id),
         }[action]
         clock = self.clock()
-        outcome = self.transact(lambda tr: _ops.settle(tr, layout, s, clock))
+        return lambda tr: _ops.settle(tr, layout, s, clock)
+
+    @precondition(lambda self: any(self.held.values()))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["complete", "fail", "snooze", "discard", "release"]),
+        delay=st.sampled_from([0, 1, 500, 2 * LEASE]),
+        meanwhile=st.lists(
+            st.sampled_from(["enqueue", "settle", "extend", "cancel"]), min_size=1, max_size=3
+        ),
+    )
+    def settle_while_others_commit(
+        self, data: st.DataObject, action: str, delay: int, meanwhile: list[str]
+    ) -> None:
+        """Open a settlement's transaction and run its body; let other
+        operations commit; then commit it. Everything it reads conflicts, so
+        it must conflict (and its re-run match the model), or report what the
+        model says at its commit."""
+        consumer, held = self.draw_held(data)
+        self.held[consumer].remove(held)
+        body = self.settling(held, action, delay)
+        tr = self.store.create_transaction()
+        outcome = self.portal.call(body, tr)
+        for op in meanwhile:
+            self.meanwhile(op, data)
+        try:
+            self.portal.call(tr.commit)
+        except (ConflictError, CommitUnknownResultError):  # the retry loop re-runs it
+            outcome = self.transact(body)
         assert outcome is self.expected_settlement(held, action, delay), outcome
 
     def expected_settlement(self, held: Held, action: str, delay: int) -> Outcome:
@@ -639,7 +786,8 @@ class FaultyQueueMachine(QueueMachine):
         self.store.inject(*faults)
 
 
-QueueMachine.TestCase.settings = model_settings(examples=70, steps=50)
-FaultyQueueMachine.TestCase.settings = model_settings(examples=70, steps=50)
+QueueMachine.TestCase.settings = model_settings(examples=60, steps=35)
+FaultyQueueMachine.TestCase.settings = model_settings(examples=60, steps=35)
 TestQueueModel = QueueMachine.TestCase
 TestQueueModelWithFaults = FaultyQueueMachine.TestCase
+pytestmark = MODEL_TIME_LIMIT
