@@ -360,6 +360,7 @@ class MemoryTransaction(BufferedWrites):
             self._close()
             return
         try:
+            buffer.check_size()  # reads count too, and may have come last
             await store._latency()
             self._check_open()
             with store._lock:
