@@ -20,7 +20,17 @@ from typing import Final
 
 import attrs
 
-from ._layout import COUNTERS, DeadItem, DeadReason, Item, Layout, Lease, QueuePointer, Where
+from ._layout import (
+    COUNTERS,
+    DeadItem,
+    DeadReason,
+    Item,
+    Layout,
+    Lease,
+    QueuePointer,
+    Where,
+    truncate_error,
+)
 from .stores import Transaction, decode_counter
 
 MsClock = Callable[[], int]
@@ -497,9 +507,10 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         return Outcome.RELEASED
     errors = item.errors + (1 if s.count_error else 0)
     spent = item.attempt > item.max_retries
+    error = truncate_error(s.error)  # records keep room for an error of ERROR_BYTES, no more
     if s.action is Action.BURY or spent:
         reason = s.reason if s.action is Action.BURY or s.count_error else "snoozed_out"
-        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, s.error, now, s.lease_id)
+        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, error, now, s.lease_id)
         return Outcome.BURIED
     vesting = now + s.delay_ms
     retried = attrs.evolve(
@@ -508,7 +519,7 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         vesting=vesting,
         lease=None,
         errors=errors,
-        last_error=s.error if s.error is not None else item.last_error,
+        last_error=error if error is not None else item.last_error,
         settled_by=s.lease_id,
     )
     _move(tr, layout, qid, item, retried)
@@ -529,6 +540,7 @@ def _bury(
     tr.clear(layout.item(qid, item.item_id))
     tr.clear(item.index_key(layout, qid))
     _count(tr, layout, qid, item.where, -1)
+    error = truncate_error(error)
     dead_item = attrs.evolve(item, lease=None, last_error=error, settled_by=settled_by)
     tr.set(layout.dead(qid, item.item_id), DeadItem(dead_item, reason, error, now).to_bytes())
     _count(tr, layout, qid, "dead", 1)
