@@ -278,3 +278,32 @@ def test_a_settlement_too_large_to_record_ends_as_an_unrecordable_dead_letter() 
         assert "could not be recorded" in (dead.error or "")
 
     run_virtual(main)
+
+
+# -- promotion stays within the lease batch's bytes -------------------------------
+
+
+def test_promoting_many_large_scheduled_jobs_stays_a_small_transaction() -> None:
+    # 250 scheduled 50 kB jobs, due together: promotion took up to 4 x the
+    # lease limit of them (10 MB) into one leasing transaction, which never
+    # committed, so nothing ran.
+    jobs = quickq.JobRegistry()
+    done: list[str] = []
+
+    @jobs.job("t")
+    async def handler(payload: Any, meta: quickq.JobMeta) -> None:
+        done.append(meta.item_id)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = quickq.JobQueue(store, jobs, clock=virtual_clock)
+        for _ in range(5):
+            batch = [quickq.NewJob("q", "t", "x" * 50_000, delay=1) for _ in range(50)]
+            await queue.enqueue_many(batch)
+        async with quickq.open_consumer(store, jobs, concurrency=50, clock=virtual_clock):
+            with trio.fail_after(16):
+                while len(done) < 250:  # noqa: ASYNC110 (polling from outside)
+                    await trio.sleep(0.5)
+        assert len(set(done)) == 250
+
+    run_virtual(main)

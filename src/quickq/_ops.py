@@ -335,16 +335,25 @@ async def lease_items(
 
 
 async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: int) -> None:
-    """Move due scheduled items and expired leases into the ready index."""
+    """Move due scheduled items and expired leases into the ready index.
+
+    Stops once the rewritten items' payloads reach LEASE_BYTES, like leasing,
+    so that a promotion of large items stays a small transaction; the rest
+    stay due, and the next leasing transaction promotes them.
+    """
+    size = 0
     for where in ("s", "l"):
         begin, _ = layout.range(qid, where)
         end = layout.sub(qid, where, now + 1)
         for key, _ in await tr.get_range(begin, end, limit=limit):
+            if size >= LEASE_BYTES:
+                return
             item_id = layout.tail(qid, key, where)[1]
             item = await _get_item(tr, layout, qid, item_id)
             if item is None:
                 tr.clear(key)  # a stray index entry; never expected
                 continue
+            size += len(item.payload)
             if where == "s":
                 _move(tr, layout, qid, item, attrs.evolve(item, where="r"))
                 continue
