@@ -221,6 +221,24 @@ class WriteBuffer:
             return add_to_counter(value, op.delta)
         return value
 
+    def lookup(
+        self, key: bytes, snapshot: bool, read: Callable[[bytes], bytes | None]
+    ) -> bytes | None:
+        """:meth:`get` with a synchronous *read* of the store's own value."""
+        self._check_key(key)
+        op = self.ops.get(key)
+        if isinstance(op, Known):
+            return op.value
+        if op is None and self.in_cleared(key):
+            return None
+        value = read(key)
+        if not snapshot:
+            self.read_conflicts.append((key, key_after(key)))
+            self.size += key_range_bytes(len(key))
+        if isinstance(op, Delta):
+            return add_to_counter(value, op.delta)
+        return value
+
     async def get_range(
         self,
         begin: bytes,

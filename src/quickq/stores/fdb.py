@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -430,6 +430,27 @@ class FoundationDBTransaction:
         if not snapshot:
             self._size += key_range_bytes(len(full))
         return None if value is None else bytes(value)
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys*: every future issued first, then awaited, so
+        the reads travel together (one round trip, not one per key)."""
+        self._check_open()
+        reader = self._tr.snapshot if snapshot else self._tr
+        fulls = [self._store._key(key) for key in keys]
+        futures = [reader.get(full) for full in fulls]
+        out: list[bytes | None] = []
+        for future in futures:
+            await wait_ready(future)
+            try:
+                value = future.value
+            except self._fdb.FDBError as exc:
+                raise self._failed(exc) from exc
+            out.append(None if value is None else bytes(value))
+        if not snapshot:
+            self._size += sum(key_range_bytes(len(full)) for full in fulls)
+        return out
 
     async def get_range(
         self,
