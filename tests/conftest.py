@@ -16,7 +16,7 @@ import anyio.lowlevel
 import pytest
 from hypothesis import settings
 
-from quickq.stores import MemoryStore, Transaction
+from quickq.stores import Faults, MemoryStore, Transaction
 from quickq.stores.fdb import FoundationDBStore
 from quickq.stores.sqlite import SQLiteStore
 
@@ -101,10 +101,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(params=["memory", "sqlite", "fdb-standin", "fdb"])
+@pytest.fixture(params=["memory", "memory-cluster", "sqlite", "fdb-standin", "fdb"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestStore]:
     """A fresh, empty store of each kind the queue suite runs on.
 
+    ``memory-cluster`` is the memory store with a cluster's read latency
+    (0.5 ms a read) and its 5 s transaction lifetime.
     ``fdb-standin`` is the FoundationDB store's own code over the in-process
     stand-in for the bindings (tests/fdb_standin.py), with small pages.
     ``fdb`` runs when QUICKQ_FDB_CLUSTER_FILE names a reachable cluster (each
@@ -113,6 +115,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """
     if request.param == "memory":
         yield MemoryStore()
+    elif request.param == "memory-cluster":
+        yield MemoryStore(faults=Faults(read_latency=0.0005))
     elif request.param == "sqlite":
         async with await SQLiteStore.open(tmp_path / "queue.db", durability="normal") as sqlite:
             yield sqlite

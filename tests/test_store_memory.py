@@ -100,7 +100,8 @@ async def test_retry_limit_gives_up_with_the_last_error() -> None:
 
 
 async def test_limits_are_configurable() -> None:
-    store = MemoryStore(limits=Limits(key_bytes=4, value_bytes=4, transaction_bytes=16))
+    # Two sets of a 4-byte value fit: (56 + 4 + 4) + (32 + 9) and (56 + 2 + 4) + (32 + 5).
+    store = MemoryStore(limits=Limits(key_bytes=4, value_bytes=4, transaction_bytes=204))
     tr = store.create_transaction()
     tr.set(b"kkkk", b"vvvv")
     with pytest.raises(KeyTooLargeError):

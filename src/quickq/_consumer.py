@@ -40,7 +40,7 @@ import attrs
 from . import _ops
 from ._codec import Codec, JsonCodec
 from ._events import EventHook, EventKind, JobEvent
-from ._exceptions import InvalidArgumentError, QuickqError, StoreError
+from ._exceptions import InvalidArgumentError, QuickqError, StoreError, TooLargeError
 from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
@@ -176,7 +176,13 @@ class _Settler:
                 done.set()
 
     async def commit(self, settlements: list[Settlement]) -> list[Outcome]:
-        """Settle *settlements* in one transaction now, backing off while the store fails."""
+        """Settle *settlements* in one transaction now, backing off while the store fails.
+
+        A batch the store finds too large is split in halves, never retried
+        whole. One settlement still too large (other than a completion with
+        its own writes, whose failure the caller records) becomes a dead
+        letter saying so: an attempt always ends recorded.
+        """
 
         async def settle_all(tr: Transaction) -> list[Outcome]:
             return await self._consumer._settle_all(tr, settlements)
@@ -185,6 +191,24 @@ class _Settler:
         while True:
             try:
                 return await self._consumer._store.transact(settle_all)
+            except TooLargeError as exc:
+                if len(settlements) > 1:
+                    half = len(settlements) // 2
+                    return await self.commit(settlements[:half]) + await self.commit(
+                        settlements[half:]
+                    )
+                (one,) = settlements
+                if one.writes is not None:
+                    raise  # the caller records the failed writes as a failed attempt
+                if one.reason == "unrecordable":  # not even that fits: lease expiry retries it
+                    log.error("quickq: job %s cannot be settled (%s)", one.item_id, exc)
+                    return [Outcome.LOST]
+                log.warning("quickq: job %s's outcome is too large (%s)", one.item_id, exc)
+                error = f"the attempt's outcome could not be recorded: {exc}"
+                unrecordable = attrs.evolve(
+                    one, action=Action.BURY, reason="unrecordable", error=error, writes=None
+                )
+                return await self.commit([unrecordable])
             except StoreError as exc:
                 log.warning("quickq: settling %d jobs failed (%s); retrying", len(settlements), exc)
                 await anyio.sleep(backoff)

@@ -36,7 +36,8 @@ DEFAULT_MAX_RETRIES: Final = 3
 MIN_PRIORITY: Final = -(2**31)
 MAX_PRIORITY: Final = 2**31 - 1
 MAX_RETRIES_LIMIT: Final = 10_000
-_TOPIC = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")
+MAX_TOPIC_CHARS: Final = 200
+_TOPIC = re.compile(rf"[A-Za-z0-9_.:/\-]{{1,{MAX_TOPIC_CHARS}}}")
 
 
 def validate_topic(topic: object) -> str:

@@ -26,6 +26,7 @@ every element, so a queue id cannot reach outside its own ``(q, qid)`` range.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 import attrs
@@ -242,7 +243,68 @@ class Item:
         )
 
 
-DeadReason = Literal["failed", "discarded", "no_handler", "snoozed_out"]
+DeadReason = Literal["failed", "discarded", "no_handler", "snoozed_out", "unrecordable"]
+
+ERROR_BYTES: Final = 4_000
+"""The most bytes an error text takes in a record, as its JSON string (quotes
+and escapes included): errors are cut to fit by :func:`truncate_error`."""
+_CUT: Final = "\n[... truncated ...]\n"
+
+
+def truncate_error(text: str | None, budget: int = ERROR_BYTES) -> str | None:
+    """*text*, or its start and its end (a traceback's first and last lines)
+    around a marker, so that its JSON encoding takes at most *budget* bytes."""
+    if text is None or len(text) * 12 + 2 <= budget:  # 12: the longest escape of a char
+        return text
+    if _json_bytes(text) <= budget:
+        return text
+    half = (budget - _json_bytes(_CUT)) // 2
+    head = text[: _fitting(text, half, lambda n: text[:n])]
+    tail_len = _fitting(text, half, lambda n: text[len(text) - n :])
+    return head + _CUT + text[len(text) - tail_len :]
+
+
+def _fitting(text: str, budget: int, part: Callable[[int], str]) -> int:
+    """The most characters ``part(n)`` may take for its JSON body to fit *budget*."""
+    lo, hi = 0, min(len(text), budget)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _json_bytes(part(mid)) - 2 <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _json_bytes(text: str) -> int:
+    return len(json.dumps(text))  # ASCII: escapes keep every byte one char
+
+
+def record_overhead(*, id_chars: int, topic_chars: int, max_retries: int) -> int:
+    """The most bytes an item's record, or its dead letter, takes beyond its
+    payload: every field at its longest (ids of characters with the longest
+    JSON escape, times of 16 digits, a lease, an error of ERROR_BYTES)."""
+    big = 10**16 - 1
+    lease_id = "f" * 12 + "." + "9" * 10
+    error = "e" * (ERROR_BYTES - 2)
+    item = Item(
+        item_id="\U0001f600" * id_chars,
+        topic="t" * topic_chars,
+        payload=b"",
+        priority=-(2**31),
+        vesting=big,
+        max_retries=max_retries,
+        enqueued_at=big,
+        where="l",
+        attempt=max_retries + 1,
+        errors=max_retries + 1,
+        timeout=1.2345678901234567e-300,
+        lease=Lease("f" * 16, lease_id, big),
+        last_error=error,
+        settled_by=lease_id,
+    )
+    dead = DeadItem(attrs.evolve(item, lease=None), "unrecordable", error, big)
+    return max(len(item.to_bytes()), len(dead.to_bytes()))
 
 
 @attrs.frozen
@@ -258,13 +320,19 @@ class DeadItem:
         head = json.dumps(
             {"r": self.reason, "e": self.error, "at": self.died_at}, separators=(",", ":")
         )
-        return head.encode() + b"\x00" + self.item.to_bytes()
+        item = self.item
+        if item.last_error is not None and item.last_error == self.error:
+            item = attrs.evolve(item, last_error=None)  # stored once, in the header
+        return head.encode() + b"\x00" + item.to_bytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DeadItem:
         head, _, rest = data.partition(b"\x00")
         h = json.loads(head)
-        return cls(item=Item.from_bytes(rest), reason=h["r"], error=h["e"], died_at=h["at"])
+        item = Item.from_bytes(rest)
+        if item.last_error is None and h["e"] is not None:
+            item = attrs.evolve(item, last_error=h["e"])
+        return cls(item=item, reason=h["r"], error=h["e"], died_at=h["at"])
 
 
 @attrs.frozen

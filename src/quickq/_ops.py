@@ -20,8 +20,18 @@ from typing import Final
 
 import attrs
 
-from ._layout import COUNTERS, DeadItem, DeadReason, Item, Layout, Lease, QueuePointer, Where
-from .stores import Transaction, decode_counter
+from ._layout import (
+    COUNTERS,
+    DeadItem,
+    DeadReason,
+    Item,
+    Layout,
+    Lease,
+    QueuePointer,
+    Where,
+    truncate_error,
+)
+from .stores import Transaction, decode_counter, get_many
 
 MsClock = Callable[[], int]
 
@@ -79,7 +89,13 @@ async def ensure_pointer(tr: Transaction, layout: Layout, qid: str, time: int) -
     A leased pointer is left alone: its holder recomputes it on release, and the
     read here conflicts with that release, so nothing is missed.
     """
-    pointer = await _get_pointer(tr, layout, qid)
+    _ensure_pointer(tr, layout, qid, await _get_pointer(tr, layout, qid), time)
+
+
+def _ensure_pointer(
+    tr: Transaction, layout: Layout, qid: str, pointer: QueuePointer | None, time: int
+) -> None:
+    """:func:`ensure_pointer`, given the pointer as read."""
     if pointer is None:
         _set_pointer(tr, layout, qid, None, QueuePointer(time))
     elif pointer.holder is None and pointer.time > time:
@@ -144,20 +160,26 @@ async def enqueue_many(
     existing job: the first enqueue wins. *now* and *token* must be the same
     each time the body runs: the batch leaves a receipt under *token*, so a
     re-run after commit-unknown-result recognises its own earlier commit, even
-    after consumers have finished its jobs, and enqueues nothing twice. Reads:
-    the receipt, one pointer per queue, and the ids of custom-id jobs only.
+    after consumers have finished its jobs, and enqueues nothing twice. Reads,
+    in three round trips whatever the batch: the receipt, the ids of custom-id
+    jobs only (together), and one pointer per queue (together).
     """
     receipt = layout.receipt(now // RECEIPT_BUCKET_MS, token)
     earlier = await tr.get(receipt)  # which jobs our own earlier commit created
+    if earlier is None:  # only a custom id can already exist: generated ones are fresh
+        check = [new for new in news if new.custom_id]
+    else:
+        check = [new for n, new in enumerate(news) if earlier[n : n + 1] != b"1"]
+    found = await _existing_many(tr, layout, check)
     out: list[tuple[Item, bool]] = []
     due: dict[str, int] = {}  # queue -> earliest vesting among the new jobs
     for n, new in enumerate(news):
         qid = new.queue_id
         if earlier is not None:
             created = earlier[n : n + 1] == b"1"
-            existing = None if created else await _existing(tr, layout, qid, new.item_id)
-        else:  # only a custom id can already exist: generated ones are fresh
-            existing = await _existing(tr, layout, qid, new.item_id) if new.custom_id else None
+            existing = None if created else found.get((qid, new.item_id))
+        else:
+            existing = found.get((qid, new.item_id)) if new.custom_id else None
             created = existing is None
         item = existing or Item(
             item_id=new.item_id,
@@ -173,6 +195,8 @@ async def enqueue_many(
         out.append((item, created))
         if earlier is not None or not created:
             continue
+        if new.custom_id:  # a repeat of this id later in the batch finds this job
+            found[qid, new.item_id] = item
         _put(tr, layout, qid, item)
         _count(tr, layout, qid, item.where, 1)
         if qid not in due:
@@ -182,18 +206,33 @@ async def enqueue_many(
         tr.set(receipt, b"".join(b"1" if created else b"0" for _, created in out))
     if due:
         tr.add(layout.wake, 1)
-    for qid, vesting in due.items():
-        await ensure_pointer(tr, layout, qid, vesting)
+        pointers = await get_many(tr, [layout.queue_pointer(qid) for qid in due])
+        for (qid, vesting), raw in zip(due.items(), pointers, strict=True):
+            pointer = None if raw is None else QueuePointer.from_bytes(raw)
+            _ensure_pointer(tr, layout, qid, pointer, vesting)
     return out
 
 
-async def _existing(tr: Transaction, layout: Layout, qid: str, item_id: str) -> Item | None:
-    """The job *item_id* of *qid*, waiting, running or dead; None if absent."""
-    raw = await tr.get(layout.item(qid, item_id))
-    if raw is not None:
-        return Item.from_bytes(raw)
-    dead = await tr.get(layout.dead(qid, item_id))
-    return None if dead is None else DeadItem.from_bytes(dead).item
+async def _existing_many(
+    tr: Transaction, layout: Layout, news: list[NewItem]
+) -> dict[tuple[str, str], Item | None]:
+    """The jobs of *news*' ids, waiting, running or dead (None: absent), read together."""
+    if not news:
+        return {}
+    keys: list[bytes] = []
+    for new in news:
+        keys += (layout.item(new.queue_id, new.item_id), layout.dead(new.queue_id, new.item_id))
+    raws = await get_many(tr, keys)
+    found: dict[tuple[str, str], Item | None] = {}
+    for n, new in enumerate(news):
+        raw, dead = raws[2 * n], raws[2 * n + 1]
+        if raw is not None:
+            found[new.queue_id, new.item_id] = Item.from_bytes(raw)
+        else:
+            found[new.queue_id, new.item_id] = (
+                None if dead is None else DeadItem.from_bytes(dead).item
+            )
+    return found
 
 
 _ONCE: Final = "once:"
@@ -290,7 +329,8 @@ async def lease_items(
     marker = await tr.get(marker_key)
     if marker is not None:  # our own earlier commit: return what it leased
         ids = json.loads(marker)
-        items = [await _get_item(tr, layout, qid, item_id) for item_id in ids]
+        raws = await get_many(tr, [layout.item(qid, item_id) for item_id in ids])
+        items = [None if raw is None else Item.from_bytes(raw) for raw in raws]
         mine = [i for i in items if i and i.lease and i.lease.lease_id.startswith(batch_token)]
         return LeaseBatch(mine, more_ready=False)
     pointer = await _get_pointer(tr, layout, qid)
@@ -302,13 +342,17 @@ async def lease_items(
     leased: list[Item] = []
     size = 0
     more_ready = len(ready) > limit
+    # Read the items together (snapshot); each one leased takes its conflict below.
+    item_keys = [layout.item(qid, layout.tail(qid, key, "r")[2]) for key, _ in ready[:limit]]
+    raws = await get_many(tr, item_keys, snapshot=True)
     for n, (key, _) in enumerate(ready[:limit]):
         if size >= LEASE_BYTES:  # keep the transaction small, whatever the limit
             more_ready = True
             break
         tr.add_read_conflict_key(key)  # two consumers leasing one item conflict
-        item_id = layout.tail(qid, key, "r")[2]
-        item = await _get_item(tr, layout, qid, item_id)
+        tr.add_read_conflict_key(item_keys[n])
+        raw = raws[n]
+        item = None if raw is None else Item.from_bytes(raw)
         if item is None or item.where != "r":
             continue
         lease = Lease(holder, f"{batch_token}.{n}", now + lease_ms)
@@ -325,16 +369,29 @@ async def lease_items(
 
 
 async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: int) -> None:
-    """Move due scheduled items and expired leases into the ready index."""
+    """Move due scheduled items and expired leases into the ready index.
+
+    Stops once the rewritten items' payloads reach LEASE_BYTES, like leasing,
+    so that a promotion of large items stays a small transaction; the rest
+    stay due, and the next leasing transaction promotes them.
+    """
+    size = 0
     for where in ("s", "l"):
         begin, _ = layout.range(qid, where)
         end = layout.sub(qid, where, now + 1)
-        for key, _ in await tr.get_range(begin, end, limit=limit):
-            item_id = layout.tail(qid, key, where)[1]
-            item = await _get_item(tr, layout, qid, item_id)
+        rows = await tr.get_range(begin, end, limit=limit)
+        # Read the items together (snapshot); each one promoted takes its conflict below.
+        keys = [layout.item(qid, layout.tail(qid, key, where)[1]) for key, _ in rows]
+        raws = await get_many(tr, keys, snapshot=True)
+        for (key, _), item_key, raw in zip(rows, keys, raws, strict=True):
+            if size >= LEASE_BYTES:
+                return
+            tr.add_read_conflict_key(item_key)
+            item = None if raw is None else Item.from_bytes(raw)
             if item is None:
                 tr.clear(key)  # a stray index entry; never expected
                 continue
+            size += len(item.payload)
             if where == "s":
                 _move(tr, layout, qid, item, attrs.evolve(item, where="r"))
                 continue
@@ -497,9 +554,10 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         return Outcome.RELEASED
     errors = item.errors + (1 if s.count_error else 0)
     spent = item.attempt > item.max_retries
+    error = truncate_error(s.error)  # records keep room for an error of ERROR_BYTES, no more
     if s.action is Action.BURY or spent:
         reason = s.reason if s.action is Action.BURY or s.count_error else "snoozed_out"
-        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, s.error, now, s.lease_id)
+        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, error, now, s.lease_id)
         return Outcome.BURIED
     vesting = now + s.delay_ms
     retried = attrs.evolve(
@@ -508,7 +566,7 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         vesting=vesting,
         lease=None,
         errors=errors,
-        last_error=s.error if s.error is not None else item.last_error,
+        last_error=error if error is not None else item.last_error,
         settled_by=s.lease_id,
     )
     _move(tr, layout, qid, item, retried)
@@ -529,6 +587,7 @@ def _bury(
     tr.clear(layout.item(qid, item.item_id))
     tr.clear(item.index_key(layout, qid))
     _count(tr, layout, qid, item.where, -1)
+    error = truncate_error(error)
     dead_item = attrs.evolve(item, lease=None, last_error=error, settled_by=settled_by)
     tr.set(layout.dead(qid, item.item_id), DeadItem(dead_item, reason, error, now).to_bytes())
     _count(tr, layout, qid, "dead", 1)

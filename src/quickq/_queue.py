@@ -21,23 +21,31 @@ from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MAX_TOPIC_CHARS,
     JobRegistry,
     check_max_retries,
     check_priority,
     check_timeout,
     validate_topic,
 )
-from ._layout import DeadItem, DeadReason, Item, Layout
+from ._layout import DeadItem, DeadReason, Item, Layout, record_overhead
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
-from .stores import RetryState, Store, Transaction, is_store, transact
+from .stores import Limits, RetryState, Store, Transaction, is_store, transact
 
 T = TypeVar("T")
 
-MAX_KEY_BYTES: Final = 10_000
-MAX_VALUE_BYTES: Final = 100_000
+MAX_KEY_BYTES: Final = Limits().key_bytes
+MAX_VALUE_BYTES: Final = Limits().value_bytes
 """FoundationDB's limits, the tightest of quickq's stores: checked before writing."""
 _MAX_ID_CHARS: Final = 256
+MAX_PAYLOAD_BYTES: Final = MAX_VALUE_BYTES - record_overhead(
+    id_chars=_MAX_ID_CHARS, topic_chars=MAX_TOPIC_CHARS, max_retries=MAX_RETRIES_LIMIT
+)
+"""The largest encoded payload ``enqueue`` accepts: with it, every record the
+job can become (its item, with a lease and an error; its dead letter) fits in
+one value, whatever its ids, topic and options."""
 _BATCH: Final = 500
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
@@ -110,7 +118,8 @@ class DeadLetter:
 
     job: Job
     reason: DeadReason
-    """failed, discarded, no_handler or snoozed_out."""
+    """failed, discarded, no_handler, snoozed_out or unrecordable (an outcome
+    too large for the store to record)."""
     error: str | None
     died_at: dt.datetime
 
@@ -302,12 +311,11 @@ class JobQueue:
         )
         if longest_key > MAX_KEY_BYTES:
             raise InvalidJobError(f"queue_id and job_id make a key over {MAX_KEY_BYTES} bytes")
-        # The dead letter is the largest record an item ever becomes.
-        size = len(new.payload) + 1024 + 2 * len(new.item_id) + len(new.topic)
-        if size > MAX_VALUE_BYTES - 4096:
+        if len(new.payload) > MAX_PAYLOAD_BYTES:
             raise InvalidJobError(
-                f"payload of {len(new.payload)} bytes is too large (limit about "
-                f"{MAX_VALUE_BYTES - 5120} bytes encoded)"
+                f"payload of {len(new.payload)} bytes encoded is too large: the limit is "
+                f"{MAX_PAYLOAD_BYTES} bytes (a value is at most {MAX_VALUE_BYTES}, with "
+                "room for the job's record and an error)"
             )
 
     # -- inspection ---------------------------------------------------------------

@@ -10,9 +10,11 @@ from ._buffer import decode_counter as decode_counter
 from ._protocol import KeyValue as KeyValue
 from ._protocol import RetryState as RetryState
 from ._protocol import Store as Store
+from ._protocol import SupportsGetMany as SupportsGetMany
 from ._protocol import SupportsRetryState as SupportsRetryState
 from ._protocol import SupportsWatch as SupportsWatch
 from ._protocol import Transaction as Transaction
+from ._protocol import get_many as get_many
 from ._protocol import is_store as is_store
 from ._protocol import transact as transact
 from ._url import open_store as open_store
@@ -31,9 +33,11 @@ __all__ = [
     "RetryState",
     "Store",
     "SupportsRetryState",
+    "SupportsGetMany",
     "SupportsWatch",
     "Transaction",
     "decode_counter",
+    "get_many",
     "is_store",
     "open_store",
     "transact",

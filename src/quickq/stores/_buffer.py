@@ -23,6 +23,14 @@ from .._exceptions import (
     TransactionTooOldError,
     ValueTooLargeError,
 )
+from ._limits import (
+    COUNTER_BYTES,
+    MUTATION_BYTES,
+    clear_range_bytes,
+    key_range_bytes,
+    range_bytes,
+)
+from ._limits import Limits as Limits
 from ._protocol import KeyValue, RetryState
 
 _INT64: Final = struct.Struct("<q")
@@ -49,16 +57,6 @@ def decode_counter(value: bytes | None) -> int:
 
 
 @attrs.frozen
-class Limits:
-    """Size and age limits, FoundationDB's by default. Exceeding one writes nothing."""
-
-    key_bytes: int = 10_000
-    value_bytes: int = 100_000
-    transaction_bytes: int = 10_000_000
-    transaction_seconds: float = 5.0
-
-
-@attrs.frozen
 class Known:
     """The key's value is known to this transaction (``None``: cleared)."""
 
@@ -75,8 +73,22 @@ class Delta:
 Op = Known | Delta
 
 
+def _mutation_bytes(key: bytes, op: Op) -> int:
+    """The mutation FoundationDB sends for a key's last op (see ``_limits``)."""
+    if isinstance(op, Delta):
+        return MUTATION_BYTES + len(key) + COUNTER_BYTES
+    if op.value is None:
+        return MUTATION_BYTES + 2 * len(key) + 1
+    return MUTATION_BYTES + len(key) + len(op.value)
+
+
 class WriteBuffer:
-    """The uncommitted writes and conflict ranges of one transaction."""
+    """The uncommitted writes and conflict ranges of one transaction.
+
+    ``size`` is the transaction's size as FoundationDB counts it (an upper
+    bound, see ``_limits``); writes that take it over the limit raise at once,
+    reads only add to it, and ``check_size`` at commit sees the total.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -98,10 +110,27 @@ class WriteBuffer:
 
     def _grow(self, nbytes: int) -> None:
         self.size += nbytes
+        self.check_size()
+
+    def check_size(self) -> None:
+        """Raise TransactionTooLargeError if the transaction is over the limit."""
         if self.size > self.limits.transaction_bytes:
             raise TransactionTooLargeError(
-                f"transaction writes exceed {self.limits.transaction_bytes} bytes"
+                f"transaction of {self.size} bytes exceeds the limit of "
+                f"{self.limits.transaction_bytes} (counted as FoundationDB does: "
+                "mutations, read and write conflict ranges, and their overhead)"
             )
+
+    def _write(self, key: bytes, op: Op) -> None:
+        """Record *op* as the key's last op, charging what it changes."""
+        old = self.ops.get(key)
+        cost = _mutation_bytes(key, op)
+        if old is None:
+            cost += key_range_bytes(len(key))  # the key's write conflict, once
+        else:
+            cost -= _mutation_bytes(key, old)  # FoundationDB keeps one mutation per key
+        self.ops[key] = op
+        self._grow(cost)
 
     def in_cleared(self, key: bytes) -> bool:
         return any(b <= key < e for b, e in self.cleared)
@@ -114,14 +143,12 @@ class WriteBuffer:
             raise ValueTooLargeError(
                 f"value of {len(value)} bytes exceeds the limit of {self.limits.value_bytes}"
             )
-        self._grow(len(key) + len(value))
-        self.ops[key] = Known(value)
+        self._write(key, Known(value))
         self.write_conflicts.append((key, key_after(key)))
 
     def clear(self, key: bytes) -> None:
         self._check_key(key)
-        self._grow(len(key))
-        self.ops[key] = Known(None)
+        self._write(key, Known(None))
         self.write_conflicts.append((key, key_after(key)))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -129,29 +156,47 @@ class WriteBuffer:
         self._check_key(end)
         if begin >= end:
             return
-        self._grow(len(begin) + len(end))
+        removed = 0
         for key in list(self.ops.irange(begin, end, inclusive=(True, False))):
-            del self.ops[key]
+            removed += _mutation_bytes(key, self.ops.pop(key))
+        # Their write conflicts stay charged: an upper bound (FoundationDB merges them).
+        self._grow(clear_range_bytes(len(begin), len(end)) - removed)
         self.cleared.append((begin, end))
         self.write_conflicts.append((begin, end))
 
     def add(self, key: bytes, delta: int) -> None:
         self._check_key(key)
-        self._grow(len(key) + 8)
         op = self.ops.get(key)
         if isinstance(op, Known):
-            self.ops[key] = Known(add_to_counter(op.value, delta))
+            new: Op = Known(add_to_counter(op.value, delta))
         elif isinstance(op, Delta):
-            self.ops[key] = Delta(op.delta + delta)
+            new = Delta(op.delta + delta)
         elif self.in_cleared(key):
-            self.ops[key] = Known(add_to_counter(None, delta))
+            new = Known(add_to_counter(None, delta))
         else:
-            self.ops[key] = Delta(delta)
+            new = Delta(delta)
+        self._write(key, new)
         self.write_conflicts.append((key, key_after(key)))
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         if begin < end:
-            self.read_conflicts.append((begin, end))
+            self._read_conflict(begin, end)
+
+    def _read_conflict(self, begin: bytes, end: bytes) -> None:
+        """Record a read conflict range and charge it, split as FoundationDB
+        splits it around the keys and ranges this transaction wrote."""
+        self.read_conflicts.append((begin, end))
+        cost = range_bytes(len(begin), len(end))
+        ops = self.ops
+        lo, hi = ops.bisect_left(begin), ops.bisect_left(end)
+        if lo != hi:
+            for key in ops.islice(lo, hi):
+                if isinstance(ops[key], Known):  # a Delta depends on the read: no split
+                    cost += key_range_bytes(len(key))
+        for b, e in self.cleared:
+            if b < end and begin < e:
+                cost += range_bytes(len(b), len(e))
+        self.size += cost
 
     # -- reads ----------------------------------------------------------------
 
@@ -162,18 +207,40 @@ class WriteBuffer:
         read: Callable[[bytes], Awaitable[bytes | None]],
     ) -> bytes | None:
         """Read *key* through the buffer; *read* fetches the store's own value."""
+        known, value, op = self._written_value(key)
+        if known:
+            return value
+        return self._observed(key, await read(key), op, snapshot)
+
+    def lookup(
+        self, key: bytes, snapshot: bool, read: Callable[[bytes], bytes | None]
+    ) -> bytes | None:
+        """:meth:`get` with a synchronous *read* of the store's own value."""
+        known, value, op = self._written_value(key)
+        if known:
+            return value
+        return self._observed(key, read(key), op, snapshot)
+
+    def _written_value(self, key: bytes) -> tuple[bool, bytes | None, Op | None]:
+        """(True, value) when this transaction's writes decide *key*'s value."""
         self._check_key(key)
         op = self.ops.get(key)
         if isinstance(op, Known):
-            return op.value
+            return True, op.value, op
         if op is None and self.in_cleared(key):
-            return None
-        value = await read(key)
+            return True, None, None
+        return False, None, op
+
+    def _observed(
+        self, key: bytes, stored: bytes | None, op: Op | None, snapshot: bool
+    ) -> bytes | None:
+        """*key*'s value read from the store: its conflict recorded, an add applied."""
         if not snapshot:
             self.read_conflicts.append((key, key_after(key)))
+            self.size += key_range_bytes(len(key))
         if isinstance(op, Delta):
-            return add_to_counter(value, op.delta)
-        return value
+            return add_to_counter(stored, op.delta)
+        return stored
 
     async def get_range(
         self,
@@ -236,7 +303,7 @@ class WriteBuffer:
                 observed = (last, end) if reverse else (begin, key_after(last))
             else:
                 observed = (begin, end)
-            self.read_conflicts.append(observed)
+            self._read_conflict(*observed)
         return out
 
     def _merge(

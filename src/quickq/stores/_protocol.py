@@ -17,7 +17,7 @@ without them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 T = TypeVar("T")
@@ -167,6 +167,29 @@ class SupportsRetryState(Protocol):
     """
 
     retry_state: RetryState | None
+
+
+@runtime_checkable
+class SupportsGetMany(Protocol):
+    """A transaction that reads many keys in one round trip (see :func:`get_many`)."""
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys*, in order (``None`` for absent ones), read together."""
+        ...
+
+
+async def get_many(
+    tr: Transaction, keys: Sequence[bytes], *, snapshot: bool = False
+) -> list[bytes | None]:
+    """Read *keys* together where *tr* can (one round trip on a cluster, not
+    one per key), else one by one. Same conflicts as that many ``get`` calls."""
+    many = getattr(tr, "get_many", None)
+    if many is not None:
+        values: list[bytes | None] = await many(keys, snapshot=snapshot)
+        return values
+    return [await tr.get(key, snapshot=snapshot) for key in keys]
 
 
 async def transact(

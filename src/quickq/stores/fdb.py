@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -52,9 +52,17 @@ from .._exceptions import (
     ValueTooLargeError,
 )
 from . import _fdb_errors as codes
-from ._buffer import Limits
 from ._fdb_errors import map_error, retry_code
 from ._fdb_futures import wait_ready
+from ._limits import (
+    Limits,
+    add_bytes,
+    clear_bytes,
+    clear_range_bytes,
+    key_range_bytes,
+    range_bytes,
+    set_bytes,
+)
 from ._protocol import KeyValue, RetryState, Transaction
 
 __all__ = [
@@ -406,11 +414,14 @@ class FoundationDBTransaction:
     Unusable after :meth:`commit`, :meth:`cancel` or a failed operation (the
     store's :meth:`~FoundationDBStore.transact` then hands the body a fresh
     view on the reset transaction). Key and value sizes are checked when
-    written, so an oversize write fails at its call site; FoundationDB checks
-    the transaction's total size at commit.
+    written, so an oversize write fails at its call site. The transaction's
+    size is counted as the memory store counts it (``quickq.stores._limits``:
+    FoundationDB's rules, one mutation per key), so the write that takes it
+    over the limit fails at its call site too; the client's own check at
+    commit stays the authority.
     """
 
-    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr", "retry_state")
+    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr", "_written", "retry_state")
 
     def __init__(self, store: FoundationDBStore, tr: Any) -> None:
         self._store = store
@@ -419,6 +430,7 @@ class FoundationDBTransaction:
         self._tr = tr
         self._closed = False
         self._size = 0
+        self._written: dict[bytes, int] = {}  # key -> bytes of its mutation (one per key)
         # The transact call's RetryState (None for a transaction made by hand).
         self.retry_state: RetryState | None = None
 
@@ -433,7 +445,30 @@ class FoundationDBTransaction:
             value = future.value
         except self._fdb.FDBError as exc:
             raise self._failed(exc) from exc
+        if not snapshot:
+            self._size += key_range_bytes(len(full))
         return None if value is None else bytes(value)
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys*: every future issued first, then awaited, so
+        the reads travel together (one round trip, not one per key)."""
+        self._check_open()
+        reader = self._tr.snapshot if snapshot else self._tr
+        fulls = [self._store._key(key) for key in keys]
+        futures = [reader.get(full) for full in fulls]
+        out: list[bytes | None] = []
+        for future in futures:
+            await wait_ready(future)
+            try:
+                value = future.value
+            except self._fdb.FDBError as exc:
+                raise self._failed(exc) from exc
+            out.append(None if value is None else bytes(value))
+        if not snapshot:
+            self._size += sum(key_range_bytes(len(full)) for full in fulls)
+        return out
 
     async def get_range(
         self,
@@ -475,11 +510,11 @@ class FoundationDBTransaction:
                 raise self._failed(exc) from exc
             out.extend((bytes(kv.key)[strip:], bytes(kv.value)) for kv in kvs)
             if not count or not more:
-                return out
+                return self._observed(out, lo, hi, snapshot, stopped=False, reverse=reverse)
             if limit:
                 wanted -= count
                 if wanted <= 0:
-                    return out
+                    return self._observed(out, lo, hi, snapshot, stopped=True, reverse=reverse)
             iteration += 1
             last_key = kvs[-1].key
             if reverse:
@@ -497,13 +532,13 @@ class FoundationDBTransaction:
         limit = self._store.limits.value_bytes
         if len(value) > limit:
             raise ValueTooLargeError(f"value of {len(value)} bytes exceeds the limit of {limit}")
-        self._grow(len(full) + len(value))
+        self._grow(full, set_bytes(len(full), len(value)))
         self._tr.set(full, value)
 
     def clear(self, key: bytes) -> None:
         self._check_open()
         full = self._store._key(key)
-        self._grow(len(full))
+        self._grow(full, clear_bytes(len(full)))
         self._tr.clear(full)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -511,7 +546,8 @@ class FoundationDBTransaction:
         lo, hi = self._store._key(begin), self._store._key(end)
         if begin >= end:
             return
-        self._grow(len(lo) + len(hi))
+        self._size += clear_range_bytes(len(lo), len(hi))
+        self._check_size()
         self._tr.clear_range(lo, hi)
 
     def add(self, key: bytes, delta: int) -> None:
@@ -521,18 +557,21 @@ class FoundationDBTransaction:
         """
         self._check_open()
         full = self._store._key(key)
-        self._grow(len(full) + 8)
+        self._grow(full, add_bytes(len(full)))
         self._tr.add(full, _UINT64.pack(delta % 2**64))
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         self._check_open()
         lo, hi = self._store._key(begin), self._store._key(end)
         if begin < end:
+            self._size += range_bytes(len(lo), len(hi))
             self._tr.add_read_conflict_range(lo, hi)
 
     def add_read_conflict_key(self, key: bytes) -> None:
         self._check_open()
-        self._tr.add_read_conflict_key(self._store._key(key))
+        full = self._store._key(key)
+        self._size += key_range_bytes(len(full))
+        self._tr.add_read_conflict_key(full)
 
     # -- ending ---------------------------------------------------------------
 
@@ -571,8 +610,41 @@ class FoundationDBTransaction:
         self._closed = True
         return map_error(exc.code, str(exc))
 
-    def _grow(self, nbytes: int) -> None:
-        self._size += nbytes
+    def _observed(
+        self,
+        out: list[KeyValue],
+        lo: bytes,
+        hi: bytes,
+        snapshot: bool,
+        *,
+        stopped: bool,
+        reverse: bool,
+    ) -> list[KeyValue]:
+        """Charge a range read's conflict range (up to the last row when the
+        limit stopped it early, as FoundationDB's); return *out*."""
+        if not snapshot:
+            if stopped and out:
+                last = len(self._prefix) + len(out[-1][0])
+                begin, end = (last, len(hi)) if reverse else (len(lo), last + 1)
+                self._size += range_bytes(begin, end)
+            else:
+                self._size += range_bytes(len(lo), len(hi))
+        return out
+
+    def _grow(self, full: bytes, nbytes: int) -> None:
+        """Charge a write of *nbytes* (``_limits``) to *full*; FoundationDB keeps
+        one mutation per key, so a rewrite replaces the key's earlier one."""
+        mutation = nbytes - key_range_bytes(len(full))
+        earlier = self._written.get(full)
+        self._written[full] = mutation
+        self._size += nbytes if earlier is None else mutation - earlier
+        self._check_size()
+
+    def _check_size(self) -> None:
         limit = self._store.limits.transaction_bytes
         if self._size > limit:
-            raise TransactionTooLargeError(f"transaction writes exceed {limit} bytes")
+            raise TransactionTooLargeError(
+                f"transaction of {self._size} bytes exceeds the limit of {limit} "
+                "(counted as FoundationDB does: mutations, read and write conflict "
+                "ranges, and their overhead)"
+            )

@@ -20,7 +20,7 @@ import heapq
 import random
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
 import anyio
@@ -61,7 +61,8 @@ class Faults:
     Each commit that writes draws once from ``random.Random(seed)``: with the
     given probabilities it fails with an injected conflict or one of the two
     flavours of commit-unknown-result. Every read and commit first waits a
-    uniformly drawn latency in ``[0, latency]`` seconds.
+    uniformly drawn latency in ``[0, latency]`` seconds; every read (a
+    ``get_many`` counts as one) waits ``read_latency`` more, as on a cluster.
     """
 
     seed: int = 0
@@ -69,6 +70,7 @@ class Faults:
     unknown_applied: float = 0.0
     unknown_not_applied: float = 0.0
     latency: float = 0.0
+    read_latency: float = 0.0
 
 
 class MemoryStore:
@@ -280,9 +282,12 @@ class MemoryStore:
             x -= p
         return None
 
-    async def _latency(self) -> None:
+    async def _latency(self, read: bool = False) -> None:
+        delay = self.faults.read_latency if read else 0.0
         if self.faults.latency:
-            await anyio.sleep(self._rng.uniform(0, self.faults.latency))
+            delay += self._rng.uniform(0, self.faults.latency)
+        if delay:
+            await anyio.sleep(delay)
         else:
             await anyio.lowlevel.checkpoint()
 
@@ -325,9 +330,22 @@ class MemoryTransaction(BufferedWrites):
 
     async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
         self._check_open()
-        await self._store._latency()
+        await self._store._latency(read=True)
         self._check_open()
         return await self._buffer.get(key, snapshot, self._read)
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys*, read together: one latency, under one lock."""
+        self._check_open()
+        await self._store._latency(read=True)
+        self._check_open()
+        store = self._store
+        version = self._read_version
+        lookup = self._buffer.lookup
+        with store._lock:
+            return [lookup(key, snapshot, lambda k: store._value_at(k, version)) for key in keys]
 
     async def get_range(
         self,
@@ -339,7 +357,7 @@ class MemoryTransaction(BufferedWrites):
         snapshot: bool = False,
     ) -> list[KeyValue]:
         self._check_open()
-        await self._store._latency()
+        await self._store._latency(read=True)
         self._check_open()
         store = self._store
         with store._lock:  # the merge pulls lazily from the scan: no awaits inside
@@ -360,6 +378,7 @@ class MemoryTransaction(BufferedWrites):
             self._close()
             return
         try:
+            buffer.check_size()  # reads count too, and may have come last
             await store._latency()
             self._check_open()
             with store._lock:

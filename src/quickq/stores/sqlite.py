@@ -527,6 +527,11 @@ class SQLiteTransaction(BufferedWrites):
         if buffer.is_read_only:
             self._close()  # the janitor ends the snapshot: no thread hand-off
             return
+        try:
+            buffer.check_size()  # reads count too, and may have come last
+        except BaseException:
+            self._close()
+            raise
         read_version = self._read_version
         if read_version is None:
             read_version = self._version_hint

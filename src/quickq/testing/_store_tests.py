@@ -29,7 +29,14 @@ from .._exceptions import (
     ValueTooLargeError,
 )
 from ..stores._buffer import Limits
-from ..stores._protocol import RetryState, Store, SupportsRetryState, SupportsWatch, Transaction
+from ..stores._protocol import (
+    RetryState,
+    Store,
+    SupportsRetryState,
+    SupportsWatch,
+    Transaction,
+    get_many,
+)
 from ..stores.memory import CommitFault
 from ._store_machine import run_store_machine
 
@@ -256,6 +263,22 @@ class StoreTests:
         assert await reader.get(K, snapshot=True) == b"0"
         assert await reader.get_range(b"a", b"z", snapshot=True) == [(K, b"0")]
         assert not await self._outcome_after_write(store, reader, K)
+
+    async def test_get_many_reads_like_gets_and_conflicts_like_them(self, store: Store) -> None:
+        # Through quickq.stores.get_many: the store's own get_many if it has one.
+        self.backdoor_set(store, b"ga", b"1")
+        self.backdoor_set(store, b"gb", b"2")
+        reader = store.create_transaction()
+        reader.set(b"gb", b"mine")
+        reader.add(b"gc", 5)
+        values = await get_many(reader, [b"ga", b"gb", b"gc", b"gd"])
+        assert values == [b"1", b"mine", struct.pack("<q", 5), None]
+        snapshot = await get_many(reader, [b"ge"], snapshot=True)
+        assert snapshot == [None]
+        assert await self._outcome_after_write(store, reader, b"gd")  # read: conflicts
+        reader = store.create_transaction()
+        assert await get_many(reader, [b"ge"], snapshot=True) == [None]
+        assert not await self._outcome_after_write(store, reader, b"ge")
 
     async def test_range_read_conflicts_with_insertion_into_the_range(self, store: Store) -> None:
         self.backdoor_set(store, b"ka", b"1")
