@@ -20,3 +20,19 @@ def _submodules(module: object) -> set[str]:
     import types
 
     return {n for n in dir(module) if isinstance(getattr(module, n), types.ModuleType)}
+
+
+def test_importing_quickq_does_not_load_the_sqlite_store() -> None:
+    """The SQLite store (pool, writer thread, schema) loads on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, quickq, quickq.stores; print(sorted(m for m in sys.modules if 'sqlite' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    from quickq.stores import SQLiteStore
+    from quickq.stores.sqlite import SQLiteStore as direct
+
+    assert SQLiteStore is direct

@@ -5,8 +5,12 @@
 - :func:`transact`: run a function in the caller's transaction or a new one.
 """
 
+import typing as _typing
+
 from ._buffer import Limits as Limits
 from ._buffer import decode_counter as decode_counter
+from ._faults import CommitFault as CommitFault
+from ._faults import Faults as Faults
 from ._protocol import KeyValue as KeyValue
 from ._protocol import RetryState as RetryState
 from ._protocol import Store as Store
@@ -18,10 +22,25 @@ from ._protocol import get_many as get_many
 from ._protocol import is_store as is_store
 from ._protocol import transact as transact
 from ._url import open_store as open_store
-from .memory import CommitFault as CommitFault
-from .memory import Faults as Faults
 from .memory import MemoryStore as MemoryStore
-from .sqlite import SQLiteStore as SQLiteStore
+
+if _typing.TYPE_CHECKING:
+    from .sqlite import SQLiteStore as SQLiteStore
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # The SQLite store (its connection pool, writer thread and schema) loads on
+    # first use, so that ``import quickq`` stays light for memory or FoundationDB.
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "SQLiteStore"})
+
 
 __all__ = [
     "CommitFault",

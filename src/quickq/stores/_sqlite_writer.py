@@ -33,8 +33,8 @@ from .._exceptions import (
 )
 from . import _ranges as ranges
 from ._buffer import Delta, Known, Range, add_to_counter
+from ._faults import CommitFault
 from ._sqlite_schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
-from .memory import CommitFault
 
 _PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one writer
 _SAMPLE_EVERY: Final = 0.1  # seconds between the (time, version) samples pruning uses

@@ -15,7 +15,6 @@ conflicts, commit-unknown-result in both flavours, and latency.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import random
 import threading
@@ -25,7 +24,6 @@ from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
-import attrs
 from sortedcontainers import SortedDict
 
 from .._exceptions import (
@@ -34,6 +32,7 @@ from .._exceptions import (
 )
 from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
 from ._clock import loop_time
+from ._faults import CommitFault, Faults
 from ._protocol import KeyValue, Transaction
 from ._ranges import RangeSet
 from ._retry import run_transaction
@@ -41,36 +40,6 @@ from ._retry import run_transaction
 T = TypeVar("T")
 
 __all__ = ["CommitFault", "Faults", "MemoryStore", "MemoryTransaction"]
-
-
-class CommitFault(enum.Enum):
-    """A fault to inject into one commit."""
-
-    CONFLICT = "conflict"
-    """Fail with ConflictError; nothing is written."""
-    UNKNOWN_APPLIED = "unknown_applied"
-    """Apply the writes, then report CommitUnknownResultError."""
-    UNKNOWN_NOT_APPLIED = "unknown_not_applied"
-    """Write nothing, and report CommitUnknownResultError."""
-
-
-@attrs.frozen
-class Faults:
-    """Seeded, deterministic fault injection for tests.
-
-    Each commit that writes draws once from ``random.Random(seed)``: with the
-    given probabilities it fails with an injected conflict or one of the two
-    flavours of commit-unknown-result. Every read and commit first waits a
-    uniformly drawn latency in ``[0, latency]`` seconds; every read (a
-    ``get_many`` counts as one) waits ``read_latency`` more, as on a cluster.
-    """
-
-    seed: int = 0
-    conflict: float = 0.0
-    unknown_applied: float = 0.0
-    unknown_not_applied: float = 0.0
-    latency: float = 0.0
-    read_latency: float = 0.0
 
 
 class MemoryStore:

@@ -65,6 +65,7 @@ from .._exceptions import (
 )
 from ._buffer import BufferedWrites, Limits, Range, WriteBuffer
 from ._clock import loop_time
+from ._faults import CommitFault
 from ._protocol import KeyValue, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
@@ -76,7 +77,6 @@ from ._sqlite_schema import (
     unavailable,
 )
 from ._sqlite_writer import Writer
-from .memory import CommitFault
 
 if TYPE_CHECKING:
     import outcome

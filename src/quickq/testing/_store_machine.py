@@ -51,8 +51,8 @@ from hypothesis.stateful import (
 )
 
 from .._exceptions import CommitUnknownResultError, ConflictError
+from ..stores._faults import CommitFault
 from ..stores._protocol import KeyValue, Store, Transaction
-from ..stores.memory import CommitFault
 
 __all__ = ["MIN_EXAMPLES", "StoreMachine", "machine_settings", "run_store_machine"]
 

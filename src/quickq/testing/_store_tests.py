@@ -29,6 +29,7 @@ from .._exceptions import (
     ValueTooLargeError,
 )
 from ..stores._buffer import Limits
+from ..stores._faults import CommitFault
 from ..stores._protocol import (
     RetryState,
     Store,
@@ -37,7 +38,6 @@ from ..stores._protocol import (
     Transaction,
     get_many,
 )
-from ..stores.memory import CommitFault
 from ._store_machine import run_store_machine
 
 __all__ = ["StoreTests"]
