@@ -36,3 +36,20 @@ def test_importing_quickq_does_not_load_the_sqlite_store() -> None:
     from quickq.stores.sqlite import SQLiteStore as direct
 
     assert SQLiteStore is direct
+
+
+def test_exports_name_their_public_module() -> None:
+    """Reprs and tracebacks say ``quickq.X``, and pickling still finds X."""
+    import pickle
+
+    for name in quickq.__all__:
+        obj = getattr(quickq, name)
+        if callable(obj):
+            assert obj.__module__ == "quickq", name
+    for name in quickq.stores.__all__:
+        obj = getattr(quickq.stores, name)
+        if callable(obj):
+            assert not obj.__module__.startswith("quickq.stores._"), name
+    error = pickle.loads(pickle.dumps(quickq.InvalidArgumentError("bad")))
+    assert type(error) is quickq.InvalidArgumentError
+    assert pickle.loads(pickle.dumps(quickq.Snooze(3))) == quickq.Snooze(3)

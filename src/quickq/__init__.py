@@ -39,6 +39,7 @@ from ._exceptions import TransactionTimedOutError as TransactionTimedOutError
 from ._exceptions import TransactionTooLargeError as TransactionTooLargeError
 from ._exceptions import TransactionTooOldError as TransactionTooOldError
 from ._exceptions import ValueTooLargeError as ValueTooLargeError
+from ._exports import publish_exports as _publish_exports
 from ._jobs import Backoff as Backoff
 from ._jobs import Complete as Complete
 from ._jobs import Discard as Discard
@@ -97,3 +98,6 @@ __all__ = [
     "TransactionTooOldError",
     "ValueTooLargeError",
 ]
+
+
+_publish_exports(globals(), __all__, "quickq")

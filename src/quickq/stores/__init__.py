@@ -7,6 +7,7 @@
 
 import typing as _typing
 
+from .._exports import publish_exports as _publish_exports
 from ._buffer import Limits as Limits
 from ._buffer import decode_counter as decode_counter
 from ._faults import CommitFault as CommitFault
@@ -61,3 +62,6 @@ __all__ = [
     "open_store",
     "transact",
 ]
+
+
+_publish_exports(globals(), [n for n in __all__ if n != "SQLiteStore"], __name__)

@@ -1,0 +1,16 @@
+"""Giving exports their public home."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+def publish_exports(namespace: Mapping[str, object], names: Iterable[str], module: str) -> None:
+    """Set ``__module__`` of the classes and functions *names* of *namespace*
+    that come from *module*'s private submodules to *module* (as trio does), so
+    reprs, tracebacks and docs say ``quickq.JobQueue``, not ``quickq._queue``.
+    Pickling still finds them: *module* exports each under the same name."""
+    for name in names:
+        obj = namespace[name]
+        if callable(obj) and getattr(obj, "__module__", "").startswith(f"{module}._"):
+            obj.__module__ = module
