@@ -23,35 +23,40 @@ backstop. Store errors back the consumer off; they never crash it.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import random
 import secrets
-import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final, TypedDict, Unpack
+from typing import Any, Unpack
 
 import anyio
 import anyio.abc
 import attrs
 
 from . import _ops
-from ._codec import Codec, JsonCodec
+from ._attempts import (
+    SettlementMaker,
+    call_handler,
+    carries_cancellation,
+    describe_failure,
+    failure_settlement,
+    outcome_settlement,
+)
+from ._codec import Codec
+from ._consumer_options import ConsumerOptions, ConsumerSettings, check_options
 from ._events import EventHook, EventKind, JobEvent
-from ._exceptions import InvalidArgumentError, QuickqError, StoreError, TooLargeError
-from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, JobRegistry, Snooze
+from ._exceptions import QuickqError, StoreError, TooLargeError
+from ._jobs import JobMeta, JobRegistry
 from ._layout import Item, Layout
 from ._ops import Action, Outcome, Settlement
 from ._renewals import RenewalSchedule
-from ._time import Clock, ms_to_datetime, to_ms, wall_clock
-from ._validate import check_callable, check_fraction, check_int, check_seconds, shown
-from .stores import Store, SupportsWatch, Transaction, is_store
+from ._time import Clock, ms_to_datetime, to_ms
+from .stores import Store, SupportsWatch, Transaction
 
 log = logging.getLogger("quickq")
 
-_MAX_ERROR_CHARS = 4000
 _EVENT_OF: dict[Outcome, EventKind] = {
     Outcome.COMPLETED: "completed",
     Outcome.RETRIED: "retried",
@@ -86,44 +91,6 @@ class _Counts:
     dead_lettered: int = 0
     released: int = 0
     lost: int = 0
-
-
-def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:
-    def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        check(value, attribute.name, *bounds, **kw)
-
-    return validate
-
-
-def _seconds_option(default: float, *, positive: bool) -> Any:
-    return attrs.field(
-        default=default, validator=_checked(check_seconds, low_open=positive, high=_MAX_SECONDS)
-    )
-
-
-_MAX_SECONDS = 86_400.0
-"""The longest lease, interval or grace period a consumer takes (a day)."""
-
-
-@attrs.frozen
-class ConsumerSettings:
-    """A consumer's knobs (see ``ConsumerOptions`` for their meaning), each checked
-    when made: counts are ints in range, durations finite seconds (at most a day)."""
-
-    concurrency: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
-    batch_size: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
-    lease_duration: float = _seconds_option(30.0, positive=True)
-    queue_lease_duration: float = _seconds_option(5.0, positive=True)
-    scan_interval: float = _seconds_option(0.1, positive=True)
-    idle_poll: float = _seconds_option(1.0, positive=True)
-    grace_period: float = _seconds_option(10.0, positive=False)
-    cleanup_timeout: float = _seconds_option(5.0, positive=False)
-    selection_fraction: float = attrs.field(
-        default=0.02, validator=lambda _, a, v: check_fraction(v, a.name)
-    )
-    selection_max: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
-    peek_limit: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
-    idle_gc: float = _seconds_option(60.0, positive=False)
 
 
 @attrs.define
@@ -559,12 +526,14 @@ class Consumer:
             (outcome,) = await self._settler.commit([settlement])
             return outcome, settlement
         except BaseException as exc:
-            if _carries_cancellation(exc):
+            if carries_cancellation(exc):
                 raise
             definition = self._jobs.get(item.topic)
             assert definition is not None  # it ran the handler
-            make = _SettlementMaker(settlement.queue_id, settlement.item_id, settlement.lease_id)
-            failed = self._failure(make, definition, item, f"completion writes failed: {exc!r}")
+            make = SettlementMaker(settlement.queue_id, settlement.item_id, settlement.lease_id)
+            failed = failure_settlement(
+                make, definition, item, self._rng, f"completion writes failed: {exc!r}"
+            )
             return await self._settler.settle(failed), failed
 
     async def _settle_directly(self, settlement: Settlement) -> Outcome | None:
@@ -605,7 +574,7 @@ class Consumer:
         cannot record is a failure of the attempt, retried then dead-lettered.
         """
         assert item.lease is not None
-        make = _SettlementMaker(qid, item.item_id, item.lease.lease_id)
+        make = SettlementMaker(qid, item.item_id, item.lease.lease_id)
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
@@ -638,13 +607,13 @@ class Consumer:
                     )
                 )
                 try:
-                    result, failure = await _call_handler(
+                    result, failure = await call_handler(
                         definition.handler, payload, meta, limit=timeout
                     )
                     # Known before the scope closes, so a cancellation landing at its
                     # exit cannot turn a finished attempt into an unattempted one.
-                    ended.settlement, ended.result = self._outcome(
-                        make, definition, item, result, failure
+                    ended.settlement, ended.result = outcome_settlement(
+                        make, definition, item, self._rng, result, failure
                     )
                 finally:
                     renewal.withdraw()  # before the scope closes: nothing may start in it after
@@ -652,39 +621,14 @@ class Consumer:
         except BaseException as exc:
             # What is left of a group once the scope has taken out its own
             # cancellation: the handler's nursery failed as the job was stopped.
-            if _carries_cancellation(exc) or ended.settlement is not None:
+            if carries_cancellation(exc) or ended.settlement is not None:
                 raise
-            ended.settlement = self._failure(make, definition, item, _describe(exc))
+            ended.settlement = failure_settlement(
+                make, definition, item, self._rng, describe_failure(exc)
+            )
         if lost.is_set():
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
             ended.lost = True
-
-    def _outcome(
-        self,
-        make: _SettlementMaker,
-        definition: JobDefinition,
-        item: Item,
-        result: Any,
-        failure: str | None,
-    ) -> tuple[Settlement, Any]:
-        """The settlement (and reported result) of a finished handler."""
-        if failure is None:
-            try:
-                return _success(make, result)
-            except Exception as exc:
-                failure = f"the handler's outcome cannot be recorded: {exc!r}"
-        return self._failure(make, definition, item, failure[-_MAX_ERROR_CHARS:]), None
-
-    def _failure(
-        self, make: _SettlementMaker, definition: JobDefinition, item: Item, error: str
-    ) -> Settlement:
-        """A failed attempt: retried after the topic's backoff (or dead-lettered
-        by ``settle`` once its attempts are spent)."""
-        try:
-            delay = _delay_ms(definition.backoff.delay(item.attempt, self._rng))
-        except Exception:  # a Backoff subclass that misbehaves: the default's delay
-            delay = _delay_ms(Backoff().delay(item.attempt, self._rng))
-        return make(Action.RETRY, delay_ms=delay, error=error)
 
     async def _extend_lease(
         self, qid: str, item: Item, handler_scope: anyio.CancelScope, lost: anyio.Event
@@ -722,123 +666,6 @@ class Consumer:
             await anyio.sleep(interval)
 
 
-@attrs.frozen
-class _SettlementMaker:
-    """Makes the settlements of one attempt (its queue, job and lease)."""
-
-    queue_id: str
-    item_id: str
-    lease_id: str
-
-    def __call__(self, action: Action, **fields: Any) -> Settlement:
-        return Settlement(action, self.queue_id, self.item_id, self.lease_id, **fields)
-
-
-def _success(make: _SettlementMaker, result: Any) -> tuple[Settlement, Any]:
-    """The settlement (and reported result) of a handler's return value."""
-    if isinstance(result, Snooze):
-        delay = _delay_ms(result.seconds)
-        return make(Action.RETRY, delay_ms=delay, count_error=False), None
-    if isinstance(result, Discard):
-        if not isinstance(result.reason, str):
-            raise InvalidArgumentError(f"Discard reason must be a str (got {shown(result.reason)})")
-        return make(Action.BURY, reason="discarded", error=result.reason), None
-    if isinstance(result, Complete):
-        return make(Action.COMPLETE, writes=result.writes), result.result
-    return make(Action.COMPLETE), result
-
-
-def _delay_ms(seconds: object) -> int:
-    """*seconds* as whole milliseconds, refusing what no durable time can hold."""
-    return to_ms(check_seconds(seconds, "delay"))
-
-
-async def _call_handler(
-    handler: Any, payload: Any, meta: JobMeta, *, limit: float | None
-) -> tuple[Any, str | None]:
-    """``await handler(payload, meta)`` within *limit* seconds: (result, None),
-    or (None, the failure) when it raised or ran out of time. Only the
-    consumer's own cancellation escapes."""
-    timer = anyio.move_on_after(limit if limit else math.inf)
-    result: Any = None
-    failure: str | None = None
-    try:
-        with timer:
-            try:
-                result = await handler(payload, meta)
-            except BaseException as exc:
-                if _carries_cancellation(exc):
-                    raise
-                failure = _describe(exc)
-    except BaseException as exc:
-        if _carries_cancellation(exc):
-            raise
-        failure = _describe(exc)  # what the timer left of a group it cancelled
-    if timer.cancelled_caught:
-        failure = f"timed out after {limit}s"
-    return result, failure
-
-
-def _carries_cancellation(exc: BaseException) -> bool:
-    """True for the event loop's cancellation, alone or inside a group."""
-    cancelled = anyio.get_cancelled_exc_class()
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.subgroup(cancelled) is not None
-    return isinstance(exc, cancelled)
-
-
-def _describe(exc: BaseException) -> str:
-    """A failure's traceback, for the job's last error (its end is kept)."""
-    try:
-        text = "".join(traceback.format_exception(exc, limit=8))
-    except Exception:  # an exception whose str() raises
-        text = f"{type(exc).__name__} (its message could not be formatted)"
-    return text[-_MAX_ERROR_CHARS:]
-
-
-class ConsumerOptions(TypedDict, total=False):
-    """The options of :func:`open_consumer` and :func:`serve_consumer`."""
-
-    concurrency: int
-    """Handlers run at once (default 10). A slot is free again as soon as its
-    handler ends, while the outcome is still being committed."""
-    batch_size: int
-    """Most jobs leased from one queue per transaction while other queues are
-    due too (default 10). Fewer due queues than it takes to fill the free
-    slots share those slots: a queue due alone may fill all of them in one
-    transaction (up to about 1 MB of payloads)."""
-    lease_duration: float
-    """A job's lease in seconds (30), renewed every third of it while its handler
-    runs; a crashed consumer's jobs come back when it expires."""
-    queue_lease_duration: float
-    """How long a consumer holds a queue while leasing from it (5 s)."""
-    scan_interval: float
-    """The idle poll when the store cannot watch for new jobs (0.1 s)."""
-    idle_poll: float
-    """The longest idle wait when the store can watch for new jobs (1 s)."""
-    grace_period: float
-    """On stop, how long running jobs may finish before they are cancelled and
-    their leases given back (10 s)."""
-    cleanup_timeout: float
-    """How long a cancelled job may take to give its lease back (5 s)."""
-    selection_fraction: float
-    """The fraction of due queues a scan picks at random, in (0, 1] (QuiCK: 0.02)."""
-    selection_max: int
-    """The most due queues one scan picks (2000)."""
-    peek_limit: int
-    """The most due queues one scan reads (2000)."""
-    idle_gc: float
-    """How long a queue stays empty before its pointer is dropped (60 s)."""
-    root: tuple[Any, ...]
-    """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
-    clock: Clock
-    """The wall clock, as for JobQueue (tests pass one driven by MockClock)."""
-    codec: Codec
-    """The payload codec, as for JobQueue (JSON)."""
-    on_event: EventHook
-    """Called with a JobEvent as each attempt starts and ends."""
-
-
 async def serve_consumer(
     store: Store,
     jobs: JobRegistry,
@@ -856,40 +683,18 @@ async def serve_consumer(
     await _make_consumer(store, jobs, options).run(task_status=task_status)
 
 
-_SETTINGS: Final = tuple(a.name for a in attrs.fields(ConsumerSettings))
-_OPTION_NAMES: Final = frozenset(ConsumerOptions.__annotations__) | set(_SETTINGS)
-
-
 def _make_consumer(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> Consumer:
-    """Validate every argument (raising InvalidArgumentError at the call site,
+    """Check every argument (raising InvalidArgumentError at the call site,
     before anything starts) and build a consumer."""
-    if not is_store(store) or not hasattr(store, "transact"):
-        raise InvalidArgumentError(f"store must be a quickq store (got {shown(store)})")
-    if not isinstance(jobs, JobRegistry):
-        raise InvalidArgumentError(f"jobs must be a quickq.JobRegistry (got {shown(jobs)})")
-    unknown = sorted(set(options) - _OPTION_NAMES)
-    if unknown:
-        hints = [difflib.get_close_matches(name, _OPTION_NAMES, n=1) for name in unknown]
-        meant = "".join(f" (did you mean {h[0]!r}?)" for h in hints if h)
-        raise InvalidArgumentError(
-            f"unknown consumer option {', '.join(map(repr, unknown))}{meant}; the options are "
-            f"{', '.join(sorted(_OPTION_NAMES))}"
-        )
-    settings = ConsumerSettings(**{k: v for k, v in options.items() if k in _SETTINGS})  # type: ignore[arg-type]
-    root = options.get("root", ("quickq",))
-    if not isinstance(root, tuple):
-        raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(root)})")
-    codec = options.get("codec") or JsonCodec()
-    if not callable(getattr(codec, "encode", None)) or not callable(getattr(codec, "decode", None)):
-        raise InvalidArgumentError(f"codec must have encode() and decode() (got {shown(codec)})")
+    checked = check_options(store, jobs, options)
     return Consumer(
         store,
         jobs,
-        settings,
-        root=root,
-        clock=check_callable(options.get("clock", wall_clock), "clock"),
-        codec=codec,
-        on_event=check_callable(options.get("on_event"), "on_event", optional=True),
+        checked.settings,
+        root=checked.root,
+        clock=checked.clock,
+        codec=checked.codec,
+        on_event=checked.on_event,
     )
 
 

@@ -1,0 +1,131 @@
+"""How one attempt ends: calling a handler within its time limit, and turning
+what it returned or raised into the settlement the queue records.
+
+Whatever a handler does (any return value, any exception but the consumer's
+own cancellation) ends as a settlement: an outcome the queue cannot record is
+a failure of the attempt, retried with backoff, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import traceback
+from typing import Any, Final
+
+import anyio
+import attrs
+
+from ._exceptions import InvalidArgumentError
+from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
+from ._layout import Item
+from ._ops import Action, Settlement
+from ._time import to_ms
+from ._validate import check_seconds, shown
+
+MAX_ERROR_CHARS: Final = 4000
+"""How much of a failure's traceback the consumer keeps (its end); the store
+cuts the error further, by bytes."""
+
+
+@attrs.frozen
+class SettlementMaker:
+    """Makes the settlements of one attempt (its queue, job and lease)."""
+
+    queue_id: str
+    item_id: str
+    lease_id: str
+
+    def __call__(self, action: Action, **fields: Any) -> Settlement:
+        return Settlement(action, self.queue_id, self.item_id, self.lease_id, **fields)
+
+
+def _success(make: SettlementMaker, result: Any) -> tuple[Settlement, Any]:
+    """The settlement (and reported result) of a handler's return value."""
+    if isinstance(result, Snooze):
+        delay = _delay_ms(result.seconds)
+        return make(Action.RETRY, delay_ms=delay, count_error=False), None
+    if isinstance(result, Discard):
+        if not isinstance(result.reason, str):
+            raise InvalidArgumentError(f"Discard reason must be a str (got {shown(result.reason)})")
+        return make(Action.BURY, reason="discarded", error=result.reason), None
+    if isinstance(result, Complete):
+        return make(Action.COMPLETE, writes=result.writes), result.result
+    return make(Action.COMPLETE), result
+
+
+def _delay_ms(seconds: object) -> int:
+    """*seconds* as whole milliseconds, refusing what no durable time can hold."""
+    return to_ms(check_seconds(seconds, "delay"))
+
+
+async def call_handler(
+    handler: Any, payload: Any, meta: JobMeta, *, limit: float | None
+) -> tuple[Any, str | None]:
+    """``await handler(payload, meta)`` within *limit* seconds: (result, None),
+    or (None, the failure) when it raised or ran out of time. Only the
+    consumer's own cancellation escapes."""
+    timer = anyio.move_on_after(limit if limit else math.inf)
+    result: Any = None
+    failure: str | None = None
+    try:
+        with timer:
+            try:
+                result = await handler(payload, meta)
+            except BaseException as exc:
+                if carries_cancellation(exc):
+                    raise
+                failure = describe_failure(exc)
+    except BaseException as exc:
+        if carries_cancellation(exc):
+            raise
+        failure = describe_failure(exc)  # what the timer left of a group it cancelled
+    if timer.cancelled_caught:
+        failure = f"timed out after {limit}s"
+    return result, failure
+
+
+def carries_cancellation(exc: BaseException) -> bool:
+    """True for the event loop's cancellation, alone or inside a group."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(cancelled) is not None
+    return isinstance(exc, cancelled)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure's traceback, for the job's last error (its end is kept)."""
+    try:
+        text = "".join(traceback.format_exception(exc, limit=8))
+    except Exception:  # an exception whose str() raises
+        text = f"{type(exc).__name__} (its message could not be formatted)"
+    return text[-MAX_ERROR_CHARS:]
+
+
+def outcome_settlement(
+    make: SettlementMaker,
+    definition: JobDefinition,
+    item: Item,
+    rng: random.Random,
+    result: Any,
+    failure: str | None,
+) -> tuple[Settlement, Any]:
+    """The settlement (and reported result) of a finished handler."""
+    if failure is None:
+        try:
+            return _success(make, result)
+        except Exception as exc:
+            failure = f"the handler's outcome cannot be recorded: {exc!r}"
+    return failure_settlement(make, definition, item, rng, failure[-MAX_ERROR_CHARS:]), None
+
+
+def failure_settlement(
+    make: SettlementMaker, definition: JobDefinition, item: Item, rng: random.Random, error: str
+) -> Settlement:
+    """A failed attempt: retried after the topic's backoff (or dead-lettered
+    by ``settle`` once its attempts are spent)."""
+    try:
+        delay = _delay_ms(definition.backoff.delay(item.attempt, rng))
+    except Exception:  # a Backoff subclass that misbehaves: the default's delay
+        delay = _delay_ms(Backoff().delay(item.attempt, rng))
+    return make(Action.RETRY, delay_ms=delay, error=error)
