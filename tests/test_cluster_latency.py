@@ -11,8 +11,8 @@ from __future__ import annotations
 import trio
 
 import quickq
-from quickq import _ops
-from quickq._layout import Layout
+from quickq import _core
+from quickq._core import Layout
 from quickq.stores import Faults, MemoryStore, Transaction, get_many
 
 from .support import run_virtual, virtual_clock
@@ -49,12 +49,12 @@ def test_lease_items_of_1000_over_4000_due_items_fits_in_a_transactions_life() -
         layout = Layout()
         now = round(virtual_clock() * 1000)
         taken = await store.transact(
-            lambda tr: _ops.take_queue_lease(tr, layout, "q", "c", "tok", now, 5_000)
+            lambda tr: _core.take_queue_lease(tr, layout, "q", "c", "tok", now, 5_000)
         )
         assert taken
 
-        async def lease(tr: Transaction) -> _ops.LeaseBatch:
-            return await _ops.lease_items(
+        async def lease(tr: Transaction) -> _core.LeaseBatch:
+            return await _core.lease_items(
                 tr,
                 layout,
                 "q",

@@ -17,7 +17,7 @@ import trio
 
 import quickq
 from quickq import StoreUnavailableError
-from quickq._layout import Layout
+from quickq._core import Layout
 from quickq.stores import MemoryStore, Transaction
 
 from .support import run_virtual, virtual_clock

@@ -6,7 +6,8 @@ import fdb.tuple as fdb_tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickq._layout import Item, Layout, Lease, _pack
+from quickq._core import Item, Layout, Lease
+from quickq._core._layout import _pack
 
 ids = st.text(min_size=1, max_size=40)
 times = st.integers(min_value=0, max_value=2**53)

@@ -11,8 +11,8 @@ import pytest
 import trio
 
 import quickq
+from quickq._core import ERROR_BYTES, truncate_error
 from quickq._jobs import validate_topic
-from quickq._layout import ERROR_BYTES, truncate_error
 from quickq.stores import Limits, MemoryStore
 from quickq.stores._limits import MUTATION_BYTES, RANGE_BYTES
 

@@ -7,9 +7,8 @@ from typing import TypeVar
 
 import pytest
 
-from quickq import ConflictError, _ops
-from quickq._layout import Item, Layout
-from quickq._ops import Action, NewItem, Outcome, Settlement
+from quickq import ConflictError, _core
+from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Transaction
 
 from .support import TestStore, dump, read
@@ -31,7 +30,7 @@ def new(
 async def put(store: TestStore, *items: NewItem, now: int = T0) -> None:
     async def body(tr: Transaction) -> None:
         for item in items:
-            await _ops.enqueue(tr, layout, item, now)
+            await _core.enqueue(tr, layout, item, now)
 
     await store.transact(body)
 
@@ -41,12 +40,12 @@ async def lease(
 ) -> list[Item]:
     """Take the queue lease, then lease up to *limit* items, as a consumer does."""
     taken = await store.transact(
-        lambda tr: _ops.take_queue_lease(tr, layout, qid, holder, "tok", now, 5_000)
+        lambda tr: _core.take_queue_lease(tr, layout, qid, holder, "tok", now, 5_000)
     )
     if not taken:
         return []
     batch = await store.transact(
-        lambda tr: _ops.lease_items(
+        lambda tr: _core.lease_items(
             tr,
             layout,
             qid,
@@ -63,11 +62,11 @@ async def lease(
 
 
 async def settle(store: TestStore, s: Settlement, now: int) -> Outcome:
-    return await store.transact(lambda tr: _ops.settle(tr, layout, s, lambda: now))
+    return await store.transact(lambda tr: _core.settle(tr, layout, s, lambda: now))
 
 
 async def counts(store: TestStore, qid: str = "q") -> dict[str, int]:
-    return await store.transact(lambda tr: _ops.counters(tr, layout, qid))
+    return await store.transact(lambda tr: _core.counters(tr, layout, qid))
 
 
 async def test_future_jobs_of_better_priority_do_not_hide_a_ready_job(store: TestStore) -> None:
@@ -95,15 +94,15 @@ async def test_a_second_consumer_sees_the_queue_lease_and_stays_away(store: Test
     second consumer sees it and does not dequeue that queue at the same time."""
     await put(store, new("a"), new("b"))
     assert await store.transact(
-        lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "x", T0, 5_000)
+        lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", "x", T0, 5_000)
     )
-    assert await store.transact(lambda tr: _ops.due_queues(tr, layout, T0, 100)) == []
+    assert await store.transact(lambda tr: _core.due_queues(tr, layout, T0, 100)) == []
     assert not await store.transact(
-        lambda tr: _ops.take_queue_lease(tr, layout, "q", "c2", "y", T0, 5_000)
+        lambda tr: _core.take_queue_lease(tr, layout, "q", "c2", "y", T0, 5_000)
     )
     # Once the queue lease expires (its holder died), another consumer can take it.
     later = T0 + 5_000
-    assert await store.transact(lambda tr: _ops.due_queues(tr, layout, later, 100)) == ["q"]
+    assert await store.transact(lambda tr: _core.due_queues(tr, layout, later, 100)) == ["q"]
     assert await lease(store, now=later, holder="c2") != []
 
 
@@ -113,7 +112,7 @@ async def test_dead_letters_never_sit_in_the_item_range_or_block_a_scan(store: T
     for item in await lease(store, limit=20):
         assert item.lease is not None
         s = Settlement(Action.RETRY, "q", item.item_id, item.lease.lease_id, error="boom")
-        assert await settle(store, s, T0 + 1) is Outcome.BURIED
+        assert await settle(store, s, T0 + 1) is Outcome.DEAD_LETTERED
     assert (await counts(store))["dead"] == 20
     item_begin, item_end = layout.range("q", "i")
     ready_begin, ready_end = layout.range("q", "r")
@@ -155,10 +154,10 @@ async def test_every_operation_is_idempotent_under_commit_unknown_result(
     store.inject(fault)
     await put(store, new("a"), new("b"), new("c"))
     assert await counts(store) == {"pending": 3, "scheduled": 0, "running": 0, "dead": 0}
-    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    await store.transact(lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
     store.inject(fault)
     batch = await store.transact(
-        lambda tr: _ops.lease_items(
+        lambda tr: _core.lease_items(
             tr, layout, "q", holder="c1", token="tok", batch_token="b1", limit=2,
             now=T0, lease_ms=LEASE, idle_gc_ms=60_000,
         )
@@ -187,7 +186,7 @@ async def test_an_idle_queue_pointer_is_collected_after_the_idle_time(store: Tes
     assert await read(store, layout.queue_pointer("q")) is not None
     assert await lease(store, now=T0 + LEASE + 60_000) == []
     assert await read(store, layout.queue_pointer("q")) is None
-    assert await store.transact(lambda tr: _ops.next_due_time(tr, layout)) is None
+    assert await store.transact(lambda tr: _core.next_due_time(tr, layout)) is None
     # Enqueueing again brings the pointer back.
     await put(store, new("b"), now=T0 + 100_000)
     assert [i.item_id for i in await lease(store, now=T0 + 100_000)] == ["b"]
@@ -199,11 +198,11 @@ async def test_enqueue_receipts_expire_after_their_keeping_time(store: TestStore
     assert len(await store.transact(lambda tr: tr.get_range(*receipts))) == 1
 
     async def forget(tr: Transaction, now: int) -> None:
-        _ops.forget_receipts(tr, layout, now)
+        _core.forget_receipts(tr, layout, now)
 
-    await store.transact(lambda tr: forget(tr, T0 + _ops.RECEIPT_KEEP_MS))
+    await store.transact(lambda tr: forget(tr, T0 + _core.RECEIPT_KEEP_MS))
     assert len(await store.transact(lambda tr: tr.get_range(*receipts))) == 1  # still kept
-    await store.transact(lambda tr: forget(tr, T0 + _ops.RECEIPT_KEEP_MS + 60_000))
+    await store.transact(lambda tr: forget(tr, T0 + _core.RECEIPT_KEEP_MS + 60_000))
     assert await store.transact(lambda tr: tr.get_range(*receipts)) == []
 
 
@@ -212,7 +211,7 @@ async def test_a_lease_batch_stops_at_about_a_megabyte_of_payloads(store: TestSt
     for n in range(12):  # one transaction each: 12 x 95 kB would exceed a megabyte
         await put(store, NewItem("q", f"i{n:02}", "t", big, 100, T0, 3))
     first = await lease(store, limit=20)
-    assert len(first) == 11  # the 11th takes the batch past _ops.LEASE_BYTES
+    assert len(first) == 11  # the 11th takes the batch past _core.LEASE_BYTES
     # The queue stays due for the rest, at once.
     assert [i.item_id for i in await lease(store, now=T0 + 1, limit=20)] == ["i11"]
 
@@ -237,19 +236,19 @@ async def interleave(
     return result
 
 
-def leasing(now: int = T0, limit: int = 10) -> Callable[[Transaction], Awaitable[_ops.LeaseBatch]]:
-    return lambda tr: _ops.lease_items(
+def leasing(now: int = T0, limit: int = 10) -> Callable[[Transaction], Awaitable[_core.LeaseBatch]]:
+    return lambda tr: _core.lease_items(
         tr, layout, "q", holder="c1", token="tok", batch_token="b1", limit=limit,
         now=now, lease_ms=LEASE, idle_gc_ms=60_000,
     )  # fmt: skip
 
 
 def enqueuing(item: NewItem, now: int = T0) -> Callable[[Transaction], Awaitable[object]]:
-    return lambda tr: _ops.enqueue(tr, layout, item, now)
+    return lambda tr: _core.enqueue(tr, layout, item, now)
 
 
 async def due(store: TestStore, now: int) -> list[str]:
-    return await store.transact(lambda tr: _ops.due_queues(tr, layout, now, 10))
+    return await store.transact(lambda tr: _core.due_queues(tr, layout, now, 10))
 
 
 async def test_a_job_made_ready_while_a_batch_drains_the_queue_is_not_stranded(
@@ -260,7 +259,7 @@ async def test_a_job_made_ready_while_a_batch_drains_the_queue_is_not_stranded(
     enqueue leaves the leased pointer alone) must make the batch conflict, or
     it waits for that expiry with its queue not due."""
     await put(store, new("a"))
-    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    await store.transact(lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
     batch = await interleave(store, leasing(), enqueuing(new("b")))
     leased = [i.item_id for i in batch.items]
     assert leased == ["a", "b"] or (leased == ["a"] and await due(store, T0) == ["q"])
@@ -273,7 +272,7 @@ async def test_a_job_scheduled_before_the_next_due_time_while_a_batch_runs_is_no
     scheduled or leased entry it sees (snapshot); one scheduled earlier
     meanwhile must make it conflict, or the pointer skips past it."""
     await put(store, new("a"), new("later", vesting=T0 + 5_000))
-    await store.transact(lambda tr: _ops.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    await store.transact(lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
     batch = await interleave(store, leasing(), enqueuing(new("soon", vesting=T0 + 1_000)))
     assert [i.item_id for i in batch.items] == ["a"]
     assert await due(store, T0 + 1_000) == ["q"], "the job scheduled meanwhile is stranded"

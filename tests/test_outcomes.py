@@ -216,7 +216,7 @@ def test_cancelled_jobs_report_released_once_each() -> None:
 def test_stored_records_with_unrepresentable_times_stay_readable() -> None:
     """A record written before times were bounded (vesting far past year 9999)
     must not make the whole store unreadable."""
-    from quickq._layout import Layout
+    from quickq._core import Layout
 
     async def main() -> None:
         store = MemoryStore()
@@ -227,7 +227,7 @@ def test_stored_records_with_unrepresentable_times_stay_readable() -> None:
         raw = store.raw_get(key)
         assert raw is not None
         item = attrs.evolve(
-            quickq._layout.Item.from_bytes(raw), vesting=10**300, enqueued_at=-(10**300)
+            quickq._core.Item.from_bytes(raw), vesting=10**300, enqueued_at=-(10**300)
         )
         store.raw_set(key, item.to_bytes())
         got = await queue.get_job("t", job.job_id)

@@ -11,7 +11,7 @@ Start here:
 - :func:`open_consumer` / :func:`serve_consumer` (``_consumer``): run handlers;
   ``_attempts`` turns what a handler did into what the queue records, and
   ``_consumer_options`` checks the options.
-- ``_ops`` and ``_layout``: the transactional operations and the key layout.
+- ``_core``: the key layout, the records and the transactional operations.
 - :mod:`quickq.stores`: where jobs live: the store protocol and its stores.
 - exceptions: the tree is drawn in ``quickq._exceptions``.
 """

@@ -16,10 +16,9 @@ from typing import Any, Final
 import anyio
 import attrs
 
+from ._core import Action, Item, Settlement
 from ._exceptions import InvalidArgumentError
 from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
-from ._layout import Item
-from ._ops import Action, Settlement
 from ._time import to_ms
 from ._validate import check_seconds, shown
 
@@ -44,11 +43,11 @@ def _success(make: SettlementMaker, result: Any) -> tuple[Settlement, Any]:
     """The settlement (and reported result) of a handler's return value."""
     if isinstance(result, Snooze):
         delay = _delay_ms(result.seconds)
-        return make(Action.RETRY, delay_ms=delay, count_error=False), None
+        return make(Action.SNOOZE, delay_ms=delay), None
     if isinstance(result, Discard):
         if not isinstance(result.reason, str):
             raise InvalidArgumentError(f"Discard reason must be a str (got {shown(result.reason)})")
-        return make(Action.BURY, reason="discarded", error=result.reason), None
+        return make(Action.DEAD_LETTER, reason="discarded", error=result.reason), None
     if isinstance(result, Complete):
         return make(Action.COMPLETE, writes=result.writes), result.result
     return make(Action.COMPLETE), result

@@ -35,7 +35,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from . import _ops
+from . import _core
 from ._attempts import (
     SettlementMaker,
     call_handler,
@@ -46,11 +46,10 @@ from ._attempts import (
 )
 from ._codec import Codec
 from ._consumer_options import ConsumerOptions, ConsumerSettings, check_options
+from ._core import Action, Item, Layout, Outcome, Settlement
 from ._events import EventHook, EventKind, JobEvent
 from ._exceptions import QuickqError, StoreError, TooLargeError
 from ._jobs import JobMeta, JobRegistry
-from ._layout import Item, Layout
-from ._ops import Action, Outcome, Settlement
 from ._renewals import RenewalSchedule
 from ._time import Clock, ms_to_datetime, to_ms
 from .stores import Store, SupportsWatch, Transaction
@@ -60,7 +59,7 @@ log = logging.getLogger("quickq")
 _EVENT_OF: dict[Outcome, EventKind] = {
     Outcome.COMPLETED: "completed",
     Outcome.RETRIED: "retried",
-    Outcome.BURIED: "dead",
+    Outcome.DEAD_LETTERED: "dead",
     Outcome.RELEASED: "released",
     Outcome.LOST: "lost",
 }
@@ -173,7 +172,7 @@ class _Settler:
                 log.warning("quickq: job %s's outcome is too large (%s)", one.item_id, exc)
                 error = f"the attempt's outcome could not be recorded: {exc}"
                 unrecordable = attrs.evolve(
-                    one, action=Action.BURY, reason="unrecordable", error=error, writes=None
+                    one, action=Action.DEAD_LETTER, reason="unrecordable", error=error, writes=None
                 )
                 return await self.commit([unrecordable])
             except StoreError as exc:
@@ -314,7 +313,7 @@ class Consumer:
         self._last_housekeeping = now
 
         async def forget(tr: Transaction) -> None:
-            _ops.forget_receipts(tr, self._layout, now)
+            _core.forget_receipts(tr, self._layout, now)
 
         await self._store.transact(forget)
 
@@ -330,8 +329,8 @@ class Consumer:
         s = self.settings
 
         async def peek(tr: Transaction) -> tuple[list[str], int | None, bytes | None]:
-            due = await _ops.due_queues(tr, layout, now, s.peek_limit)
-            next_due = await _ops.next_due_time(tr, layout, after=now)
+            due = await _core.due_queues(tr, layout, now, s.peek_limit)
+            next_due = await _core.next_due_time(tr, layout, after=now)
             seen = await tr.get(layout.wake, snapshot=True)
             return due, next_due, seen
 
@@ -354,7 +353,7 @@ class Consumer:
             if free <= 0:
                 complete = False
                 break
-            batch: _ops.LeaseBatch | None = None
+            batch: _core.LeaseBatch | None = None
             with anyio.CancelScope(shield=True):
                 # Shielded so a stop never abandons a committed lease unused.
                 with anyio.move_on_after(s.cleanup_timeout + s.queue_lease_duration):
@@ -370,13 +369,13 @@ class Consumer:
             next_due = now + to_ms(s.scan_interval)
         return leased_any, complete and leased_any, next_due, seen
 
-    async def _lease_from(self, qid: str, limit: int) -> _ops.LeaseBatch | None:
+    async def _lease_from(self, qid: str, limit: int) -> _core.LeaseBatch | None:
         """Take the queue's lease, then lease up to *limit* items (None: taken by another)."""
         s = self.settings
         token = secrets.token_hex(6)
         now = self._now()
         taken = await self._store.transact(
-            lambda tr: _ops.take_queue_lease(
+            lambda tr: _core.take_queue_lease(
                 tr, self._layout, qid, self.consumer_id, token, now, to_ms(s.queue_lease_duration)
             )
         )
@@ -384,8 +383,8 @@ class Consumer:
             return None
         batch_token = secrets.token_hex(6)
 
-        async def lease(tr: Transaction) -> _ops.LeaseBatch:
-            return await _ops.lease_items(
+        async def lease(tr: Transaction) -> _core.LeaseBatch:
+            return await _core.lease_items(
                 tr,
                 self._layout,
                 qid,
@@ -551,7 +550,7 @@ class Consumer:
 
     async def _settle_all(self, tr: Transaction, batch: list[Settlement]) -> list[Outcome]:
         clock = self._now
-        return [await _ops.settle(tr, self._layout, s, clock) for s in batch]
+        return [await _core.settle(tr, self._layout, s, clock) for s in batch]
 
     def _count(self, outcome: Outcome) -> None:
         """Count a recorded outcome (LOST is counted by ``_ended``)."""
@@ -560,7 +559,7 @@ class Consumer:
         elif outcome is Outcome.RETRIED:
             self._counts.retried += 1
             self._poke.set()
-        elif outcome is Outcome.BURIED:
+        elif outcome is Outcome.DEAD_LETTERED:
             self._counts.dead_lettered += 1
         elif outcome is Outcome.RELEASED:
             self._counts.released += 1
@@ -578,13 +577,13 @@ class Consumer:
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
-            ended.settlement = make(Action.BURY, reason="no_handler", error=missing)
+            ended.settlement = make(Action.DEAD_LETTER, reason="no_handler", error=missing)
             return
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
             error = f"payload cannot be decoded: {exc!r}"
-            ended.settlement = make(Action.BURY, error=error)
+            ended.settlement = make(Action.DEAD_LETTER, error=error)
             return
         meta = JobMeta(
             topic=item.topic,
@@ -645,7 +644,7 @@ class Consumer:
             interval = s.lease_duration / 3
             try:
                 ok = await self._store.transact(
-                    lambda tr: _ops.extend_lease(
+                    lambda tr: _core.extend_lease(
                         tr, self._layout, qid, item.item_id, lease_id, self._now, lease_ms
                     )
                 )

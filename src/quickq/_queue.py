@@ -15,8 +15,9 @@ from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 import attrs
 
-from . import _ops
+from . import _core
 from ._codec import Codec, JsonCodec
+from ._core import DeadItem, DeadReason, Item, Layout, record_overhead
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import (
     DEFAULT_MAX_RETRIES,
@@ -29,7 +30,6 @@ from ._jobs import (
     check_timeout,
     validate_topic,
 )
-from ._layout import DeadItem, DeadReason, Item, Layout, record_overhead
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
 from .stores import Limits, RetryState, Store, Transaction, is_store, transact
@@ -242,7 +242,7 @@ class JobQueue:
         prepared = [self._prepare(job, now, token, n) for n, job in enumerate(jobs)]
 
         async def body(tr: Transaction) -> list[Job]:
-            done = await _ops.enqueue_many(tr, self.layout, prepared, now, token=token)
+            done = await _core.enqueue_many(tr, self.layout, prepared, now, token=token)
             return [
                 self._job(new.queue_id, item) for new, (item, _) in zip(prepared, done, strict=True)
             ]
@@ -259,7 +259,7 @@ class JobQueue:
             return state.draw(lambda: (self.now_ms(), secrets.token_hex(8)))
         return self.now_ms(), secrets.token_hex(8)
 
-    def _prepare(self, job: NewJob, now: int, token: str, n: int) -> _ops.NewItem:
+    def _prepare(self, job: NewJob, now: int, token: str, n: int) -> _core.NewItem:
         if not isinstance(job, NewJob):
             raise InvalidJobError(f"enqueue_many takes NewJob objects, not {type(job).__name__}")
         qid = validate_queue_id(job.queue_id)
@@ -280,7 +280,7 @@ class JobQueue:
         custom = job.job_id is not None
         item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now, token, n)
         payload = self.codec.encode(job.payload)
-        new = _ops.NewItem(
+        new = _core.NewItem(
             qid, item_id, topic, payload, priority, vesting, max_retries, timeout, custom
         )
         self._check_sizes(new)
@@ -303,7 +303,7 @@ class JobQueue:
             delay = delay.total_seconds()
         return now + to_ms(check_seconds(delay, "delay", error=InvalidJobError))
 
-    def _check_sizes(self, new: _ops.NewItem) -> None:
+    def _check_sizes(self, new: _core.NewItem) -> None:
         layout = self.layout
         longest_key = max(
             len(layout.ready(new.queue_id, new.priority, new.vesting, new.item_id)),
@@ -344,12 +344,12 @@ class JobQueue:
     async def stats(self, queue_id: str, *, tr: Transaction | None = None) -> QueueStats:
         """The counts of *queue_id*'s jobs by state."""
         qid = validate_queue_id(queue_id)
-        counts = await self._run(tr, lambda tr: _ops.counters(tr, self.layout, qid))
+        counts = await self._run(tr, lambda tr: _core.counters(tr, self.layout, qid))
         return QueueStats(qid, **counts)
 
     async def queues(self, *, tr: Transaction | None = None) -> list[str]:
         """The ids of every queue that has ever held a job, in order."""
-        return await self._run(tr, lambda tr: _ops.queue_names(tr, self.layout))
+        return await self._run(tr, lambda tr: _core.queue_names(tr, self.layout))
 
     async def get_job(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """The job *job_id* of *queue_id*, dead letters included; JobNotFoundError if absent."""
@@ -357,7 +357,7 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def body(tr: Transaction) -> Job | None:
-            item = await _ops.get_item(tr, self.layout, qid, job_id)
+            item = await _core.get_item(tr, self.layout, qid, job_id)
             if item is not None:
                 return self._job(qid, item)
             raw = await tr.get(self.layout.dead(qid, job_id), snapshot=True)
@@ -380,7 +380,7 @@ class JobQueue:
         if state not in _WHERE:
             raise InvalidJobError(f"state must be pending, scheduled, running or dead: {state!r}")
         where = _WHERE[state]
-        items = await self._run(tr, lambda tr: _ops.list_items(tr, self.layout, qid, where, limit))
+        items = await self._run(tr, lambda tr: _core.list_items(tr, self.layout, qid, where, limit))
         return [self._job(qid, item) for item in items]
 
     async def dead_letters(
@@ -389,7 +389,7 @@ class JobQueue:
         """Dead letters of *queue_id*, with why each died."""
         qid = validate_queue_id(queue_id)
         limit = _check_limit(limit)
-        dead = await self._run(tr, lambda tr: _ops.dead_items(tr, self.layout, qid, limit))
+        dead = await self._run(tr, lambda tr: _core.dead_items(tr, self.layout, qid, limit))
         return [self._dead(qid, d) for d in dead]
 
     # -- control ------------------------------------------------------------------
@@ -400,10 +400,10 @@ class JobQueue:
         op: Callable[[Transaction, int], Awaitable[bytes | None]],
     ) -> bytes | None:
         """Run control *op* (given the transaction and the time) once, even if
-        its commit's result comes back unknown (see ``_ops.run_once``)."""
+        its commit's result comes back unknown (see ``_core.run_once``)."""
         now, token = self._call_identity(tr)
         return await self._run(
-            tr, lambda tr: _ops.run_once(tr, self.layout, token, now, lambda: op(tr, now))
+            tr, lambda tr: _core.run_once(tr, self.layout, token, now, lambda: op(tr, now))
         )
 
     async def replay(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
@@ -412,7 +412,7 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def replay(tr: Transaction, now: int) -> bytes | None:
-            return b"1" if await _ops.replay_dead(tr, self.layout, qid, job_id, now) else None
+            return b"1" if await _core.replay_dead(tr, self.layout, qid, job_id, now) else None
 
         if await self._run_once(tr, replay) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to replay")
@@ -423,18 +423,18 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def purge(tr: Transaction, now: int) -> bytes | None:
-            return b"1" if await _ops.purge_dead(tr, self.layout, qid, job_id) else None
+            return b"1" if await _core.purge_dead(tr, self.layout, qid, job_id) else None
 
         if await self._run_once(tr, purge) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to purge")
 
     async def replay_all(self, queue_id: str) -> int:
         """Replay every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _ops.replay_dead, with_now=True)
+        return await self._each_dead(queue_id, _core.replay_dead, with_now=True)
 
     async def purge_all(self, queue_id: str) -> int:
         """Purge every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _ops.purge_dead, with_now=False)
+        return await self._each_dead(queue_id, _core.purge_dead, with_now=False)
 
     async def _each_dead(
         self, queue_id: str, op: Callable[..., Awaitable[bool]], *, with_now: bool
@@ -444,7 +444,7 @@ class JobQueue:
         while True:
 
             async def body(tr: Transaction) -> tuple[int, int]:
-                dead = await _ops.dead_items(tr, self.layout, qid, _BATCH)
+                dead = await _core.dead_items(tr, self.layout, qid, _BATCH)
                 now = (self.now_ms(),) if with_now else ()
                 done = [await op(tr, self.layout, qid, d.item.item_id, *now) for d in dead]
                 return len(dead), sum(done)
@@ -460,7 +460,7 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def cancel(tr: Transaction, now: int) -> bytes | None:
-            item = await _ops.cancel_item(tr, self.layout, qid, job_id)
+            item = await _core.cancel_item(tr, self.layout, qid, job_id)
             return None if item is None else item.to_bytes()
 
         cancelled = await self._run_once(tr, cancel)

@@ -11,7 +11,7 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase
 
-from quickq._layout import DeadItem, Item, Layout, QueuePointer
+from quickq._core import DeadItem, Item, Layout, QueuePointer
 from quickq.stores import MemoryStore, decode_counter
 
 LONG = os.environ.get("QUICKQ_HYPOTHESIS_PROFILE") == "long"

@@ -1,6 +1,6 @@
 """Consumer defects the consumer model found, each pinned by a deterministic test.
 
-Tests of defects that need a change outside ``_ops``/``_layout`` are marked
+Tests of defects that need a change outside ``_core`` are marked
 ``xfail(strict=True)`` with the reason, so they fail the suite (as XPASS)
 the moment they are fixed and can then be unmarked.
 """

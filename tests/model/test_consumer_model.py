@@ -53,7 +53,7 @@ import trio.testing
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import quickq
-from quickq._layout import Layout
+from quickq._core import Layout
 from quickq.stores import MemoryStore
 
 from ..support import EPOCH, Partition

@@ -10,9 +10,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from quickq import CommitUnknownResultError, _ops
-from quickq._layout import Item, Layout
-from quickq._ops import Action, NewItem, Outcome, Settlement
+from quickq import CommitUnknownResultError, _core
+from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, MemoryStore, Transaction
 
 pytestmark = pytest.mark.anyio
@@ -30,12 +29,12 @@ def anyio_backend() -> str:
 async def lease(store: MemoryStore, holder: str, now: int, *, qid: str = "q") -> list[Item]:
     token = f"{holder}-{now}"
     taken = await store.transact(
-        lambda tr: _ops.take_queue_lease(tr, layout, qid, holder, token, now, 300)
+        lambda tr: _core.take_queue_lease(tr, layout, qid, holder, token, now, 300)
     )
     if not taken:
         return []
     batch = await store.transact(
-        lambda tr: _ops.lease_items(
+        lambda tr: _core.lease_items(
             tr,
             layout,
             qid,
@@ -54,7 +53,7 @@ async def lease(store: MemoryStore, holder: str, now: int, *, qid: str = "q") ->
 async def settle(store: MemoryStore, item: Item, action: Action, now: int, **kw: object) -> Outcome:
     assert item.lease is not None
     s = Settlement(action, "q", item.item_id, item.lease.lease_id, **kw)  # type: ignore[arg-type]
-    return await store.transact(lambda tr: _ops.settle(tr, layout, s, lambda: now))
+    return await store.transact(lambda tr: _core.settle(tr, layout, s, lambda: now))
 
 
 async def test_a_job_dead_lettered_by_lease_expiry_counts_that_attempt_as_an_error() -> None:
@@ -64,11 +63,11 @@ async def test_a_job_dead_lettered_by_lease_expiry_counts_that_attempt_as_an_err
     after one failed attempt with errors == 0. Fixed in ``_ops._promote``."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
+        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
     )
     assert len(await lease(store, "c1", T0)) == 1
     assert await lease(store, "c2", T0 + LEASE) == []  # expired: dead-lettered, not re-run
-    (dead,) = await store.transact(lambda tr: _ops.dead_items(tr, layout, "q", 10))
+    (dead,) = await store.transact(lambda tr: _core.dead_items(tr, layout, "q", 10))
     assert (dead.reason, dead.item.attempt, dead.item.errors) == ("failed", 1, 1)
     assert dead.item.last_error is not None and "lease expired" in dead.item.last_error
 
@@ -81,7 +80,7 @@ async def test_completing_after_the_job_was_dead_lettered_by_expiry_reports_lost
     (d41ddc6) fixed both."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
+        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
     )
     (first,) = await lease(store, "c1", T0)
     assert await lease(store, "c2", T0 + LEASE) == []  # dead-lettered on expiry
@@ -95,7 +94,7 @@ async def test_completing_after_the_lease_was_lost_and_the_job_rerun_reports_los
     and emits as a "completed" event with the stale attempt's result."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
+        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
     )
     (first,) = await lease(store, "c1", T0)
     (second,) = await lease(store, "c2", T0 + LEASE)
@@ -115,7 +114,7 @@ async def test_enqueue_rerun_after_commit_unknown_does_not_recreate_a_finished_j
     new = NewItem("q", "generated-id-1", "t", b"{}", 0, T0, 0)
 
     async def body(tr: Transaction) -> tuple[Item, bool]:
-        return await _ops.enqueue(tr, layout, new, T0)
+        return await _core.enqueue(tr, layout, new, T0)
 
     store.inject(CommitFault.UNKNOWN_APPLIED)
     tr = store.create_transaction()
@@ -126,9 +125,9 @@ async def test_enqueue_rerun_after_commit_unknown_does_not_recreate_a_finished_j
     if fate == "completed":
         assert await settle(store, item, Action.COMPLETE, T0 + 1) is Outcome.COMPLETED
     else:
-        assert await settle(store, item, Action.RETRY, T0 + 1, error="x") is Outcome.BURIED
+        assert await settle(store, item, Action.RETRY, T0 + 1, error="x") is Outcome.DEAD_LETTERED
     await store.transact(body)  # the retry loop's re-run of the same body
-    counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
+    counts = await store.transact(lambda tr: _core.counters(tr, layout, "q"))
     assert counts["pending"] == 0, "the job was enqueued a second time"
 
 
@@ -142,7 +141,7 @@ async def test_a_lease_cannot_be_extended_at_exactly_its_expiry() -> None:
     very millisecond."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
+        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
     )
     (item,) = await lease(store, "c1", T0)
     assert item.lease is not None
@@ -150,7 +149,7 @@ async def test_a_lease_cannot_be_extended_at_exactly_its_expiry() -> None:
 
     async def extend(now: int) -> bool:
         return await store.transact(
-            lambda tr: _ops.extend_lease(tr, layout, "q", "a", lease_id, lambda: now, LEASE)
+            lambda tr: _core.extend_lease(tr, layout, "q", "a", lease_id, lambda: now, LEASE)
         )
 
     assert await extend(T0 + LEASE - 1)  # one millisecond before: still ours
@@ -164,15 +163,15 @@ async def test_a_lease_expiring_on_the_last_attempt_dead_letters_the_job() -> No
     (its last attempt) dead-letters it, each counted as an error."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _ops.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 1), T0)
+        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 1), T0)
     )
     (first,) = await lease(store, "c1", T0)
     (second,) = await lease(store, "c2", T0 + LEASE)  # the first lease expired
     assert (first.attempt, second.attempt, second.errors) == (1, 2, 1)
     assert await lease(store, "c3", T0 + 2 * LEASE) == []  # the last one expired
-    (dead,) = await store.transact(lambda tr: _ops.dead_items(tr, layout, "q", 10))
+    (dead,) = await store.transact(lambda tr: _core.dead_items(tr, layout, "q", 10))
     assert (dead.reason, dead.item.attempt, dead.item.errors) == ("failed", 2, 2)
-    counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
+    counts = await store.transact(lambda tr: _core.counters(tr, layout, "q"))
     assert counts == {"pending": 0, "scheduled": 0, "running": 0, "dead": 1}
 
 
@@ -181,13 +180,13 @@ async def test_re_enqueueing_the_custom_id_of_a_dead_letter_returns_it() -> None
     and nothing is enqueued or counted again."""
     store = MemoryStore()
     new = NewItem("q", "x", "t", b"{}", 0, T0, 0, custom_id=True)
-    await store.transact(lambda tr: _ops.enqueue(tr, layout, new, T0))
+    await store.transact(lambda tr: _core.enqueue(tr, layout, new, T0))
     (item,) = await lease(store, "c1", T0)
-    assert await settle(store, item, Action.RETRY, T0 + 1, error="boom") is Outcome.BURIED
+    assert await settle(store, item, Action.RETRY, T0 + 1, error="boom") is Outcome.DEAD_LETTERED
     again = attrs.evolve(new, priority=7, token="another-call")
-    found, created = await store.transact(lambda tr: _ops.enqueue(tr, layout, again, T0 + 2))
+    found, created = await store.transact(lambda tr: _core.enqueue(tr, layout, again, T0 + 2))
     assert not created
     assert (found.item_id, found.priority, found.attempt) == ("x", 0, 1)
-    counts = await store.transact(lambda tr: _ops.counters(tr, layout, "q"))
+    counts = await store.transact(lambda tr: _core.counters(tr, layout, "q"))
     assert counts == {"pending": 0, "scheduled": 0, "running": 0, "dead": 1}
     assert await lease(store, "c2", T0 + 3) == []

@@ -1,4 +1,4 @@
-"""A stateful model of the queue's transactional operations (``quickq._ops``).
+"""A stateful model of the queue's transactional operations (``quickq._core``).
 
 Hypothesis drives the pure operations with an explicit time ``now`` (integer
 milliseconds that a rule advances) against a small reference model: a dict of
@@ -29,13 +29,13 @@ random conflicts and commit-unknown-result in both flavours (the write
 applied, or not) on a seeded schedule, and scripted faults before chosen
 steps. ``transact`` re-runs a body after commit-unknown-result, so this is the
 proof that every operation (enqueue with an id chosen outside the retry loop,
-through ``_ops`` and through ``JobQueue``; queue lease, batch lease, extend,
+through ``_core`` and through ``JobQueue``; queue lease, batch lease, extend,
 complete, retry, snooze, dead letter, release, replay, purge, cancel) is
 idempotent: the model, which knows nothing of faults, must still match the
 store exactly, so nothing is lost, duplicated, miscounted or completed twice.
 Every answer is exact under faults too: enqueue's receipts, and those of
 cancel, replay and purge (run, as ``JobQueue`` runs them, through
-``_ops.run_once``), let a re-run report what the committed run did.
+``_core.run_once``), let a re-run report what the committed run did.
 
 Hypothesis has no async stateful testing, so rules stay synchronous and call
 the store through an anyio blocking portal running trio with a MockClock (so
@@ -65,9 +65,8 @@ from hypothesis.stateful import (
 )
 
 import quickq
-from quickq import CommitUnknownResultError, ConflictError, _ops
-from quickq._layout import Layout
-from quickq._ops import Action, NewItem, Outcome, Settlement
+from quickq import CommitUnknownResultError, ConflictError, _core
+from quickq._core import Action, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Faults, MemoryStore, Transaction
 
 from .support import MODEL_TIME_LIMIT, StoreView, model_settings
@@ -175,7 +174,7 @@ class QueueMachine(RuleBasedStateMachine):
         chosen outside the retry loop, so that a re-run after an applied
         commit-unknown-result reports what the first run did."""
         token, now = self.fresh("o"), self.now
-        return self.transact(lambda tr: _ops.run_once(tr, layout, token, now, lambda: op(tr)))
+        return self.transact(lambda tr: _core.run_once(tr, layout, token, now, lambda: op(tr)))
 
     def fresh(self, prefix: str) -> str:
         """A fresh name; fixed width, so no token is a prefix of another."""
@@ -234,8 +233,8 @@ class QueueMachine(RuleBasedStateMachine):
         if _ENQUEUE_TOKENS:  # a token per enqueue call, chosen outside the retry loop
             news = [attrs.evolve(new, token=self.fresh("e")) for new in news]
 
-        async def body(tr: Transaction) -> list[tuple[quickq._layout.Item, bool]]:
-            return [await _ops.enqueue(tr, layout, new, now) for new in news]
+        async def body(tr: Transaction) -> list[tuple[quickq._core.Item, bool]]:
+            return [await _core.enqueue(tr, layout, new, now) for new in news]
 
         results = self.transact(body)
         for new, (item, created) in zip(news, results, strict=True):
@@ -300,7 +299,7 @@ class QueueMachine(RuleBasedStateMachine):
         qid, item_id = key
 
         async def cancel(tr: Transaction) -> bytes | None:
-            item = await _ops.cancel_item(tr, layout, qid, item_id)
+            item = await _core.cancel_item(tr, layout, qid, item_id)
             return None if item is None else item.item_id.encode()
 
         done = self.once(cancel)
@@ -321,10 +320,10 @@ class QueueMachine(RuleBasedStateMachine):
         now = self.now
 
         async def purge_it(tr: Transaction) -> bytes | None:
-            return b"1" if await _ops.purge_dead(tr, layout, qid, item_id) else None
+            return b"1" if await _core.purge_dead(tr, layout, qid, item_id) else None
 
         async def replay_it(tr: Transaction) -> bytes | None:
-            return b"1" if await _ops.replay_dead(tr, layout, qid, item_id, now) else None
+            return b"1" if await _core.replay_dead(tr, layout, qid, item_id, now) else None
 
         if purge:
             assert self.once(purge_it) == b"1"
@@ -348,7 +347,7 @@ class QueueMachine(RuleBasedStateMachine):
         token = self.fresh("t")
         now = self.now
         taken = self.transact(
-            lambda tr: _ops.take_queue_lease(tr, layout, qid, consumer, token, now, QLEASE)
+            lambda tr: _core.take_queue_lease(tr, layout, qid, consumer, token, now, QLEASE)
         )
         current = self.queue_leases.get(qid)
         if current is not None and current[2] > now:
@@ -381,10 +380,10 @@ class QueueMachine(RuleBasedStateMachine):
 
     def leasing(
         self, consumer: str, qid: str, token: str, limit: int
-    ) -> tuple[Callable[[Transaction], Awaitable[_ops.LeaseBatch]], str]:
+    ) -> tuple[Callable[[Transaction], Awaitable[_core.LeaseBatch]], str]:
         batch_token = self.fresh("b")
         now = self.now
-        return lambda tr: _ops.lease_items(
+        return lambda tr: _core.lease_items(
             tr,
             layout,
             qid,
@@ -470,7 +469,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.live, self.dead, self.fates, self.held, self.queue_leases, self.lease_ids = state  # type: ignore[assignment]
 
     @staticmethod
-    def got(batch: _ops.LeaseBatch) -> list[tuple[str, int, tuple[str, str, int] | None]]:
+    def got(batch: _core.LeaseBatch) -> list[tuple[str, int, tuple[str, str, int] | None]]:
         return [
             (
                 i.item_id,
@@ -487,7 +486,7 @@ class QueueMachine(RuleBasedStateMachine):
         token: str,
         batch_token: str,
         limit: int,
-        batch: _ops.LeaseBatch,
+        batch: _core.LeaseBatch,
     ) -> list[tuple[str, int, tuple[str, str, int] | None]]:
         """Apply a batch lease to the model; return what it must have leased."""
         current = self.queue_leases.get(qid)
@@ -504,7 +503,7 @@ class QueueMachine(RuleBasedStateMachine):
             expected.append((job.item_id, job.attempt, job.lease))
         return expected
 
-    def apply_leased(self, consumer: str, qid: str, token: str, batch: _ops.LeaseBatch) -> None:
+    def apply_leased(self, consumer: str, qid: str, token: str, batch: _core.LeaseBatch) -> None:
         """Apply to the model exactly the jobs *batch* leased (all still ready)."""
         assert self.queue_leases.pop(qid)[:2] == (consumer, token)
         self.promote(qid)
@@ -533,7 +532,7 @@ class QueueMachine(RuleBasedStateMachine):
         consumer, held = self.draw_held(data)
         clock = self.clock()
         ok = self.transact(
-            lambda tr: _ops.extend_lease(
+            lambda tr: _core.extend_lease(
                 tr, layout, held.qid, held.item_id, held.lease_id, clock, LEASE
             )
         )
@@ -568,16 +567,19 @@ class QueueMachine(RuleBasedStateMachine):
             "fail": Settlement(
                 Action.RETRY, held.qid, held.item_id, held.lease_id, delay, error="boom"
             ),
-            "snooze": Settlement(
-                Action.RETRY, held.qid, held.item_id, held.lease_id, delay, count_error=False
-            ),
+            "snooze": Settlement(Action.SNOOZE, held.qid, held.item_id, held.lease_id, delay),
             "discard": Settlement(
-                Action.BURY, held.qid, held.item_id, held.lease_id, reason="discarded", error="no"
+                Action.DEAD_LETTER,
+                held.qid,
+                held.item_id,
+                held.lease_id,
+                reason="discarded",
+                error="no",
             ),
             "release": Settlement(Action.RELEASE, held.qid, held.item_id, held.lease_id),
         }[action]
         clock = self.clock()
-        return lambda tr: _ops.settle(tr, layout, s, clock)
+        return lambda tr: _core.settle(tr, layout, s, clock)
 
     @precondition(lambda self: any(self.held.values()))
     @rule(
@@ -626,10 +628,10 @@ class QueueMachine(RuleBasedStateMachine):
             job.errors += 1  # a failure, and (as the ops count it) a discard
         if action == "discard":
             self.bury(job, "discarded")
-            return Outcome.BURIED
+            return Outcome.DEAD_LETTERED
         if job.attempt > job.max_retries:
             self.bury(job, "failed" if action == "fail" else "snoozed_out")
-            return Outcome.BURIED
+            return Outcome.DEAD_LETTERED
         job.vesting, job.lease = now + delay, None
         job.where = "s" if delay > 0 else "r"
         return Outcome.RETRIED

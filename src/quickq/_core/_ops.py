@@ -20,6 +20,7 @@ from typing import Final
 
 import attrs
 
+from ..stores import Transaction, decode_counter, get_many
 from ._layout import (
     COUNTERS,
     DeadItem,
@@ -31,7 +32,6 @@ from ._layout import (
     Where,
     truncate_error,
 )
-from .stores import Transaction, decode_counter, get_many
 
 MsClock = Callable[[], int]
 
@@ -400,7 +400,7 @@ async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: i
             if item.attempt > item.max_retries:
                 # The expired attempt is a failure like any other: count it.
                 spent = attrs.evolve(item, errors=item.errors + 1)
-                _bury(tr, layout, qid, spent, "failed", error, now, settled_by=None)
+                _dead_letter(tr, layout, qid, spent, "failed", error, now, settled_by=None)
             else:
                 expired = attrs.evolve(
                     item,
@@ -477,25 +477,31 @@ class Outcome(enum.Enum):
 
     COMPLETED = "completed"
     RETRIED = "retried"
-    BURIED = "buried"
+    DEAD_LETTERED = "dead_lettered"
     RELEASED = "released"
     LOST = "lost"
     """The lease was no longer ours: nothing was written."""
 
 
 class Action(enum.Enum):
+    """How an attempt ended, as the consumer reports it."""
+
     COMPLETE = "complete"
     RETRY = "retry"
-    BURY = "bury"
+    """A failure: counts an error, runs again after *delay_ms*."""
+    SNOOZE = "snooze"
+    """Runs again after *delay_ms* without counting an error."""
+    DEAD_LETTER = "dead_letter"
     RELEASE = "release"
+    """Given back unrun (a cancelled attempt): the attempt is not counted."""
 
 
 @attrs.frozen
 class Settlement:
     """The end of one attempt, as the consumer reports it.
 
-    ``RETRY`` with *delay_ms* is a failure (or, with ``count_error=False``, a
-    snooze); it buries the item instead when its attempts are spent.
+    ``RETRY`` and ``SNOOZE`` run the job again after *delay_ms*; either
+    dead-letters it instead when its attempts are spent.
     """
 
     action: Action
@@ -505,7 +511,6 @@ class Settlement:
     delay_ms: int = 0
     error: str | None = None
     reason: DeadReason = "failed"
-    count_error: bool = True
     writes: Callable[[Transaction], Awaitable[None]] | None = None
     """For COMPLETE: the handler's own writes, committed with the completion."""
 
@@ -525,7 +530,7 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
             return Outcome.LOST
         raw = await tr.get(layout.dead(qid, s.item_id))
         if raw is not None and DeadItem.from_bytes(raw).item.settled_by == s.lease_id:
-            return Outcome.BURIED
+            return Outcome.DEAD_LETTERED
         return Outcome.LOST
     if item.settled_by == s.lease_id:  # our own earlier commit
         return Outcome.RELEASED if s.action is Action.RELEASE else Outcome.RETRIED
@@ -552,13 +557,16 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
         _move(tr, layout, qid, item, released)
         await ensure_pointer(tr, layout, qid, now)
         return Outcome.RELEASED
-    errors = item.errors + (1 if s.count_error else 0)
+    failed = s.action is not Action.SNOOZE
+    errors = item.errors + (1 if failed else 0)
     spent = item.attempt > item.max_retries
     error = truncate_error(s.error)  # records keep room for an error of ERROR_BYTES, no more
-    if s.action is Action.BURY or spent:
-        reason = s.reason if s.action is Action.BURY or s.count_error else "snoozed_out"
-        _bury(tr, layout, qid, attrs.evolve(item, errors=errors), reason, error, now, s.lease_id)
-        return Outcome.BURIED
+    if s.action is Action.DEAD_LETTER or spent:
+        reason = s.reason if failed else "snoozed_out"
+        _dead_letter(
+            tr, layout, qid, attrs.evolve(item, errors=errors), reason, error, now, s.lease_id
+        )
+        return Outcome.DEAD_LETTERED
     vesting = now + s.delay_ms
     retried = attrs.evolve(
         item,
@@ -574,7 +582,7 @@ async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock)
     return Outcome.RETRIED
 
 
-def _bury(
+def _dead_letter(
     tr: Transaction,
     layout: Layout,
     qid: str,
