@@ -11,8 +11,9 @@ import pytest
 import trio
 
 import quickq
-from quickq._core import ERROR_BYTES, truncate_error
+from quickq._core import truncate_error
 from quickq._jobs import validate_topic
+from quickq._limits import ERROR_BYTES
 from quickq.stores import Limits, MemoryStore
 from quickq.stores._limits import MUTATION_BYTES, RANGE_BYTES
 

@@ -49,13 +49,13 @@ from ._jobs import JobDefinition as JobDefinition
 from ._jobs import JobMeta as JobMeta
 from ._jobs import JobRegistry as JobRegistry
 from ._jobs import Snooze as Snooze
+from ._limits import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from ._queue import DeadLetter as DeadLetter
 from ._queue import EnqueueOptions as EnqueueOptions
 from ._queue import Job as Job
 from ._queue import JobQueue as JobQueue
 from ._queue import NewJob as NewJob
 from ._queue import QueueStats as QueueStats
-from ._validate import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import traceback
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import attrs
@@ -19,10 +19,10 @@ import attrs
 from ._core import Action, Item, Settlement
 from ._exceptions import InvalidArgumentError
 from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
+from ._limits import MAX_ERROR_CHARS
 from ._time import to_ms
 from ._validate import check_seconds, shown
 
-MAX_ERROR_CHARS: Final = 4000
 """How much of a failure's traceback the consumer keeps (its end); the store
 cuts the error further, by bytes."""
 

@@ -50,6 +50,7 @@ from ._core import Action, Item, Layout, Outcome, Settlement
 from ._events import EventHook, EventKind, JobEvent
 from ._exceptions import QuickqError, StoreError, TooLargeError
 from ._jobs import JobMeta, JobRegistry
+from ._limits import STORE_BACKOFF_MAX, STORE_BACKOFF_MIN
 from ._renewals import RenewalSchedule
 from ._time import Clock, ms_to_datetime, to_ms
 from .stores import Store, SupportsWatch, Transaction
@@ -64,8 +65,6 @@ _EVENT_OF: dict[Outcome, EventKind] = {
     Outcome.LOST: "lost",
 }
 _ACK_BATCH = 256
-_MAX_BACKOFF = 5.0
-"""The longest pause after a store failure (scan, settle, watch)."""
 
 
 @attrs.frozen
@@ -153,7 +152,7 @@ class _Settler:
         async def settle_all(tr: Transaction) -> list[Outcome]:
             return await self._consumer._settle_all(tr, settlements)
 
-        backoff = 0.05
+        backoff = STORE_BACKOFF_MIN
         while True:
             try:
                 return await self._consumer._store.transact(settle_all)
@@ -178,7 +177,7 @@ class _Settler:
             except StoreError as exc:
                 log.warning("quickq: settling %d jobs failed (%s); retrying", len(settlements), exc)
                 await anyio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, STORE_BACKOFF_MAX)
 
 
 class Consumer:
@@ -292,7 +291,7 @@ class Consumer:
             except StoreError as exc:
                 log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
                 await anyio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+                backoff = min(backoff * 2, STORE_BACKOFF_MAX)
                 need = 1
                 continue
             need = refill if found else 1
@@ -435,7 +434,7 @@ class Consumer:
         backoff = self._watch_backoff
         log.warning("quickq: watching for new jobs failed (%s); polling for %.2fs", exc, backoff)
         self._watch_after = anyio.current_time() + backoff
-        self._watch_backoff = min(backoff * 2, _MAX_BACKOFF)
+        self._watch_backoff = min(backoff * 2, STORE_BACKOFF_MAX)
 
     # -- jobs ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from ._codec import Codec, JsonCodec
 from ._events import EventHook
 from ._exceptions import InvalidArgumentError
 from ._jobs import JobRegistry
+from ._limits import MAX_CONSUMER_SECONDS
 from ._time import Clock, wall_clock
 from ._validate import check_callable, check_fraction, check_int, check_seconds, shown
 from .stores import Store, is_store
@@ -26,12 +27,9 @@ def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:
 
 def _seconds_option(default: float, *, positive: bool) -> Any:
     return attrs.field(
-        default=default, validator=_checked(check_seconds, low_open=positive, high=_MAX_SECONDS)
+        default=default,
+        validator=_checked(check_seconds, low_open=positive, high=MAX_CONSUMER_SECONDS),
     )
-
-
-_MAX_SECONDS = 86_400.0
-"""The longest lease, interval or grace period a consumer takes (a day)."""
 
 
 @attrs.frozen

@@ -22,21 +22,23 @@ import math
 import random
 import re
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
 from ._exceptions import InvalidArgumentError, InvalidJobError
+from ._limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MAX_TOPIC_CHARS,
+    MIN_PRIORITY,
+)
 from ._validate import check_int, check_seconds, shown
 
 Handler = Callable[[Any, "JobMeta"], Awaitable[Any]]
 
-DEFAULT_PRIORITY: Final = 100
-DEFAULT_MAX_RETRIES: Final = 3
-MIN_PRIORITY: Final = -(2**31)
-MAX_PRIORITY: Final = 2**31 - 1
-MAX_RETRIES_LIMIT: Final = 10_000
-MAX_TOPIC_CHARS: Final = 200
 _TOPIC = re.compile(rf"[A-Za-z0-9_.:/\-]{{1,{MAX_TOPIC_CHARS}}}")
 
 

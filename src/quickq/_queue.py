@@ -19,16 +19,14 @@ from . import _core
 from ._codec import Codec, JsonCodec
 from ._core import DeadItem, DeadReason, Item, Layout, record_overhead
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
-from ._jobs import (
+from ._jobs import JobRegistry, check_max_retries, check_priority, check_timeout, validate_topic
+from ._limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
+    MAX_ID_CHARS,
+    MAX_LIST,
     MAX_RETRIES_LIMIT,
     MAX_TOPIC_CHARS,
-    JobRegistry,
-    check_max_retries,
-    check_priority,
-    check_timeout,
-    validate_topic,
 )
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
@@ -39,9 +37,8 @@ T = TypeVar("T")
 MAX_KEY_BYTES: Final = Limits().key_bytes
 MAX_VALUE_BYTES: Final = Limits().value_bytes
 """FoundationDB's limits, the tightest of quickq's stores: checked before writing."""
-_MAX_ID_CHARS: Final = 256
 MAX_PAYLOAD_BYTES: Final = MAX_VALUE_BYTES - record_overhead(
-    id_chars=_MAX_ID_CHARS, topic_chars=MAX_TOPIC_CHARS, max_retries=MAX_RETRIES_LIMIT
+    id_chars=MAX_ID_CHARS, topic_chars=MAX_TOPIC_CHARS, max_retries=MAX_RETRIES_LIMIT
 )
 """The largest encoded payload ``enqueue`` accepts: with it, every record the
 job can become (its item, with a lease and an error; its dead letter) fits in
@@ -146,7 +143,6 @@ def new_job_id(now_ms: int, token: str, n: int) -> str:
     return f"{now_ms:012x}{tail}"
 
 
-MAX_LIST: Final = 1_000_000
 """The most jobs one listing call returns."""
 
 
@@ -160,9 +156,9 @@ def validate_queue_id(queue_id: object) -> str:
 
 
 def _validate_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > _MAX_ID_CHARS:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
         raise InvalidJobError(
-            f"{what} must be a non-empty str of at most {_MAX_ID_CHARS} chars (got {shown(value)})"
+            f"{what} must be a non-empty str of at most {MAX_ID_CHARS} chars (got {shown(value)})"
         )
     try:
         value.encode()

@@ -13,8 +13,8 @@ import math
 from typing import Any, Final
 
 from ._exceptions import InvalidArgumentError
+from ._limits import MAX_DELAY_SECONDS
 
-MAX_DELAY_SECONDS: Final = 10 * 365 * 86_400
 """The longest delay quickq schedules (ten years): every durable time fits in
 milliseconds with room to spare, and a typo like ``delay=1e300`` is refused."""
 

@@ -6,7 +6,6 @@ other I/O; :mod:`quickq._queue` (the producer API) and :mod:`quickq._consumer`
 """
 
 from ._layout import COUNTERS as COUNTERS
-from ._layout import ERROR_BYTES as ERROR_BYTES
 from ._layout import DeadItem as DeadItem
 from ._layout import DeadReason as DeadReason
 from ._layout import Item as Item
@@ -16,7 +15,6 @@ from ._layout import QueuePointer as QueuePointer
 from ._layout import Where as Where
 from ._layout import record_overhead as record_overhead
 from ._layout import truncate_error as truncate_error
-from ._ops import LEASE_BYTES as LEASE_BYTES
 from ._ops import RECEIPT_BUCKET_MS as RECEIPT_BUCKET_MS
 from ._ops import RECEIPT_KEEP_MS as RECEIPT_KEEP_MS
 from ._ops import Action as Action

@@ -32,6 +32,8 @@ from typing import Any, Final, Literal
 import attrs
 import fdb.tuple as fdb_tuple
 
+from .._limits import ERROR_BYTES
+
 Where = Literal["r", "s", "l"]
 
 
@@ -245,7 +247,6 @@ class Item:
 
 DeadReason = Literal["failed", "discarded", "no_handler", "snoozed_out", "unrecordable"]
 
-ERROR_BYTES: Final = 4_000
 """The most bytes an error text takes in a record, as its JSON string (quotes
 and escapes included): errors are cut to fit by :func:`truncate_error`."""
 _CUT: Final = "\n[... truncated ...]\n"

@@ -20,6 +20,7 @@ from typing import Final
 
 import attrs
 
+from .._limits import LEASE_BYTES
 from ..stores import Transaction, decode_counter, get_many
 from ._layout import (
     COUNTERS,
@@ -289,7 +290,6 @@ async def take_queue_lease(
     return True
 
 
-LEASE_BYTES: Final = 1_000_000
 """Leasing stops adding items once their payloads reach this many bytes, so
 that a large batch stays a small transaction (FoundationDB advises < 1 MB)."""
 
