@@ -22,6 +22,7 @@ from ._consumer import Consumer as Consumer
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
+from ._consumer_options import ConsumerConfig as ConsumerConfig
 from ._consumer_options import ConsumerOptions as ConsumerOptions
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
@@ -65,6 +66,7 @@ __all__ = [
     "Codec",
     "Complete",
     "Consumer",
+    "ConsumerConfig",
     "ConsumerOptions",
     "ConsumerStatistics",
     "DeadLetter",

@@ -33,9 +33,10 @@ def _seconds_option(default: float, *, positive: bool) -> Any:
 
 
 @attrs.frozen
-class ConsumerSettings:
-    """A consumer's knobs (see ``ConsumerOptions`` for their meaning), each checked
-    when made: counts are ints in range, durations finite seconds (at most a day)."""
+class ConsumerConfig:
+    """A consumer's configuration, frozen (see ``ConsumerOptions`` for the
+    meaning of each field), each field checked when made: counts are ints in
+    range, durations finite seconds (at most a day)."""
 
     concurrency: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
     batch_size: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
@@ -96,7 +97,7 @@ class ConsumerOptions(TypedDict, total=False):
     """Called with a JobEvent as each attempt starts and ends."""
 
 
-_SETTINGS: Final = tuple(a.name for a in attrs.fields(ConsumerSettings))
+_SETTINGS: Final = tuple(a.name for a in attrs.fields(ConsumerConfig))
 _OPTION_NAMES: Final = frozenset(ConsumerOptions.__annotations__) | set(_SETTINGS)
 
 
@@ -104,7 +105,7 @@ _OPTION_NAMES: Final = frozenset(ConsumerOptions.__annotations__) | set(_SETTING
 class CheckedOptions:
     """Every argument of a consumer, checked."""
 
-    settings: ConsumerSettings
+    settings: ConsumerConfig
     root: tuple[Any, ...]
     clock: Clock
     codec: Codec
@@ -125,7 +126,7 @@ def check_options(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> 
             f"unknown consumer option {', '.join(map(repr, unknown))}{meant}; the options are "
             f"{', '.join(sorted(_OPTION_NAMES))}"
         )
-    settings = ConsumerSettings(**{k: v for k, v in options.items() if k in _SETTINGS})  # type: ignore[arg-type]
+    settings = ConsumerConfig(**{k: v for k, v in options.items() if k in _SETTINGS})  # type: ignore[arg-type]
     root = options.get("root", ("quickq",))
     if not isinstance(root, tuple):
         raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(root)})")
