@@ -45,7 +45,7 @@ from ._attempts import (
     outcome_settlement,
 )
 from ._codec import Codec
-from ._consumer_options import ConsumerOptions, ConsumerConfig, check_options
+from ._consumer_options import ConsumerConfig, ConsumerOptions, check_options
 from ._core import Action, Item, Layout, Outcome, Settlement
 from ._events import EventHook, EventKind, JobEvent
 from ._exceptions import QuickqError, StoreError, TooLargeError

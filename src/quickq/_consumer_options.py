@@ -25,10 +25,17 @@ def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:
     return validate
 
 
-def _seconds_option(default: float, *, positive: bool) -> Any:
+def _seconds_option(default: float, *, positive: bool, help: str) -> Any:
     return attrs.field(
         default=default,
         validator=_checked(check_seconds, low_open=positive, high=MAX_CONSUMER_SECONDS),
+        metadata={"help": help},
+    )
+
+
+def _count_option(default: int, high: int, *, help: str) -> Any:
+    return attrs.field(
+        default=default, validator=_checked(check_int, 1, high), metadata={"help": help}
     )
 
 
@@ -36,22 +43,41 @@ def _seconds_option(default: float, *, positive: bool) -> Any:
 class ConsumerConfig:
     """A consumer's configuration, frozen (see ``ConsumerOptions`` for the
     meaning of each field), each field checked when made: counts are ints in
-    range, durations finite seconds (at most a day)."""
+    range, durations finite seconds (at most a day). Each field's one-line
+    ``metadata["help"]`` is what ``quickq worker --help`` shows."""
 
-    concurrency: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
-    batch_size: int = attrs.field(default=10, validator=_checked(check_int, 1, 100_000))
-    lease_duration: float = _seconds_option(30.0, positive=True)
-    queue_lease_duration: float = _seconds_option(5.0, positive=True)
-    scan_interval: float = _seconds_option(0.1, positive=True)
-    idle_poll: float = _seconds_option(1.0, positive=True)
-    grace_period: float = _seconds_option(10.0, positive=False)
-    cleanup_timeout: float = _seconds_option(5.0, positive=False)
-    selection_fraction: float = attrs.field(
-        default=0.02, validator=lambda _, a, v: check_fraction(v, a.name)
+    concurrency: int = _count_option(10, 100_000, help="Handlers run at once.")
+    batch_size: int = _count_option(
+        10, 100_000, help="Most jobs leased from one queue per transaction."
     )
-    selection_max: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
-    peek_limit: int = attrs.field(default=2000, validator=_checked(check_int, 1, 1_000_000))
-    idle_gc: float = _seconds_option(60.0, positive=False)
+    lease_duration: float = _seconds_option(
+        30.0, positive=True, help="A job's lease in seconds, renewed every third of it."
+    )
+    queue_lease_duration: float = _seconds_option(
+        5.0, positive=True, help="How long a consumer holds a queue while leasing from it."
+    )
+    scan_interval: float = _seconds_option(
+        0.1, positive=True, help="The idle poll when the store cannot watch for new jobs."
+    )
+    idle_poll: float = _seconds_option(
+        1.0, positive=True, help="The longest idle wait when the store can watch for new jobs."
+    )
+    grace_period: float = _seconds_option(
+        10.0, positive=False, help="On stop, how long running jobs may finish before cancelling."
+    )
+    cleanup_timeout: float = _seconds_option(
+        5.0, positive=False, help="How long a cancelled job may take to give its lease back."
+    )
+    selection_fraction: float = attrs.field(
+        default=0.02,
+        validator=lambda _, a, v: check_fraction(v, a.name),
+        metadata={"help": "The fraction of due queues a scan picks at random, in (0, 1]."},
+    )
+    selection_max: int = _count_option(2000, 1_000_000, help="The most due queues one scan picks.")
+    peek_limit: int = _count_option(2000, 1_000_000, help="The most due queues one scan reads.")
+    idle_gc: float = _seconds_option(
+        60.0, positive=False, help="How long a queue stays empty before its pointer is dropped."
+    )
 
 
 class ConsumerOptions(TypedDict, total=False):

@@ -21,7 +21,7 @@ from typing import Final
 import attrs
 
 from .._limits import LEASE_BYTES
-from ..stores import Transaction, decode_counter, get_many
+from ..stores._protocol import Transaction, decode_counter, get_many
 from ._layout import (
     COUNTERS,
     DeadItem,

@@ -9,7 +9,6 @@ import typing as _typing
 
 from .._exports import publish_exports as _publish_exports
 from ._buffer import Limits as Limits
-from ._buffer import decode_counter as decode_counter
 from ._faults import CommitFault as CommitFault
 from ._faults import Faults as Faults
 from ._protocol import KeyValue as KeyValue
@@ -19,6 +18,7 @@ from ._protocol import SupportsGetMany as SupportsGetMany
 from ._protocol import SupportsRetryState as SupportsRetryState
 from ._protocol import SupportsWatch as SupportsWatch
 from ._protocol import Transaction as Transaction
+from ._protocol import decode_counter as decode_counter
 from ._protocol import get_many as get_many
 from ._protocol import is_store as is_store
 from ._protocol import transact as transact

@@ -9,9 +9,7 @@ write-conflict ranges the store checks at commit.
 from __future__ import annotations
 
 import itertools
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Final
 
 import attrs
 from sortedcontainers import SortedDict
@@ -32,28 +30,14 @@ from ._limits import (
 )
 from ._limits import Limits as Limits
 from ._protocol import KeyValue, RetryState
-
-_INT64: Final = struct.Struct("<q")
-Range = tuple[bytes, bytes]
+from ._protocol import Range as Range
+from ._protocol import add_to_counter as add_to_counter
+from ._protocol import decode_counter as decode_counter
 
 
 def key_after(key: bytes) -> bytes:
     """The first key after *key* in byte order: ``[key, key_after(key))`` is just *key*."""
     return key + b"\x00"
-
-
-def add_to_counter(value: bytes | None, delta: int) -> bytes:
-    """FoundationDB's ``ADD`` on a little-endian 64-bit counter (wrapping)."""
-    base = 0
-    if value:
-        base = int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
-    total = (base + delta + 2**63) % 2**64 - 2**63
-    return _INT64.pack(total)
-
-
-def decode_counter(value: bytes | None) -> int:
-    """Read a counter written by ``add`` (absent counts as zero)."""
-    return 0 if not value else int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
 
 
 @attrs.frozen

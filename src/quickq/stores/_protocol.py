@@ -17,8 +17,9 @@ without them.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeGuard, TypeVar, cast, runtime_checkable
+from typing import Final, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 T = TypeVar("T")
 KeyValue = tuple[bytes, bytes]
@@ -209,3 +210,25 @@ async def transact(
 def is_store(obj: Store | Transaction) -> TypeGuard[Store]:
     """True for a store, False for a transaction (they are told apart by ``transact``)."""
     return hasattr(obj, "create_transaction")
+
+
+# -- ranges and counters: the shapes every store reads and writes -----------
+
+Range = tuple[bytes, bytes]
+"""A key range ``[begin, end)``."""
+
+_INT64: Final = struct.Struct("<q")
+
+
+def add_to_counter(value: bytes | None, delta: int) -> bytes:
+    """FoundationDB's ``ADD`` on a little-endian 64-bit counter (wrapping)."""
+    base = 0
+    if value:
+        base = int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
+    total = (base + delta + 2**63) % 2**64 - 2**63
+    return _INT64.pack(total)
+
+
+def decode_counter(value: bytes | None) -> int:
+    """Read a counter written by ``add`` (absent counts as zero)."""
+    return 0 if not value else int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
