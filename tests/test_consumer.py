@@ -347,7 +347,7 @@ def test_a_job_whose_lease_is_lost_is_cancelled_and_its_completion_refused() -> 
             await steal_lease(store, queue, "t", job.job_id)
             await wait_until(lambda: c.statistics().lost == 1)
         assert ended[0] - stolen_at <= 10  # one extension interval (lease / 3)
-        item = await store.transact(lambda tr: _core.get_item(tr, queue.layout, "t", job.job_id))
+        item = await store.transact(lambda tr: _core.read_item(tr, queue.layout, "t", job.job_id))
         assert item is not None and item.lease is not None
         assert item.lease.lease_id == "thief"  # the thief's lease stands; nothing completed
         assert c.statistics().completed == 0
@@ -384,7 +384,7 @@ def test_a_job_running_ten_lease_durations_runs_once_with_its_lease_extended() -
         for _ in range(100):
             await trio.sleep(0.3)
             item = await store.transact(
-                lambda tr: _core.get_item(tr, queue.layout, "t", meta.item_id)
+                lambda tr: _core.read_item(tr, queue.layout, "t", meta.item_id)
             )
             assert item is not None and item.lease is not None
             expiries.append(item.lease.expiry / 1000 - virtual_clock())

@@ -6,8 +6,8 @@ import fdb.tuple as fdb_tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickq._core import Item, Layout, Lease
-from quickq._core._layout import _pack
+from quickq._core import Item, Layout, Lease, State
+from quickq._core._keys import _pack
 
 ids = st.text(min_size=1, max_size=40)
 times = st.integers(min_value=0, max_value=2**53)
@@ -25,7 +25,7 @@ def test_keys_are_the_tuple_encoding_of_the_documented_layout(
     assert ready == fdb_tuple.pack((*root, "r", priority, vesting, item_id))
     assert layout.tail(qid, ready, "r") == (priority, vesting, item_id)
     assert layout.scheduled(qid, vesting, item_id) == fdb_tuple.pack((*root, "s", vesting, item_id))
-    assert layout.dead(qid, item_id) == fdb_tuple.pack((*root, "d", item_id))
+    assert layout.dead_letter(qid, item_id) == fdb_tuple.pack((*root, "d", item_id))
     begin, end = layout.range(qid, "r")
     assert begin < ready < end
     assert not begin <= layout.item(qid, item_id) < end
@@ -41,7 +41,7 @@ def test_item_records_round_trip() -> None:
         vesting=10,
         max_retries=2,
         enqueued_at=5,
-        where="l",
+        state=State.RUNNING,
         attempt=1,
         lease=Lease("c", "l1", 99),
         last_error="boom\x00",

@@ -11,6 +11,7 @@ from quickq import ConflictError, _core
 from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Transaction
 
+from .model.support import enqueue_one
 from .support import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
@@ -30,7 +31,7 @@ def new(
 async def put(store: TestStore, *items: NewItem, now: int = T0) -> None:
     async def body(tr: Transaction) -> None:
         for item in items:
-            await _core.enqueue(tr, layout, item, now)
+            await enqueue_one(tr, layout, item, now)
 
     await store.transact(body)
 
@@ -244,7 +245,7 @@ def leasing(now: int = T0, limit: int = 10) -> Callable[[Transaction], Awaitable
 
 
 def enqueuing(item: NewItem, now: int = T0) -> Callable[[Transaction], Awaitable[object]]:
-    return lambda tr: _core.enqueue(tr, layout, item, now)
+    return lambda tr: enqueue_one(tr, layout, item, now)
 
 
 async def due(store: TestStore, now: int) -> list[str]:

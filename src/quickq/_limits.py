@@ -37,6 +37,10 @@ MAX_LIST: Final = 1_000_000
 """The most rows one listing (jobs, dead letters, queues) returns."""
 LEASE_BYTES: Final = 1_000_000
 """The payload bytes one lease batch may carry (FoundationDB reads stay small)."""
+PROMOTE_PER_LEASED: Final = 4
+"""A lease batch first promotes up to this many due items per item it may lease..."""
+PROMOTE_MIN: Final = 64
+"""...and at least this many, so that small batches still drain expired leases."""
 
 # -- consumers ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import attrs
 
 from . import _core
 from ._codec import Codec, JsonCodec
-from ._core import DeadItem, DeadReason, Item, Layout, record_overhead
+from ._core import DeadLetterRecord, DeadReason, Item, Layout, State, record_overhead
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import JobRegistry, check_max_retries, check_priority, check_timeout, validate_topic
 from ._limits import (
@@ -46,12 +46,8 @@ one value, whatever its ids, topic and options."""
 _BATCH: Final = 500
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
-_WHERE: Final[dict[str, Literal["r", "s", "l"]]] = {
-    "pending": "r",
-    "scheduled": "s",
-    "running": "l",
-}
-_STATE_OF: Final[dict[str, JobState]] = {"r": "pending", "s": "scheduled", "l": "running"}
+_LIVE: Final[dict[str, State]] = {state.counter: state for state in State}
+"""A live job's public state (the name of its counter) -> where the core keeps it."""
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -141,9 +137,6 @@ def new_job_id(now_ms: int, token: str, n: int) -> str:
     *token*: unique, and the same on every re-run of that call's body."""
     tail = hashlib.blake2b(f"{token}/{n}".encode(), digest_size=8).hexdigest()
     return f"{now_ms:012x}{tail}"
-
-
-"""The most jobs one listing call returns."""
 
 
 def _check_limit(limit: object) -> int:
@@ -300,12 +293,7 @@ class JobQueue:
         return now + to_ms(check_seconds(delay, "delay", error=InvalidJobError))
 
     def _check_sizes(self, new: _core.NewItem) -> None:
-        layout = self.layout
-        longest_key = max(
-            len(layout.ready(new.queue_id, new.priority, new.vesting, new.item_id)),
-            len(layout.dead(new.queue_id, new.item_id)),
-        )
-        if longest_key > MAX_KEY_BYTES:
+        if new.longest_key(self.layout) > MAX_KEY_BYTES:
             raise InvalidJobError(f"queue_id and job_id make a key over {MAX_KEY_BYTES} bytes")
         if len(new.payload) > MAX_PAYLOAD_BYTES:
             raise InvalidJobError(
@@ -322,7 +310,7 @@ class JobQueue:
             job_id=item.item_id,
             topic=item.topic,
             payload=self.codec.decode(item.payload),
-            state=state or _STATE_OF[item.where],
+            state=state or item.state.counter,
             priority=item.priority,
             run_at=ms_to_datetime(item.lease.expiry if item.lease else item.vesting),
             attempt=item.attempt,
@@ -332,7 +320,7 @@ class JobQueue:
             last_error=item.last_error,
         )
 
-    def _dead(self, qid: str, dead: DeadItem) -> DeadLetter:
+    def _dead(self, qid: str, dead: DeadLetterRecord) -> DeadLetter:
         return DeadLetter(
             self._job(qid, dead.item, "dead"), dead.reason, dead.error, ms_to_datetime(dead.died_at)
         )
@@ -353,11 +341,11 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def body(tr: Transaction) -> Job | None:
-            item = await _core.get_item(tr, self.layout, qid, job_id)
+            item = await _core.read_item(tr, self.layout, qid, job_id)
             if item is not None:
                 return self._job(qid, item)
-            raw = await tr.get(self.layout.dead(qid, job_id), snapshot=True)
-            return None if raw is None else self._dead(qid, DeadItem.from_bytes(raw)).job
+            dead = await _core.read_dead_letter(tr, self.layout, qid, job_id, snapshot=True)
+            return None if dead is None else self._dead(qid, dead).job
 
         job = await self._run(tr, body)
         if job is None:
@@ -373,10 +361,10 @@ class JobQueue:
         limit = _check_limit(limit)
         if state == "dead":
             return [d.job for d in await self.dead_letters(qid, limit=limit, tr=tr)]
-        if state not in _WHERE:
+        live = _LIVE.get(state)
+        if live is None:
             raise InvalidJobError(f"state must be pending, scheduled, running or dead: {state!r}")
-        where = _WHERE[state]
-        items = await self._run(tr, lambda tr: _core.list_items(tr, self.layout, qid, where, limit))
+        items = await self._run(tr, lambda tr: _core.list_items(tr, self.layout, qid, live, limit))
         return [self._job(qid, item) for item in items]
 
     async def dead_letters(
@@ -385,7 +373,7 @@ class JobQueue:
         """Dead letters of *queue_id*, with why each died."""
         qid = validate_queue_id(queue_id)
         limit = _check_limit(limit)
-        dead = await self._run(tr, lambda tr: _core.dead_items(tr, self.layout, qid, limit))
+        dead = await self._run(tr, lambda tr: _core.dead_letters(tr, self.layout, qid, limit))
         return [self._dead(qid, d) for d in dead]
 
     # -- control ------------------------------------------------------------------
@@ -408,7 +396,9 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def replay(tr: Transaction, now: int) -> bytes | None:
-            return b"1" if await _core.replay_dead(tr, self.layout, qid, job_id, now) else None
+            return (
+                b"1" if await _core.replay_dead_letter(tr, self.layout, qid, job_id, now) else None
+            )
 
         if await self._run_once(tr, replay) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to replay")
@@ -419,18 +409,18 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def purge(tr: Transaction, now: int) -> bytes | None:
-            return b"1" if await _core.purge_dead(tr, self.layout, qid, job_id) else None
+            return b"1" if await _core.purge_dead_letter(tr, self.layout, qid, job_id) else None
 
         if await self._run_once(tr, purge) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to purge")
 
     async def replay_all(self, queue_id: str) -> int:
         """Replay every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _core.replay_dead, with_now=True)
+        return await self._each_dead(queue_id, _core.replay_dead_letter, with_now=True)
 
     async def purge_all(self, queue_id: str) -> int:
         """Purge every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _core.purge_dead, with_now=False)
+        return await self._each_dead(queue_id, _core.purge_dead_letter, with_now=False)
 
     async def _each_dead(
         self, queue_id: str, op: Callable[..., Awaitable[bool]], *, with_now: bool
@@ -440,7 +430,7 @@ class JobQueue:
         while True:
 
             async def body(tr: Transaction) -> tuple[int, int]:
-                dead = await _core.dead_items(tr, self.layout, qid, _BATCH)
+                dead = await _core.dead_letters(tr, self.layout, qid, _BATCH)
                 now = (self.now_ms(),) if with_now else ()
                 done = [await op(tr, self.layout, qid, d.item.item_id, *now) for d in dead]
                 return len(dead), sum(done)

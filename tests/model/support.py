@@ -11,8 +11,9 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase
 
-from quickq._core import DeadItem, Item, Layout, QueuePointer
-from quickq.stores import MemoryStore, decode_counter
+from quickq import _core
+from quickq._core import DeadLetterRecord, Item, Layout, NewItem, QueuePointer, State
+from quickq.stores import MemoryStore, Transaction, decode_counter
 
 LONG = os.environ.get("QUICKQ_HYPOTHESIS_PROFILE") == "long"
 """The heavier run (``QUICKQ_HYPOTHESIS_PROFILE=long``): ten times the examples,
@@ -46,14 +47,21 @@ def model_settings(*, examples: int, steps: int) -> hypothesis.settings:
     )
 
 
+async def enqueue_one(tr: Transaction, layout: Layout, new: NewItem, now: int) -> tuple[Item, bool]:
+    """Enqueue one job as ``JobQueue.enqueue`` does: a batch of one, under the
+    NewItem's own receipt token. Returns ``(item, created)``."""
+    (result,) = await _core.enqueue_many(tr, layout, [new], now, token=new.token)
+    return result
+
+
 @attrs.frozen
 class StoreView:
     """Everything a queue layout holds in a store, parsed (read without a transaction)."""
 
     items: dict[tuple[str, str], Item]
     index: dict[tuple[str, str], list[tuple[Any, ...]]]
-    """(qid, where) -> the key tails of that index (r, s or l), in key order."""
-    dead: dict[tuple[str, str], DeadItem]
+    """(qid, state tag) -> the key tails of that index (r, s or l), in key order."""
+    dead: dict[tuple[str, str], DeadLetterRecord]
     counters: dict[tuple[str, str], int]
     pointer_records: dict[str, QueuePointer]
     pointer_rows: list[tuple[int, str]]
@@ -73,10 +81,10 @@ class StoreView:
                 qid, kind = t[1], t[2]
                 if kind == "i":
                     view.items[qid, t[3]] = Item.from_bytes(value)
-                elif kind in ("r", "s", "l"):
+                elif kind in tuple(State):
                     view.index.setdefault((qid, kind), []).append(tuple(t[3:]))
                 elif kind == "d":
-                    view.dead[qid, t[3]] = DeadItem.from_bytes(value)
+                    view.dead[qid, t[3]] = DeadLetterRecord.from_bytes(value)
                 elif kind == "c":
                     view.counters[qid, t[3]] = decode_counter(value)
                 elif kind == "p":

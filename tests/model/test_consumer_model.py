@@ -393,14 +393,14 @@ class ConsumerMachine(RuleBasedStateMachine):
         live_consumers = {r.consumer.consumer_id for r in self.runners.values()}
         for qid in QUEUES:
             for name, where in (("pending", "r"), ("scheduled", "s"), ("running", "l")):
-                items = [i for (q, _), i in view.items.items() if q == qid and i.where == where]
+                items = [i for (q, _), i in view.items.items() if q == qid and i.state == where]
                 assert view.count(qid, name) == len(items) == len(view.index.get((qid, where), []))
             assert view.count(qid, "dead") == sum(q == qid for q, _ in view.dead)
             if any(q == qid for q, _ in view.items):
                 assert qid in view.pointer_records, f"queue {qid} has work and no pointer"
         now = self.clock.current_time()
         for (_, item_id), item in view.items.items():
-            if item.where == "l":
+            if item.state == "l":
                 assert item.lease is not None
                 holder = item.lease.holder
                 assert (

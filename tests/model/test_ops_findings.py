@@ -14,6 +14,8 @@ from quickq import CommitUnknownResultError, _core
 from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, MemoryStore, Transaction
 
+from .support import enqueue_one
+
 pytestmark = pytest.mark.anyio
 
 T0 = 1_000_000
@@ -60,14 +62,14 @@ async def test_a_job_dead_lettered_by_lease_expiry_counts_that_attempt_as_an_err
     """Found by the queue model. An expired lease counts as a failed attempt
     when the job is requeued (errors + 1), but when its attempts were spent it
     was dead-lettered with the error uncounted: a job with max_retries=0 died
-    after one failed attempt with errors == 0. Fixed in ``_ops._promote``."""
+    after one failed attempt with errors == 0. Fixed in ``_core._lease._promote``."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
+        lambda tr: enqueue_one(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
     )
     assert len(await lease(store, "c1", T0)) == 1
     assert await lease(store, "c2", T0 + LEASE) == []  # expired: dead-lettered, not re-run
-    (dead,) = await store.transact(lambda tr: _core.dead_items(tr, layout, "q", 10))
+    (dead,) = await store.transact(lambda tr: _core.dead_letters(tr, layout, "q", 10))
     assert (dead.reason, dead.item.attempt, dead.item.errors) == ("failed", 1, 1)
     assert dead.item.last_error is not None and "lease expired" in dead.item.last_error
 
@@ -80,7 +82,7 @@ async def test_completing_after_the_job_was_dead_lettered_by_expiry_reports_lost
     (d41ddc6) fixed both."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
+        lambda tr: enqueue_one(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 0), T0)
     )
     (first,) = await lease(store, "c1", T0)
     assert await lease(store, "c2", T0 + LEASE) == []  # dead-lettered on expiry
@@ -94,7 +96,7 @@ async def test_completing_after_the_lease_was_lost_and_the_job_rerun_reports_los
     and emits as a "completed" event with the stale attempt's result."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
+        lambda tr: enqueue_one(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
     )
     (first,) = await lease(store, "c1", T0)
     (second,) = await lease(store, "c2", T0 + LEASE)
@@ -114,7 +116,7 @@ async def test_enqueue_rerun_after_commit_unknown_does_not_recreate_a_finished_j
     new = NewItem("q", "generated-id-1", "t", b"{}", 0, T0, 0)
 
     async def body(tr: Transaction) -> tuple[Item, bool]:
-        return await _core.enqueue(tr, layout, new, T0)
+        return await enqueue_one(tr, layout, new, T0)
 
     store.inject(CommitFault.UNKNOWN_APPLIED)
     tr = store.create_transaction()
@@ -141,7 +143,7 @@ async def test_a_lease_cannot_be_extended_at_exactly_its_expiry() -> None:
     very millisecond."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
+        lambda tr: enqueue_one(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 3), T0)
     )
     (item,) = await lease(store, "c1", T0)
     assert item.lease is not None
@@ -163,13 +165,13 @@ async def test_a_lease_expiring_on_the_last_attempt_dead_letters_the_job() -> No
     (its last attempt) dead-letters it, each counted as an error."""
     store = MemoryStore()
     await store.transact(
-        lambda tr: _core.enqueue(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 1), T0)
+        lambda tr: enqueue_one(tr, layout, NewItem("q", "a", "t", b"{}", 0, T0, 1), T0)
     )
     (first,) = await lease(store, "c1", T0)
     (second,) = await lease(store, "c2", T0 + LEASE)  # the first lease expired
     assert (first.attempt, second.attempt, second.errors) == (1, 2, 1)
     assert await lease(store, "c3", T0 + 2 * LEASE) == []  # the last one expired
-    (dead,) = await store.transact(lambda tr: _core.dead_items(tr, layout, "q", 10))
+    (dead,) = await store.transact(lambda tr: _core.dead_letters(tr, layout, "q", 10))
     assert (dead.reason, dead.item.attempt, dead.item.errors) == ("failed", 2, 2)
     counts = await store.transact(lambda tr: _core.counters(tr, layout, "q"))
     assert counts == {"pending": 0, "scheduled": 0, "running": 0, "dead": 1}
@@ -180,11 +182,11 @@ async def test_re_enqueueing_the_custom_id_of_a_dead_letter_returns_it() -> None
     and nothing is enqueued or counted again."""
     store = MemoryStore()
     new = NewItem("q", "x", "t", b"{}", 0, T0, 0, custom_id=True)
-    await store.transact(lambda tr: _core.enqueue(tr, layout, new, T0))
+    await store.transact(lambda tr: enqueue_one(tr, layout, new, T0))
     (item,) = await lease(store, "c1", T0)
     assert await settle(store, item, Action.RETRY, T0 + 1, error="boom") is Outcome.DEAD_LETTERED
     again = attrs.evolve(new, priority=7, token="another-call")
-    found, created = await store.transact(lambda tr: _core.enqueue(tr, layout, again, T0 + 2))
+    found, created = await store.transact(lambda tr: enqueue_one(tr, layout, again, T0 + 2))
     assert not created
     assert (found.item_id, found.priority, found.attempt) == ("x", 0, 1)
     counts = await store.transact(lambda tr: _core.counters(tr, layout, "q"))

@@ -2,7 +2,7 @@
 
 Hypothesis drives the pure operations with an explicit time ``now`` (integer
 milliseconds that a rule advances) against a small reference model: a dict of
-jobs, each in one store index (``r`` ready, ``s`` scheduled, ``l`` leased) with
+jobs, each in one store index (its State: pending, scheduled or running) with
 its attempts, errors and lease, plus dead letters and the fate of every job
 ever created. Several consumers take queue leases, lease batches, extend,
 complete, fail, snooze, discard, release, and crash (their leases simply
@@ -66,10 +66,10 @@ from hypothesis.stateful import (
 
 import quickq
 from quickq import CommitUnknownResultError, ConflictError, _core
-from quickq._core import Action, Layout, NewItem, Outcome, Settlement
+from quickq._core import Action, Layout, NewItem, Outcome, Settlement, State
 from quickq.stores import CommitFault, Faults, MemoryStore, Transaction
 
-from .support import MODEL_TIME_LIMIT, StoreView, model_settings
+from .support import MODEL_TIME_LIMIT, StoreView, enqueue_one, model_settings
 
 T = TypeVar("T")
 
@@ -98,7 +98,7 @@ class MJob:
     priority: int
     vesting: int
     max_retries: int
-    where: str
+    state: State
     attempt: int = 0
     errors: int = 0
     lease: tuple[str, str, int] | None = None
@@ -203,7 +203,7 @@ class QueueMachine(RuleBasedStateMachine):
         would make the draws of a replayed run differ (a flaky strategy)."""
         return sorted(jobs, key=lambda key: jobs[key].uid)
 
-    def bury(self, job: MJob, reason: str) -> None:
+    def dead_letter(self, job: MJob, reason: str) -> None:
         del self.live[job.qid, job.item_id]
         job.lease = None
         self.dead[job.qid, job.item_id] = (job, reason)
@@ -234,7 +234,7 @@ class QueueMachine(RuleBasedStateMachine):
             news = [attrs.evolve(new, token=self.fresh("e")) for new in news]
 
         async def body(tr: Transaction) -> list[tuple[quickq._core.Item, bool]]:
-            return [await _core.enqueue(tr, layout, new, now) for new in news]
+            return [await enqueue_one(tr, layout, new, now) for new in news]
 
         results = self.transact(body)
         for new, (item, created) in zip(news, results, strict=True):
@@ -258,11 +258,11 @@ class QueueMachine(RuleBasedStateMachine):
                 new.priority,
                 new.vesting,
                 new.max_retries,
-                "r" if new.vesting <= now else "s",
+                State.PENDING if new.vesting <= now else State.SCHEDULED,
             )
             self.live[key] = job
             self.fates[job.uid] = "live"
-            assert (item.where, item.vesting, item.attempt) == (job.where, job.vesting, 0)
+            assert (item.state, item.vesting, item.attempt) == (job.state, job.vesting, 0)
 
     @precondition(lambda self: len(self.live) < MAX_LIVE)
     @rule(
@@ -287,7 +287,13 @@ class QueueMachine(RuleBasedStateMachine):
         self.serial += 1
         vesting = now + round(delay * 1000)
         self.live[key] = MJob(
-            self.serial, qid, job.job_id, 100, vesting, 3, "r" if vesting <= now else "s"
+            self.serial,
+            qid,
+            job.job_id,
+            100,
+            vesting,
+            3,
+            State.PENDING if vesting <= now else State.SCHEDULED,
         )
         self.fates[self.serial] = "live"
 
@@ -304,7 +310,7 @@ class QueueMachine(RuleBasedStateMachine):
 
         done = self.once(cancel)
         job = self.live[key]
-        if job.where == "l":
+        if job.state == State.RUNNING:
             assert done is None
             return
         assert done == item_id.encode()
@@ -320,10 +326,10 @@ class QueueMachine(RuleBasedStateMachine):
         now = self.now
 
         async def purge_it(tr: Transaction) -> bytes | None:
-            return b"1" if await _core.purge_dead(tr, layout, qid, item_id) else None
+            return b"1" if await _core.purge_dead_letter(tr, layout, qid, item_id) else None
 
         async def replay_it(tr: Transaction) -> bytes | None:
-            return b"1" if await _core.replay_dead(tr, layout, qid, item_id, now) else None
+            return b"1" if await _core.replay_dead_letter(tr, layout, qid, item_id, now) else None
 
         if purge:
             assert self.once(purge_it) == b"1"
@@ -332,7 +338,7 @@ class QueueMachine(RuleBasedStateMachine):
             return
         assert self.once(replay_it) == b"1"
         job, _ = self.dead.pop(key)
-        job.where, job.vesting, job.attempt, job.errors, job.lease = "r", now, 0, 0, None
+        job.state, job.vesting, job.attempt, job.errors, job.lease = State.PENDING, now, 0, 0, None
         self.live[key] = job
         self.fates[job.uid] = "live"
 
@@ -362,15 +368,15 @@ class QueueMachine(RuleBasedStateMachine):
         """What a batch lease does first: due scheduled items and expired leases
         become ready; an expired lease with its attempts spent is dead-lettered."""
         for job in self.queue_jobs(qid):
-            if job.where == "s" and job.vesting <= self.now:
-                job.where = "r"
-            elif job.where == "l" and job.due <= self.now:
+            if job.state == State.SCHEDULED and job.vesting <= self.now:
+                job.state = State.PENDING
+            elif job.state == State.RUNNING and job.due <= self.now:
                 assert job.lease is not None
                 job.errors += 1
                 if job.attempt > job.max_retries:
-                    self.bury(job, "failed")
+                    self.dead_letter(job, "failed")
                 else:
-                    job.where, job.vesting, job.lease = "r", job.lease[2], None
+                    job.state, job.vesting, job.lease = State.PENDING, job.lease[2], None
 
     def draw_queue_lease(self, data: st.DataObject) -> tuple[str, str, str]:
         consumer = data.draw(st.sampled_from([c for c in CONSUMERS if self.taken[c]]))
@@ -495,7 +501,9 @@ class QueueMachine(RuleBasedStateMachine):
             return []
         del self.queue_leases[qid]
         self.promote(qid)
-        ready = sorted((j for j in self.queue_jobs(qid) if j.where == "r"), key=MJob.ready_key)
+        ready = sorted(
+            (j for j in self.queue_jobs(qid) if j.state == State.PENDING), key=MJob.ready_key
+        )
         expected: list[tuple[str, int, tuple[str, str, int] | None]] = []
         for n, job in enumerate(ready[:limit]):
             assert job.vesting <= self.now, "a job was leased before its vesting time"
@@ -509,14 +517,14 @@ class QueueMachine(RuleBasedStateMachine):
         self.promote(qid)
         for item in batch.items:
             job = self.live[qid, item.item_id]
-            assert job.where == "r", "leased a job that was no longer ready"
+            assert job.state == State.PENDING, "leased a job that was no longer ready"
             assert item.lease is not None
             self.lease_job(consumer, job, item.lease.lease_id)
 
     def lease_job(self, consumer: str, job: MJob, lease_id: str) -> None:
         assert lease_id not in self.lease_ids
         self.lease_ids.add(lease_id)
-        job.where, job.attempt = "l", job.attempt + 1
+        job.state, job.attempt = State.RUNNING, job.attempt + 1
         job.lease = (consumer, lease_id, self.now + LEASE)
         self.held[consumer].append(Held(job.qid, job.item_id, lease_id))
 
@@ -622,18 +630,23 @@ class QueueMachine(RuleBasedStateMachine):
             self.completions[job.uid] += 1
             return Outcome.COMPLETED
         if action == "release":
-            job.where, job.vesting, job.attempt, job.lease = "r", now, job.attempt - 1, None
+            job.state, job.vesting, job.attempt, job.lease = (
+                State.PENDING,
+                now,
+                job.attempt - 1,
+                None,
+            )
             return Outcome.RELEASED
         if action != "snooze":
             job.errors += 1  # a failure, and (as the ops count it) a discard
         if action == "discard":
-            self.bury(job, "discarded")
+            self.dead_letter(job, "discarded")
             return Outcome.DEAD_LETTERED
         if job.attempt > job.max_retries:
-            self.bury(job, "failed" if action == "fail" else "snoozed_out")
+            self.dead_letter(job, "failed" if action == "fail" else "snoozed_out")
             return Outcome.DEAD_LETTERED
         job.vesting, job.lease = now + delay, None
-        job.where = "s" if delay > 0 else "r"
+        job.state = State.SCHEDULED if delay > 0 else State.PENDING
         return Outcome.RETRIED
 
     @rule(consumer=st.sampled_from(CONSUMERS))
@@ -658,25 +671,29 @@ class QueueMachine(RuleBasedStateMachine):
         for key, job in self.live.items():
             item = view.items[key]
             lease = item.lease and (item.lease.holder, item.lease.lease_id, item.lease.expiry)
-            assert (item.where, item.attempt, item.errors, lease) == (
-                job.where,
+            assert (item.state, item.attempt, item.errors, lease) == (
+                job.state,
                 job.attempt,
                 job.errors,
                 job.lease,
             ), key
             assert (item.priority, item.max_retries) == (job.priority, job.max_retries)
-            if job.where != "l":
+            if job.state != State.RUNNING:
                 assert item.vesting == job.vesting, key
         # Each live item sits in exactly the index its state names, once.
         for qid in QUEUES:
             jobs = self.queue_jobs(qid)
             expected = {
-                "r": sorted((j.priority, j.vesting, j.item_id) for j in jobs if j.where == "r"),
-                "s": sorted((j.vesting, j.item_id) for j in jobs if j.where == "s"),
-                "l": sorted((j.due, j.item_id) for j in jobs if j.where == "l"),
+                State.PENDING: sorted(
+                    (j.priority, j.vesting, j.item_id) for j in jobs if j.state == State.PENDING
+                ),
+                State.SCHEDULED: sorted(
+                    (j.vesting, j.item_id) for j in jobs if j.state == State.SCHEDULED
+                ),
+                State.RUNNING: sorted((j.due, j.item_id) for j in jobs if j.state == State.RUNNING),
             }
-            for where, entries in expected.items():
-                assert sorted(view.index.get((qid, where), [])) == entries, (qid, where)
+            for state, entries in expected.items():
+                assert sorted(view.index.get((qid, state), [])) == entries, (qid, state)
         # Dead letters: the model's, with attempts spent exactly when they failed out.
         assert set(view.dead) == set(self.dead)
         for key, (job, reason) in self.dead.items():
@@ -699,9 +716,9 @@ class QueueMachine(RuleBasedStateMachine):
         for qid in QUEUES:
             jobs = self.queue_jobs(qid)
             counts = {
-                "pending": sum(j.where == "r" for j in jobs),
-                "scheduled": sum(j.where == "s" for j in jobs),
-                "running": sum(j.where == "l" for j in jobs),
+                "pending": sum(j.state == State.PENDING for j in jobs),
+                "scheduled": sum(j.state == State.SCHEDULED for j in jobs),
+                "running": sum(j.state == State.RUNNING for j in jobs),
                 "dead": sum(k[0] == qid for k in self.dead),
             }
             assert {name: view.count(qid, name) for name in counts} == counts, qid
@@ -750,9 +767,9 @@ class QueueMachine(RuleBasedStateMachine):
         for qid, got in zip(QUEUES, self.portal.call(stats), strict=True):
             jobs = self.queue_jobs(qid)
             assert (got.pending, got.scheduled, got.running, got.dead) == (
-                sum(j.where == "r" for j in jobs),
-                sum(j.where == "s" for j in jobs),
-                sum(j.where == "l" for j in jobs),
+                sum(j.state == State.PENDING for j in jobs),
+                sum(j.state == State.SCHEDULED for j in jobs),
+                sum(j.state == State.RUNNING for j in jobs),
                 sum(k[0] == qid for k in self.dead),
             )
 

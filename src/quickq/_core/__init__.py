@@ -3,42 +3,53 @@
 Everything here is ``f(tr, layout, ..., now)`` over the store protocol, with no
 other I/O; :mod:`quickq._queue` (the producer API) and :mod:`quickq._consumer`
 (the workers) are built on these names and import nothing else from ``_core``.
+
+Each operation runs inside a caller's transaction and is safe to run again
+after commit-unknown-result: enqueue finds its receipt; leasing finds its
+batch marker; settling finds its lease id in ``settled_by`` (or its
+completion receipt); control calls run under :func:`run_once`. Peeks use
+snapshot reads; read conflicts are taken only on what an operation claims
+(the items it leases, the pointer it moves, the emptiness it relies on).
+Fencing operations (extend, settle) take a clock rather than a time, and read
+it after their reads, so a lease is judged at the moment of the write.
+
+Modules, bottom up: ``_keys`` (Layout, State), ``_records`` (the stored
+values), ``_items`` and ``_pointers`` (the shared reads and writes),
+``_receipts``; then one per operation family: ``_enqueue``, ``_lease``,
+``_settle``, ``_inspect``.
 """
 
-from ._layout import COUNTERS as COUNTERS
-from ._layout import DeadItem as DeadItem
-from ._layout import DeadReason as DeadReason
-from ._layout import Item as Item
-from ._layout import Layout as Layout
-from ._layout import Lease as Lease
-from ._layout import QueuePointer as QueuePointer
-from ._layout import Where as Where
-from ._layout import record_overhead as record_overhead
-from ._layout import truncate_error as truncate_error
-from ._ops import RECEIPT_BUCKET_MS as RECEIPT_BUCKET_MS
-from ._ops import RECEIPT_KEEP_MS as RECEIPT_KEEP_MS
-from ._ops import Action as Action
-from ._ops import LeaseBatch as LeaseBatch
-from ._ops import MsClock as MsClock
-from ._ops import NewItem as NewItem
-from ._ops import Outcome as Outcome
-from ._ops import Settlement as Settlement
-from ._ops import cancel_item as cancel_item
-from ._ops import counters as counters
-from ._ops import dead_items as dead_items
-from ._ops import due_queues as due_queues
-from ._ops import enqueue as enqueue
-from ._ops import enqueue_many as enqueue_many
-from ._ops import ensure_pointer as ensure_pointer
-from ._ops import extend_lease as extend_lease
-from ._ops import forget_receipts as forget_receipts
-from ._ops import get_item as get_item
-from ._ops import lease_items as lease_items
-from ._ops import list_items as list_items
-from ._ops import next_due_time as next_due_time
-from ._ops import purge_dead as purge_dead
-from ._ops import queue_names as queue_names
-from ._ops import replay_dead as replay_dead
-from ._ops import run_once as run_once
-from ._ops import settle as settle
-from ._ops import take_queue_lease as take_queue_lease
+from ._enqueue import NewItem as NewItem
+from ._enqueue import enqueue_many as enqueue_many
+from ._inspect import cancel_item as cancel_item
+from ._inspect import counters as counters
+from ._inspect import dead_letters as dead_letters
+from ._inspect import list_items as list_items
+from ._inspect import purge_dead_letter as purge_dead_letter
+from ._inspect import queue_names as queue_names
+from ._inspect import replay_dead_letter as replay_dead_letter
+from ._items import MsClock as MsClock
+from ._items import read_dead_letter as read_dead_letter
+from ._items import read_item as read_item
+from ._keys import Layout as Layout
+from ._keys import State as State
+from ._lease import LeaseBatch as LeaseBatch
+from ._lease import extend_lease as extend_lease
+from ._lease import lease_items as lease_items
+from ._lease import take_queue_lease as take_queue_lease
+from ._pointers import due_queues as due_queues
+from ._pointers import next_due_time as next_due_time
+from ._receipts import RECEIPT_KEEP_MS as RECEIPT_KEEP_MS
+from ._receipts import forget_receipts as forget_receipts
+from ._receipts import run_once as run_once
+from ._records import DeadLetterRecord as DeadLetterRecord
+from ._records import DeadReason as DeadReason
+from ._records import Item as Item
+from ._records import Lease as Lease
+from ._records import QueuePointer as QueuePointer
+from ._records import record_overhead as record_overhead
+from ._records import truncate_error as truncate_error
+from ._settle import Action as Action
+from ._settle import Outcome as Outcome
+from ._settle import Settlement as Settlement
+from ._settle import settle as settle

@@ -1,0 +1,187 @@
+"""The key layout: which key holds what, and the fast tuple packing behind it.
+
+Every key is ``root + fdb.tuple.pack(...)`` under a root subspace the
+application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
+
+    (q, qid, i, item_id)                  item record (header JSON, NUL, payload)
+    (q, qid, r, priority, vesting, id)    ready index: pending items, best first
+    (q, qid, s, vesting, id)              schedule index: items waiting for their time
+    (q, qid, l, expiry, id)               lease index: running items by lease expiry
+    (q, qid, d, item_id)                  dead letters (never in the item ranges)
+    (q, qid, c, name)                     counters (atomic add): pending/scheduled/running/dead
+    (q, qid, p)                           the queue's pointer record
+    (p, time, qid)                        pointer index: one row per non-empty queue
+    (n, qid)                              names of queues ever used (for listing)
+    (b, consumer, token)                  a consumer's last lease batch (idempotent retries)
+    (x, minute, token)                    enqueue, completion and control receipts
+    (w,)                                  wake-up counter, bumped by every enqueue
+
+A pending item is found through the ready index, whose order is the run order
+(priority, then vesting time); items that are not yet due sit in the schedule
+index and are moved over ("promoted") when due, so no number of future items
+can hide a ready one, and a peek never reads them. Tuple encoding escapes
+every element, so a queue id cannot reach outside its own ``(q, qid)`` range.
+
+:class:`State` lives here rather than with the records because its values are
+first of all the tags of the three index ranges (``r``, ``s``, ``l``); the
+item record stores the same tag, so the records build on this module.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final, Literal
+
+import fdb.tuple as fdb_tuple
+
+_INT_LIMIT: Final = 1 << 64
+_PREFIX_CACHE_SIZE: Final = 50_000
+"""Cached key prefixes (a few per queue) before the cache starts over."""
+
+
+class State(enum.StrEnum):
+    """Which index a live item sits in, named as the public job states are.
+
+    The values are the one-letter tags of the index ranges in keys and of the
+    ``w`` field of item records: they are stored, so they never change.
+    """
+
+    PENDING = "r"
+    """In the ready index: due, waiting for a consumer (run order)."""
+    SCHEDULED = "s"
+    """In the schedule index: waiting for its vesting time."""
+    RUNNING = "l"
+    """In the lease index: leased by a consumer until its lease expiry."""
+
+    @property
+    def counter(self) -> Literal["pending", "scheduled", "running"]:
+        """The name of the counter of items in this state (also ``Job.state``)."""
+        return _COUNTER_OF[self]
+
+
+_COUNTER_OF: Final[dict[State, Literal["pending", "scheduled", "running"]]] = {
+    State.PENDING: "pending",
+    State.SCHEDULED: "scheduled",
+    State.RUNNING: "running",
+}
+
+
+def _pack(parts: tuple[Any, ...]) -> bytes:
+    """``fdb.tuple.pack(parts)``, with a fast path for the str and int elements
+    of quickq's own keys (the bindings' generic packer dominated the hot path).
+    Byte-for-byte the same encoding; anything else goes to the bindings."""
+    out = bytearray()
+    for part in parts:
+        kind = type(part)
+        if kind is str:
+            out += b"\x02"
+            out += part.encode().replace(b"\x00", b"\x00\xff")
+            out += b"\x00"
+        elif kind is int and -_INT_LIMIT < part < _INT_LIMIT:
+            if part == 0:
+                out += b"\x14"
+            elif part > 0:
+                size = (part.bit_length() + 7) // 8
+                out.append(0x14 + size)
+                out += part.to_bytes(size, "big")
+            else:
+                size = ((-part).bit_length() + 7) // 8
+                out.append(0x14 - size)
+                out += (part + (1 << (8 * size)) - 1).to_bytes(size, "big")
+        else:
+            packed: bytes = fdb_tuple.pack(parts)
+            return packed
+    return bytes(out)
+
+
+class Layout:
+    """Builds and parses the keys of one root subspace."""
+
+    def __init__(self, root: tuple[Any, ...] = ("quickq",)) -> None:
+        self.root = root
+        self.prefix = _pack(root)
+        # Packing is the hot path's main cost: cache the fixed prefixes.
+        self._prefixes: dict[tuple[str, str], bytes] = {}
+        self.pointers = self.prefix + _pack(("p",))
+        self.names = self.prefix + _pack(("n",))
+        self.wake = self.prefix + _pack(("w",))
+
+    def queue(self, qid: str) -> bytes:
+        """The prefix of every key of queue *qid*."""
+        return self._prefix(qid, "")
+
+    def _prefix(self, qid: str, part: str) -> bytes:
+        """``queue(qid)`` followed by the packed *part* (none when empty); cached."""
+        prefix = self._prefixes.get((qid, part))
+        if prefix is None:
+            if len(self._prefixes) > _PREFIX_CACHE_SIZE:
+                self._prefixes.clear()
+            parts = ("q", qid, str(part)) if part else ("q", qid)  # a State as its tag
+            prefix = self._prefixes[qid, part] = self.prefix + _pack(parts)
+        return prefix
+
+    def sub(self, qid: str, part: str, *rest: Any) -> bytes:
+        """The key ``(q, qid, part, *rest)``; *part* is a tag (``i``) or a State."""
+        return self._prefix(qid, part) + _pack(rest) if rest else self._prefix(qid, part)
+
+    def range(self, qid: str, part: str, *rest: Any) -> tuple[bytes, bytes]:
+        """The ``[begin, end)`` range of every key that extends ``sub(qid, part, *rest)``."""
+        key = self.sub(qid, part, *rest)
+        return key + b"\x00", key + b"\xff"
+
+    def item(self, qid: str, item_id: str) -> bytes:
+        return self.sub(qid, "i", item_id)
+
+    def ready(self, qid: str, priority: int, vesting: int, item_id: str) -> bytes:
+        return self.sub(qid, State.PENDING, priority, vesting, item_id)
+
+    def scheduled(self, qid: str, vesting: int, item_id: str) -> bytes:
+        return self.sub(qid, State.SCHEDULED, vesting, item_id)
+
+    def leased(self, qid: str, expiry: int, item_id: str) -> bytes:
+        return self.sub(qid, State.RUNNING, expiry, item_id)
+
+    def dead_letter(self, qid: str, item_id: str) -> bytes:
+        return self.sub(qid, "d", item_id)
+
+    def counter(self, qid: str, name: str) -> bytes:
+        return self.sub(qid, "c", name)
+
+    def queue_pointer(self, qid: str) -> bytes:
+        return self.sub(qid, "p")
+
+    def pointer(self, time: int, qid: str) -> bytes:
+        return self.pointers + _pack((time, qid))
+
+    def pointer_range(self, until: int) -> tuple[bytes, bytes]:
+        """Pointer rows due at or before *until*."""
+        return self.pointers + b"\x00", self.pointers + _pack((until + 1,))
+
+    def parse_pointer(self, key: bytes) -> tuple[int, str]:
+        time, qid = fdb_tuple.unpack(key[len(self.pointers) :])
+        return time, qid
+
+    def receipt(self, bucket: int, token: str) -> bytes:
+        return self.prefix + _pack(("x", bucket, token))
+
+    def receipts_before(self, bucket: int) -> tuple[bytes, bytes]:
+        """The range of every receipt in a bucket before *bucket*."""
+        return self.prefix + _pack(("x",)) + b"\x00", self.prefix + _pack(("x", bucket))
+
+    def name(self, qid: str) -> bytes:
+        return self.names + _pack((qid,))
+
+    def parse_name(self, key: bytes) -> str:
+        (qid,) = fdb_tuple.unpack(key[len(self.names) :])
+        return str(qid)
+
+    def batch(self, consumer: str, token: str) -> bytes:
+        return self.prefix + _pack(("b", consumer, token))
+
+    def batches(self, consumer: str) -> tuple[bytes, bytes]:
+        key = self.prefix + _pack(("b", consumer))
+        return key + b"\x00", key + b"\xff"
+
+    def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
+        """The elements of *key* after ``(q, qid, part)``."""
+        return fdb_tuple.unpack(key[len(self._prefix(qid, part)) :])  # type: ignore[no-any-return]

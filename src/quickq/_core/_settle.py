@@ -1,0 +1,127 @@
+"""Settling an attempt: complete, retry, snooze, dead-letter or release it.
+
+The consumer reports how each attempt ended as a :class:`Settlement`;
+:func:`settle` records it only while the attempt's lease is still ours
+(fencing by lease id, the clock read after the reads), and recognises its
+own earlier commit after commit-unknown-result: by ``settled_by`` on the
+item or its dead letter, or by the completion receipt of a deleted job.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ..stores._protocol import Transaction
+from ._items import MsClock, dead_letter, move, read_dead_letter, read_item, remove
+from ._keys import Layout, State
+from ._pointers import ensure_pointer
+from ._receipts import completed_recently, completion_receipt
+from ._records import DeadReason, truncate_error
+
+
+class Outcome(enum.Enum):
+    """What settling an attempt did."""
+
+    COMPLETED = "completed"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    RELEASED = "released"
+    LOST = "lost"
+    """The lease was no longer ours: nothing was written."""
+
+
+class Action(enum.Enum):
+    """How an attempt ended, as the consumer reports it."""
+
+    COMPLETE = "complete"
+    RETRY = "retry"
+    """A failure: counts an error, runs again after *delay_ms*."""
+    SNOOZE = "snooze"
+    """Runs again after *delay_ms* without counting an error."""
+    DEAD_LETTER = "dead_letter"
+    RELEASE = "release"
+    """Given back unrun (a cancelled attempt): the attempt is not counted."""
+
+
+@attrs.frozen
+class Settlement:
+    """The end of one attempt, as the consumer reports it.
+
+    ``RETRY`` and ``SNOOZE`` run the job again after *delay_ms*; either
+    dead-letters it instead when its attempts are spent.
+    """
+
+    action: Action
+    queue_id: str
+    item_id: str
+    lease_id: str
+    delay_ms: int = 0
+    error: str | None = None
+    reason: DeadReason = "failed"
+    writes: Callable[[Transaction], Awaitable[None]] | None = None
+    """For COMPLETE: the handler's own writes, committed with the completion."""
+
+
+async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock) -> Outcome:
+    """Record the end of an attempt, only while its lease is still ours."""
+    qid = s.queue_id
+    item = await read_item(tr, layout, qid, s.item_id)
+    if item is None:
+        if s.action is Action.COMPLETE:
+            # Ours if our earlier commit left its receipt; else someone else's.
+            if await completed_recently(tr, layout, s.lease_id, clock()):
+                return Outcome.COMPLETED
+            return Outcome.LOST
+        dead = await read_dead_letter(tr, layout, qid, s.item_id)
+        if dead is not None and dead.item.settled_by == s.lease_id:
+            return Outcome.DEAD_LETTERED
+        return Outcome.LOST
+    if item.settled_by == s.lease_id:  # our own earlier commit
+        return Outcome.RELEASED if s.action is Action.RELEASE else Outcome.RETRIED
+    now = clock()
+    if item.lease is None or item.lease.lease_id != s.lease_id or item.lease.expiry <= now:
+        return Outcome.LOST
+    if s.action is Action.COMPLETE:
+        if s.writes is not None:
+            await s.writes(tr)  # exactly once: only while the lease is ours
+        remove(tr, layout, qid, item)
+        tr.set(completion_receipt(layout, s.lease_id, now), b"")
+        return Outcome.COMPLETED
+    if s.action is Action.RELEASE:
+        released = attrs.evolve(
+            item,
+            state=State.PENDING,
+            vesting=now,
+            lease=None,
+            attempt=item.attempt - 1,
+            settled_by=s.lease_id,
+        )
+        move(tr, layout, qid, item, released)
+        await ensure_pointer(tr, layout, qid, now)
+        return Outcome.RELEASED
+    failed = s.action is not Action.SNOOZE
+    errors = item.errors + (1 if failed else 0)
+    spent = item.attempt > item.max_retries
+    error = truncate_error(s.error)  # records keep room for an error of ERROR_BYTES, no more
+    if s.action is Action.DEAD_LETTER or spent:
+        reason = s.reason if failed else "snoozed_out"
+        dead_letter(
+            tr, layout, qid, attrs.evolve(item, errors=errors), reason, error, now, s.lease_id
+        )
+        return Outcome.DEAD_LETTERED
+    vesting = now + s.delay_ms
+    retried = attrs.evolve(
+        item,
+        state=State.SCHEDULED if vesting > now else State.PENDING,
+        vesting=vesting,
+        lease=None,
+        errors=errors,
+        last_error=error if error is not None else item.last_error,
+        settled_by=s.lease_id,
+    )
+    move(tr, layout, qid, item, retried)
+    await ensure_pointer(tr, layout, qid, vesting)
+    return Outcome.RETRIED
