@@ -75,7 +75,7 @@ def test_handler_return_values_complete_the_job() -> None:
             await wait_until(lambda: c.statistics().completed == 2)
         assert await queue.stats("t") == quickq.QueueStats("t", 0, 0, 0, 0)
         for part in ("i", "r", "s", "l", "d"):  # items and index entries are gone
-            begin, end = queue.layout.range("t", part)
+            begin, end = queue._layout.range("t", part)
             assert [k for k, _ in store.raw_items() if begin <= k < end] == []
 
     run_virtual(main)
@@ -347,7 +347,7 @@ def test_a_job_whose_lease_is_lost_is_cancelled_and_its_completion_refused() -> 
             await steal_lease(store, queue, "t", job.job_id)
             await wait_until(lambda: c.statistics().lost == 1)
         assert ended[0] - stolen_at <= 10  # one extension interval (lease / 3)
-        item = await store.transact(lambda tr: _core.read_item(tr, queue.layout, "t", job.job_id))
+        item = await store.transact(lambda tr: _core.read_item(tr, queue._layout, "t", job.job_id))
         assert item is not None and item.lease is not None
         assert item.lease.lease_id == "thief"  # the thief's lease stands; nothing completed
         assert c.statistics().completed == 0
@@ -360,15 +360,15 @@ async def steal_lease(store: MemoryStore, queue: quickq.JobQueue, qid: str, job_
     import attrs
 
     async def body(tr: Transaction) -> None:
-        raw = await tr.get(queue.layout.item(qid, job_id))
+        raw = await tr.get(queue._layout.item(qid, job_id))
         assert raw is not None
         item = Item.from_bytes(raw)
         assert item.lease is not None
         thief = attrs.evolve(item.lease, holder="other", lease_id="thief")
-        tr.clear(item.index_key(queue.layout, qid))
+        tr.clear(item.index_key(queue._layout, qid))
         stolen = attrs.evolve(item, lease=thief)
-        tr.set(queue.layout.item(qid, job_id), stolen.to_bytes())
-        tr.set(stolen.index_key(queue.layout, qid), b"")
+        tr.set(queue._layout.item(qid, job_id), stolen.to_bytes())
+        tr.set(stolen.index_key(queue._layout, qid), b"")
 
     await store.transact(body)
 
@@ -384,7 +384,7 @@ def test_a_job_running_ten_lease_durations_runs_once_with_its_lease_extended() -
         for _ in range(100):
             await trio.sleep(0.3)
             item = await store.transact(
-                lambda tr: _core.read_item(tr, queue.layout, "t", meta.item_id)
+                lambda tr: _core.read_item(tr, queue._layout, "t", meta.item_id)
             )
             assert item is not None and item.lease is not None
             expiries.append(item.lease.expiry / 1000 - virtual_clock())

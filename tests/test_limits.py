@@ -209,7 +209,7 @@ def test_a_long_error_is_cut_to_its_budget_and_stored_once_in_the_dead_letter() 
         assert (dead.error or "").endswith("é\n\n")  # its start and its end
         assert dead.job.last_error == dead.error  # as the API shows it
         assert len(json.dumps(dead.error)) <= ERROR_BYTES
-        raw = store.raw_get(queue.layout.dead_letter("q", job.job_id))
+        raw = store.raw_get(queue._layout.dead_letter("q", job.job_id))
         assert raw is not None and len(raw) <= 100_000
         assert raw.count(json.dumps(dead.error).encode()) == 1  # stored once
         assert sorted(ran) == sorted([job.job_id] + [s.job_id for s in smalls])  # each once

@@ -185,7 +185,7 @@ class JobQueue:
             raise InvalidArgumentError(f"root must be a tuple (got {shown(root)})")
         self.store = store
         self.jobs = jobs
-        self.layout = Layout(root)
+        self._layout = Layout(root)
         self.clock = check_callable(clock, "clock")
         self.codec: Codec = codec or JsonCodec()
 
@@ -231,7 +231,7 @@ class JobQueue:
         prepared = [self._prepare(job, now, token, n) for n, job in enumerate(jobs)]
 
         async def body(tr: Transaction) -> list[Job]:
-            done = await _core.enqueue_many(tr, self.layout, prepared, now, token=token)
+            done = await _core.enqueue_many(tr, self._layout, prepared, now, token=token)
             return [
                 self._job(new.queue_id, item) for new, (item, _) in zip(prepared, done, strict=True)
             ]
@@ -293,7 +293,7 @@ class JobQueue:
         return now + to_ms(check_seconds(delay, "delay", error=InvalidJobError))
 
     def _check_sizes(self, new: _core.NewItem) -> None:
-        if new.longest_key(self.layout) > MAX_KEY_BYTES:
+        if new.longest_key(self._layout) > MAX_KEY_BYTES:
             raise InvalidJobError(f"queue_id and job_id make a key over {MAX_KEY_BYTES} bytes")
         if len(new.payload) > MAX_PAYLOAD_BYTES:
             raise InvalidJobError(
@@ -328,12 +328,12 @@ class JobQueue:
     async def stats(self, queue_id: str, *, tr: Transaction | None = None) -> QueueStats:
         """The counts of *queue_id*'s jobs by state."""
         qid = validate_queue_id(queue_id)
-        counts = await self._run(tr, lambda tr: _core.counters(tr, self.layout, qid))
+        counts = await self._run(tr, lambda tr: _core.counters(tr, self._layout, qid))
         return QueueStats(qid, **counts)
 
     async def queues(self, *, tr: Transaction | None = None) -> list[str]:
         """The ids of every queue that has ever held a job, in order."""
-        return await self._run(tr, lambda tr: _core.queue_names(tr, self.layout))
+        return await self._run(tr, lambda tr: _core.queue_names(tr, self._layout))
 
     async def get_job(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """The job *job_id* of *queue_id*, dead letters included; JobNotFoundError if absent."""
@@ -341,10 +341,10 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def body(tr: Transaction) -> Job | None:
-            item = await _core.read_item(tr, self.layout, qid, job_id)
+            item = await _core.read_item(tr, self._layout, qid, job_id)
             if item is not None:
                 return self._job(qid, item)
-            dead = await _core.read_dead_letter(tr, self.layout, qid, job_id, snapshot=True)
+            dead = await _core.read_dead_letter(tr, self._layout, qid, job_id, snapshot=True)
             return None if dead is None else self._dead(qid, dead).job
 
         job = await self._run(tr, body)
@@ -364,7 +364,7 @@ class JobQueue:
         live = _LIVE.get(state)
         if live is None:
             raise InvalidJobError(f"state must be pending, scheduled, running or dead: {state!r}")
-        items = await self._run(tr, lambda tr: _core.list_items(tr, self.layout, qid, live, limit))
+        items = await self._run(tr, lambda tr: _core.list_items(tr, self._layout, qid, live, limit))
         return [self._job(qid, item) for item in items]
 
     async def dead_letters(
@@ -373,7 +373,7 @@ class JobQueue:
         """Dead letters of *queue_id*, with why each died."""
         qid = validate_queue_id(queue_id)
         limit = _check_limit(limit)
-        dead = await self._run(tr, lambda tr: _core.dead_letters(tr, self.layout, qid, limit))
+        dead = await self._run(tr, lambda tr: _core.dead_letters(tr, self._layout, qid, limit))
         return [self._dead(qid, d) for d in dead]
 
     # -- control ------------------------------------------------------------------
@@ -387,7 +387,7 @@ class JobQueue:
         its commit's result comes back unknown (see ``_core.run_once``)."""
         now, token = self._call_identity(tr)
         return await self._run(
-            tr, lambda tr: _core.run_once(tr, self.layout, token, now, lambda: op(tr, now))
+            tr, lambda tr: _core.run_once(tr, self._layout, token, now, lambda: op(tr, now))
         )
 
     async def replay(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> None:
@@ -397,7 +397,7 @@ class JobQueue:
 
         async def replay(tr: Transaction, now: int) -> bytes | None:
             return (
-                b"1" if await _core.replay_dead_letter(tr, self.layout, qid, job_id, now) else None
+                b"1" if await _core.replay_dead_letter(tr, self._layout, qid, job_id, now) else None
             )
 
         if await self._run_once(tr, replay) is None:
@@ -409,7 +409,7 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def purge(tr: Transaction, now: int) -> bytes | None:
-            return b"1" if await _core.purge_dead_letter(tr, self.layout, qid, job_id) else None
+            return b"1" if await _core.purge_dead_letter(tr, self._layout, qid, job_id) else None
 
         if await self._run_once(tr, purge) is None:
             raise JobNotFoundError(f"no dead letter {job_id!r} in queue {qid!r} to purge")
@@ -430,9 +430,9 @@ class JobQueue:
         while True:
 
             async def body(tr: Transaction) -> tuple[int, int]:
-                dead = await _core.dead_letters(tr, self.layout, qid, _BATCH)
+                dead = await _core.dead_letters(tr, self._layout, qid, _BATCH)
                 now = (self.now_ms(),) if with_now else ()
-                done = [await op(tr, self.layout, qid, d.item.item_id, *now) for d in dead]
+                done = [await op(tr, self._layout, qid, d.item.item_id, *now) for d in dead]
                 return len(dead), sum(done)
 
             seen, done = await self.store.transact(body)
@@ -446,7 +446,7 @@ class JobQueue:
         job_id = _validate_id(job_id, "job_id")
 
         async def cancel(tr: Transaction, now: int) -> bytes | None:
-            item = await _core.cancel_item(tr, self.layout, qid, job_id)
+            item = await _core.cancel_item(tr, self._layout, qid, job_id)
             return None if item is None else item.to_bytes()
 
         cancelled = await self._run_once(tr, cancel)
