@@ -41,6 +41,8 @@ PROMOTE_PER_LEASED: Final = 4
 """A lease batch first promotes up to this many due items per item it may lease..."""
 PROMOTE_MIN: Final = 64
 """...and at least this many, so that small batches still drain expired leases."""
+DEAD_LETTER_BATCH: Final = 500
+"""Dead letters replayed or purged per transaction by ``replay_all``/``purge_all``."""
 
 # -- consumers ----------------------------------------------------------------
 

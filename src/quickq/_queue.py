@@ -21,6 +21,7 @@ from ._core import DeadLetterRecord, DeadReason, Item, Layout, State, record_ove
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import JobRegistry, check_max_retries, check_priority, check_timeout, validate_topic
 from ._limits import (
+    DEAD_LETTER_BATCH,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     MAX_ID_CHARS,
@@ -43,7 +44,6 @@ MAX_PAYLOAD_BYTES: Final = MAX_VALUE_BYTES - record_overhead(
 """The largest encoded payload ``enqueue`` accepts: with it, every record the
 job can become (its item, with a lease and an error; its dead letter) fits in
 one value, whatever its ids, topic and options."""
-_BATCH: Final = 500
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
 _LIVE: Final[dict[str, State]] = {state.counter: state for state in State}
@@ -115,6 +115,16 @@ class DeadLetter:
     too large for the store to record)."""
     error: str | None
     died_at: dt.datetime
+
+    @property
+    def job_id(self) -> str:
+        """The dead job's id (``job.job_id``)."""
+        return self.job.job_id
+
+    @property
+    def queue_id(self) -> str:
+        """The dead job's queue (``job.queue_id``)."""
+        return self.job.queue_id
 
 
 @attrs.frozen
@@ -416,28 +426,40 @@ class JobQueue:
 
     async def replay_all(self, queue_id: str) -> int:
         """Replay every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _core.replay_dead_letter, with_now=True)
+        qid = validate_queue_id(queue_id)
+        layout = self._layout
+
+        async def replay(tr: Transaction, job_ids: list[str]) -> int:
+            now = self.now_ms()
+            return sum([await _core.replay_dead_letter(tr, layout, qid, i, now) for i in job_ids])
+
+        return await self._each_dead_letter(qid, replay)
 
     async def purge_all(self, queue_id: str) -> int:
         """Purge every dead letter of *queue_id* (in batches); returns how many."""
-        return await self._each_dead(queue_id, _core.purge_dead_letter, with_now=False)
-
-    async def _each_dead(
-        self, queue_id: str, op: Callable[..., Awaitable[bool]], *, with_now: bool
-    ) -> int:
         qid = validate_queue_id(queue_id)
+        layout = self._layout
+
+        async def purge(tr: Transaction, job_ids: list[str]) -> int:
+            return sum([await _core.purge_dead_letter(tr, layout, qid, i) for i in job_ids])
+
+        return await self._each_dead_letter(qid, purge)
+
+    async def _each_dead_letter(
+        self, qid: str, op: Callable[[Transaction, list[str]], Awaitable[int]]
+    ) -> int:
+        """Run *op* on the ids of *qid*'s dead letters, a batch per transaction,
+        until a batch is short or *op* does nothing with it; the total it did."""
         total = 0
         while True:
 
             async def body(tr: Transaction) -> tuple[int, int]:
-                dead = await _core.dead_letters(tr, self._layout, qid, _BATCH)
-                now = (self.now_ms(),) if with_now else ()
-                done = [await op(tr, self._layout, qid, d.item.item_id, *now) for d in dead]
-                return len(dead), sum(done)
+                dead = await _core.dead_letters(tr, self._layout, qid, DEAD_LETTER_BATCH)
+                return len(dead), await op(tr, [d.item.item_id for d in dead])
 
             seen, done = await self.store.transact(body)
             total += done
-            if seen < _BATCH or not done:
+            if seen < DEAD_LETTER_BATCH or not done:
                 return total
 
     async def cancel(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
