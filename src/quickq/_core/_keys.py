@@ -98,7 +98,6 @@ class Layout:
     """Builds and parses the keys of one root subspace."""
 
     def __init__(self, root: tuple[Any, ...] = ("quickq",)) -> None:
-        self.root = root
         self.prefix = _pack(root)
         # Packing is the hot path's main cost: cache the fixed prefixes.
         self._prefixes: dict[tuple[str, str], bytes] = {}
@@ -106,18 +105,14 @@ class Layout:
         self.names = self.prefix + _pack(("n",))
         self.wake = self.prefix + _pack(("w",))
 
-    def queue(self, qid: str) -> bytes:
-        """The prefix of every key of queue *qid*."""
-        return self._prefix(qid, "")
-
     def _prefix(self, qid: str, part: str) -> bytes:
-        """``queue(qid)`` followed by the packed *part* (none when empty); cached."""
+        """The packed ``(q, qid, part)``, the prefix of one range of queue *qid*; cached."""
         prefix = self._prefixes.get((qid, part))
         if prefix is None:
             if len(self._prefixes) > _PREFIX_CACHE_SIZE:
                 self._prefixes.clear()
-            parts = ("q", qid, str(part)) if part else ("q", qid)  # a State as its tag
-            prefix = self._prefixes[qid, part] = self.prefix + _pack(parts)
+            packed = _pack(("q", qid, str(part)))  # a State packs as its plain tag
+            prefix = self._prefixes[qid, part] = self.prefix + packed
         return prefix
 
     def sub(self, qid: str, part: str, *rest: Any) -> bytes:
