@@ -35,6 +35,8 @@ MAX_ERROR_CHARS: Final = 4_000
 
 MAX_LIST: Final = 1_000_000
 """The most rows one listing (jobs, dead letters, queues) returns."""
+DEFAULT_LIST: Final = 100
+"""The rows a listing of jobs or dead letters returns when no limit is given."""
 LEASE_BYTES: Final = 1_000_000
 """The payload bytes one lease batch may carry (FoundationDB reads stay small)."""
 PROMOTE_PER_LEASED: Final = 4

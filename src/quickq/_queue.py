@@ -22,6 +22,7 @@ from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import JobRegistry, check_max_retries, check_priority, check_timeout, validate_topic
 from ._limits import (
     DEAD_LETTER_BATCH,
+    DEFAULT_LIST,
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
     MAX_ID_CHARS,
@@ -363,7 +364,12 @@ class JobQueue:
         return job
 
     async def list_jobs(
-        self, queue_id: str, state: JobState, *, limit: int = 100, tr: Transaction | None = None
+        self,
+        queue_id: str,
+        state: JobState,
+        *,
+        limit: int = DEFAULT_LIST,
+        tr: Transaction | None = None,
     ) -> list[Job]:
         """Jobs of *queue_id* in *state*: pending in run order, scheduled and
         running by time, dead by id."""
@@ -378,7 +384,7 @@ class JobQueue:
         return [self._job(qid, item) for item in items]
 
     async def dead_letters(
-        self, queue_id: str, *, limit: int = 100, tr: Transaction | None = None
+        self, queue_id: str, *, limit: int = DEFAULT_LIST, tr: Transaction | None = None
     ) -> list[DeadLetter]:
         """Dead letters of *queue_id*, with why each died."""
         qid = validate_queue_id(queue_id)
