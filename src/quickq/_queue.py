@@ -323,7 +323,7 @@ class JobQueue:
             payload=self.codec.decode(item.payload),
             state=state or item.state.counter,
             priority=item.priority,
-            run_at=ms_to_datetime(item.lease.expiry if item.lease else item.vesting),
+            run_at=ms_to_datetime(item.due),
             attempt=item.attempt,
             errors=item.errors,
             max_retries=item.max_retries,

@@ -52,6 +52,12 @@ class Item:
     settled_by: str | None = None
     """The lease id of the attempt that last settled this item (idempotent retries)."""
 
+    @property
+    def due(self) -> int:
+        """When this item next needs a consumer (ms): its lease's expiry while
+        leased (it comes back then if its holder dies), else its vesting time."""
+        return self.lease.expiry if self.lease else self.vesting
+
     def index_key(self, layout: Layout, qid: str) -> bytes:
         """The key of this item's entry in the index of its state."""
         if self.state is State.PENDING:
