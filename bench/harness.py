@@ -2,7 +2,7 @@
 
 Run ``python -m bench --help``. Each system's adapter runs in its own process,
 with its own virtual environment's Python (bench/.work/venvs/NAME), and prints one
-JSON result line (bench/adapters/_common.py). The harness measures each adapter
+JSON result line (bench/adapters/_common/protocol.py). The harness measures each adapter
 process's CPU time and peak RSS with ``wait4``, and the CPU used meanwhile by
 the servers it started (Redis, PostgreSQL), and aggregates one warm-up plus N
 repetitions into medians with min..max spread.
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from . import servers, timing
+from .adapters._common.protocol import read_result
 from .systems import DURABLE, IN_MEMORY, SYSTEMS, System
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 ADAPTERS = BENCH / "adapters"
 WORK = BENCH / ".work"
-RESULT_PREFIX = "BENCH-RESULT "
 # Scratch space of one harness run (adapter output, per-run work directories);
 # --work moves it so that two runs (a test beside a full run) cannot collide.
 RUN_DIR = WORK
@@ -343,13 +343,11 @@ def run_adapter(
         os.killpg(proc.pid, 9)
     wall = time.perf_counter() - t0
     cpu_srv = servers.proc_cpu_seconds(srv_pids) - cpu_srv0
-    result: dict[str, Any] = {"status": "error", "reason": "no result line"}
-    for line in out_path.read_text(errors="replace").splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-    if result["status"] == "error" and result.get("reason") == "no result line":
+    result = read_result(out_path.read_text(errors="replace"))
+    if result is None:
         tail = err_path.read_text(errors="replace")[-2000:]
-        result["reason"] = f"exit {proc.returncode} after {wall:.1f}s; stderr: {tail}"
+        why = f"exit {proc.returncode} after {wall:.1f}s; stderr: {tail}"
+        result = {"status": "error", "reason": why}
     result["process"] = {
         "wall_s": wall,
         "cpu_s": ru.ru_utime + ru.ru_stime,

@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from .adapters._common.protocol import RESULT_PREFIX
 from .harness import ADAPTERS, ROOT, WORK, ensure_venv
 
 CASES = {
@@ -63,7 +64,7 @@ def main() -> int:
                sys.executable, str(ADAPTERS / "quickq_adapter.py"),
                json.dumps({**params, "workdir": str(work)})]  # fmt: skip
         proc = subprocess.run(cmd, cwd=ADAPTERS, capture_output=True, text=True)
-        result = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT")]
+        result = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
         summary = summarize(raw) if raw.exists() else proc.stderr[-2000:]
         (args.out / f"{name}.txt").write_text(
             f"{name}: {json.dumps(params)}\n{result[-1] if result else 'no result'}\n\n{summary}"

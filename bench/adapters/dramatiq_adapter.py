@@ -12,8 +12,6 @@ numbers run first).
 
 from __future__ import annotations
 
-import logging
-
 import _common as c
 import dramatiq
 from dramatiq import Worker
@@ -69,7 +67,7 @@ class Dramatiq(c.SyncSystem):
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("StubBroker is in memory: a killed process loses every job")
-    return c.run_crash(p, c.sync_enqueue_all(Dramatiq(p)), {})
+    return c.run_crash(p, c.sync_enqueue_all(Dramatiq(p)))
 
 
 def longjobs(p: P) -> c.Metrics:
@@ -87,7 +85,6 @@ def priority(p: P) -> c.Metrics:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(Dramatiq),

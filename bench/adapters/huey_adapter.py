@@ -8,7 +8,6 @@ Consumer: Huey's own ``Consumer`` with worker threads, started in this process
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import _common as c
@@ -66,11 +65,10 @@ def fresh(p: P) -> Huey:
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "sqlite":
         raise c.NotApplicable("in-memory storage: a killed process loses every queued job")
-    return c.run_crash(p, c.sync_enqueue_all(fresh(p)), {})
+    return c.run_crash(p, c.sync_enqueue_all(fresh(p)))
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(fresh),

@@ -10,7 +10,6 @@ says so, ``lease_duration``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -107,7 +106,7 @@ def run(p: P, fn: Any) -> Any:
 def crash(p: P) -> c.Metrics:
     if p["variant"] == "memory":
         raise c.NotApplicable("memory store: a killed process loses every job")
-    out = c.run_crash(p, c.async_enqueue_all(run, p), {})
+    out = c.run_crash(p, c.async_enqueue_all(run, p))
     out["note"] = f"lease_duration={p['lease_s']} s (default 30 s)"
     return out
 
@@ -276,7 +275,6 @@ def sqlite_limit(p: P) -> c.Metrics:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),
