@@ -16,7 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 from .adapters._common.protocol import RESULT_PREFIX
-from .harness import ADAPTERS, ROOT, WORK, ensure_venv
+from .environments import ensure_venv
+from .paths import ADAPTERS, ROOT, WORK
 
 CASES = {
     "enqueue-memory-trio": {"scenario": "enqueue", "variant": "memory", "backend": "trio",

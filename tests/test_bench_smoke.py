@@ -104,11 +104,11 @@ def test_full_profile_estimate_leaves_margin() -> None:
     its run budget, so that a change of sizes cannot quietly push `make bench`
     past the hour; and the model reads every adapter's scenario table."""
     sys.path.insert(0, str(ROOT))
-    from bench import harness, timing
+    from bench import scenarios, timing
     from bench.systems import SYSTEMS
 
     for system in SYSTEMS.values():
         assert timing.implemented(system.adapter), system.adapter
-    prof = harness.PROFILES["full"]
-    total = sum(timing.phase_s(s, n, prof) for s in harness.SCENARIOS for n in SYSTEMS)
+    prof = scenarios.PROFILES["full"]
+    total = sum(timing.phase_s(s, n, prof) for s in scenarios.SCENARIOS for n in SYSTEMS)
     assert total < 0.9 * prof["run_budget_min"] * 60
