@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-import _common as c
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+
+import _common as c
 
 P = c.Params
 

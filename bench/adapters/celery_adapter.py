@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import _common as c
 from celery import Celery
 from celery.signals import worker_ready
+
+import _common as c
 
 P = c.Params
 

@@ -12,9 +12,10 @@ numbers run first).
 
 from __future__ import annotations
 
-import _common as c
 import dramatiq
 from dramatiq import Worker
+
+import _common as c
 
 P = c.Params
 

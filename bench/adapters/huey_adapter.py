@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import _common as c
+from huey import Huey as HueyApp
 from huey import MemoryHuey, SqliteHuey
 from huey.consumer import Consumer
+
+import _common as c
 
 P = c.Params
 HUEY = None
 
 
-def make_huey(p: P) -> object:
+def make_huey(p: P) -> HueyApp:
     global HUEY
     if p["variant"] == "sqlite":
         HUEY = SqliteHuey(

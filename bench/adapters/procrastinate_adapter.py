@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import _common as c
 from procrastinate import App, PsycopgConnector
+
+import _common as c
 
 P = c.Params
 

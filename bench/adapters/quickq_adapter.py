@@ -10,18 +10,21 @@ says so, ``lease_duration``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import _common as c
 import anyio
 
+import _common as c
 import quickq
 from quickq.stores import MemoryStore
 
 P = c.Params
+T = TypeVar("T")
 TOPIC = "bench"
 STARTS: list[int] = []  # job ids in start order (long-jobs scenario)
 
@@ -91,8 +94,10 @@ async def open_store(p: P, name: str = "quickq.db") -> Any:
     return await SQLiteStore.open(str(Path(p["workdir"]) / name))
 
 
-def run(p: P, fn: Any) -> Any:
-    async def main() -> Any:
+def run(p: P, fn: Callable[[Quickq], Awaitable[T]], /) -> T:
+    """The :class:`c.Runner` for quickq: a fresh store per run, on anyio's *backend*."""
+
+    async def main() -> T:
         store = await open_store(p)
         try:
             return await fn(Quickq(p, store))
@@ -156,7 +161,8 @@ def scale(p: P) -> c.Metrics:
     and after each step drains ``probe`` ready jobs through a consumer. The
     seeding time of each step is reported beside it.
     """
-    probe, conc = p["probe"], p["concurrency"]
+    probe: int = p["probe"]
+    conc: int = p["concurrency"]
     seed_batch = p.get("seed_batch", 5_000)
     # The largest size on trio only, one per store: seeding a million jobs
     # takes 75 s, which the asyncio variants' points would not repay.
@@ -212,7 +218,7 @@ def scale(p: P) -> c.Metrics:
     for series in ("future", "idle"):
         for f in Path(p["workdir"]).glob("quickq.db*"):
             f.unlink()
-        run(p, lambda s, series=series: grow(s, series))
+        run(p, functools.partial(grow, series=series))
         if series == "future" and p["variant"] == "sqlite":
             size = sum(f.stat().st_size for f in Path(p["workdir"]).glob("quickq.db*"))
             out["bytes_per_job_sqlite_file"] = size / out["future_jobs"]

@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import _common as c
 from redis import Redis
 from rq import Queue, Retry, Worker
 from rq.worker_pool import WorkerPool
+
+import _common as c
 
 P = c.Params
 LEASE = 5

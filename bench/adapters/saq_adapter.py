@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import _common as c
 from saq import Queue, Worker
+
+import _common as c
 
 P = c.Params
 
