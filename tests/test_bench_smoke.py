@@ -142,3 +142,20 @@ def test_thread_based_path_runs_every_shared_scenario(tmp_path: Path) -> None:
     assert metrics["latency50"]["n"] > 0
     assert metrics["fairness"]["b_started"] == prof["fair_b"]
     assert metrics["priority"]["low_wait_ms"] is not None
+
+
+def test_bench_smoke_durable_scenarios(tmp_path: Path) -> None:
+    """The scenarios that need a durable store run on quickq's SQLite store:
+    the crash scenario kills a worker process with SIGKILL and starts another,
+    so the worker-process code the durable peers share runs too."""
+    out = tmp_path / "out"
+    proc = run_bench(
+        tmp_path, "--systems", "quickq-sqlite-trio", "--scenarios", "crash,sqlite_limit"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    for scenario in ("crash", "sqlite_limit"):
+        res = results["scenarios"][scenario]["systems"]["quickq-sqlite-trio"]
+        assert res["status"] == "ok", (scenario, res.get("reason"))
+    crash = results["scenarios"]["crash"]["systems"]["quickq-sqlite-trio"]["agg"]
+    assert "lost" in crash and "completed_at_kill" in crash

@@ -179,12 +179,7 @@ def scale(p: P) -> c.Metrics:
 
     async def probe_drain(s: Quickq) -> float:
         await s.enqueue_batch(list(range(probe)))
-        c.RECORDER.reset(probe)
-        m = c.Meter().start()
-        await s.start_worker(conc)
-        await c.RECORDER.await_done(s.sleep, 300)
-        m.stop()
-        await s.stop_worker()
+        m = await c.a_run_queued(s, probe, conc, 300)
         return m.wall / probe * 1e6
 
     async def grow(s: Quickq, series: str) -> None:
@@ -258,12 +253,7 @@ def sqlite_limit(p: P) -> c.Metrics:
         with c.Meter() as me:
             for i in range(n):
                 await s.enqueue(i)
-        c.RECORDER.reset(n)
-        md = c.Meter().start()
-        await s.start_worker(p["concurrency"])
-        await c.RECORDER.await_done(s.sleep, 600)
-        md.stop()
-        await s.stop_worker()
+        md = await c.a_run_queued(s, n, p["concurrency"], 600)
         return me.wall, md.wall
 
     t_enq, t_drain = run(p, go)

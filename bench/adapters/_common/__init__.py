@@ -22,6 +22,7 @@ from .drivers import a_enqueue as a_enqueue
 from .drivers import a_fairness as a_fairness
 from .drivers import a_latency as a_latency
 from .drivers import a_priority as a_priority
+from .drivers import a_run_queued as a_run_queued
 from .drivers import a_sleep_result as a_sleep_result
 from .drivers import chunks as chunks
 from .meters import Meter as Meter

@@ -141,6 +141,19 @@ async def a_drain(s: AsyncSystem, p: Params, sleep_s: float = 0.0) -> Meter:
     return m
 
 
+async def a_run_queued(s: AsyncSystem, n: int, concurrency: int, limit_s: float) -> Meter:
+    """Time a worker through the *n* jobs already queued, to the last one (or
+    *limit_s*); no time box, for runs whose size is the point (quickq's scale
+    probes and SQLite comparison)."""
+    RECORDER.reset(n)
+    m = Meter().start()
+    await s.start_worker(concurrency)
+    await RECORDER.await_done(s.sleep, limit_s)
+    m.stop()
+    await s.stop_worker()
+    return m
+
+
 async def a_drain_result(s: AsyncSystem, p: Params) -> Metrics:
     return drain_metrics(p["n"], await a_drain(s, p))
 
