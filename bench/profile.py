@@ -15,7 +15,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .harness import ADAPTERS, ROOT, WORK, ensure_venv
+from .adapters._common.protocol import RESULT_PREFIX
+from .environments import ensure_venv
+from .paths import ADAPTERS, ROOT, WORK
 
 CASES = {
     "enqueue-memory-trio": {"scenario": "enqueue", "variant": "memory", "backend": "trio",
@@ -63,7 +65,7 @@ def main() -> int:
                sys.executable, str(ADAPTERS / "quickq_adapter.py"),
                json.dumps({**params, "workdir": str(work)})]  # fmt: skip
         proc = subprocess.run(cmd, cwd=ADAPTERS, capture_output=True, text=True)
-        result = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH-RESULT")]
+        result = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
         summary = summarize(raw) if raw.exists() else proc.stderr[-2000:]
         (args.out / f"{name}.txt").write_text(
             f"{name}: {json.dumps(params)}\n{result[-1] if result else 'no result'}\n\n{summary}"

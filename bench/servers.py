@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 REDIS_PORT = 6391
 PG_PORT = 5441
@@ -47,6 +48,25 @@ def descendants(pid: int) -> list[int]:
         frontier = [c for c, pp in parent.items() if pp in frontier]
         out += frontier
     return out
+
+
+class Server(Protocol):
+    """A server the harness installs, starts, resets between runs and stops."""
+
+    name: str
+    url: str
+
+    def install(self) -> None: ...
+    def version(self) -> str: ...
+    def start(self) -> None: ...
+    def reset(self) -> None: ...
+    def pids(self) -> list[int]: ...
+    def stop(self) -> None: ...
+
+
+def make(kind: str, work: Path) -> Server:
+    """The server of *kind* ("redis" or "postgres"), its data under *work*."""
+    return Redis(work) if kind == "redis" else Postgres(work)
 
 
 class Redis:

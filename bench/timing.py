@@ -56,7 +56,7 @@ SPREADS = {
     "sync_scenarios": SHARED,
     "leased_scenarios": frozenset({"crash", "longjobs"}),
 }
-"""What the scenario tables of adapters/_common.py provide, by function name."""
+"""What the scenario tables of adapters/_common/tables.py provide, by function name."""
 
 
 @functools.cache

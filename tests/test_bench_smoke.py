@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = "enqueue,drain,sleep,latency50,crash,fairness,priority,scale"
@@ -104,11 +105,57 @@ def test_full_profile_estimate_leaves_margin() -> None:
     its run budget, so that a change of sizes cannot quietly push `make bench`
     past the hour; and the model reads every adapter's scenario table."""
     sys.path.insert(0, str(ROOT))
-    from bench import harness, timing
+    from bench import scenarios, timing
     from bench.systems import SYSTEMS
 
     for system in SYSTEMS.values():
         assert timing.implemented(system.adapter), system.adapter
-    prof = harness.PROFILES["full"]
-    total = sum(timing.phase_s(s, n, prof) for s in harness.SCENARIOS for n in SYSTEMS)
+    prof = scenarios.PROFILES["full"]
+    total = sum(timing.phase_s(s, n, prof) for s in scenarios.SCENARIOS for n in SYSTEMS)
     assert total < 0.9 * prof["run_budget_min"] * 60
+
+
+def test_thread_based_path_runs_every_shared_scenario(tmp_path: Path) -> None:
+    """The shared adapter code's thread-based path (SyncSystem through Blocking,
+    as Huey and Dramatiq use it) on a stand-in system: the peers themselves
+    are not installed in the test environment."""
+    sys.path.insert(0, str(ROOT))
+    from bench import runner, scenarios
+    from bench.systems import IN_MEMORY, System
+
+    stub = System("stub", "stub_adapter.py", None, IN_MEMORY, "process memory")
+    prof = scenarios.PROFILES["smoke"]
+    metrics: dict[str, dict[str, Any]] = {}
+    for scn in ("enqueue", "drain", "sleep", "latency50", "fairness", "priority", "crash"):
+        params = {**scenarios.scenario_params(scn, prof), "max_s": prof["budget_s"]}
+        workdir = tmp_path / scn
+        workdir.mkdir()
+        params["workdir"] = str(workdir)
+        res = runner.run_adapter(Path(sys.executable), stub, params, 60.0, [], tmp_path)
+        if scn == "crash":  # not in the stub's table
+            assert res["status"] == "n/a", res
+            continue
+        assert res["status"] == "ok", (scn, res.get("reason"))
+        metrics[scn] = res["metrics"]
+    assert metrics["drain"]["jobs"] == prof["drain_n"]
+    assert metrics["sleep"]["efficiency"] > 0
+    assert metrics["latency50"]["n"] > 0
+    assert metrics["fairness"]["b_started"] == prof["fair_b"]
+    assert metrics["priority"]["low_wait_ms"] is not None
+
+
+def test_bench_smoke_durable_scenarios(tmp_path: Path) -> None:
+    """The scenarios that need a durable store run on quickq's SQLite store:
+    the crash scenario kills a worker process with SIGKILL and starts another,
+    so the worker-process code the durable peers share runs too."""
+    out = tmp_path / "out"
+    proc = run_bench(
+        tmp_path, "--systems", "quickq-sqlite-trio", "--scenarios", "crash,sqlite_limit"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    for scenario in ("crash", "sqlite_limit"):
+        res = results["scenarios"][scenario]["systems"]["quickq-sqlite-trio"]
+        assert res["status"] == "ok", (scenario, res.get("reason"))
+    crash = results["scenarios"]["crash"]["systems"]["quickq-sqlite-trio"]["agg"]
+    assert "lost" in crash and "completed_at_kill" in crash

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
-import _common as c
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+
+import _common as c
 
 P = c.Params
 
@@ -29,7 +29,7 @@ async def bench_job(ctx: Any, job: int, sleep_s: float, t_sched: float, tag: str
     await c.ajob_body(job, sleep_s, t_sched, asyncio.sleep, tag)
 
 
-class Arq(c.AsyncSystem):
+class Arq(c.AsyncioSystem):
     batch_na = "no batch enqueue API (one enqueue_job per job)"
 
     def __init__(self, p: P) -> None:
@@ -43,9 +43,6 @@ class Arq(c.AsyncSystem):
 
     async def close(self) -> None:
         await self.redis.aclose()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     async def enqueue(
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
@@ -77,7 +74,6 @@ run = c.asyncio_runner(Arq)
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),

@@ -12,14 +12,13 @@ used in the crash and long-job scenarios, is ``task_acks_late`` with
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import _common as c
 from celery import Celery
 from celery.signals import worker_ready
+
+import _common as c
 
 P = c.Params
 
@@ -66,10 +65,7 @@ class CeleryQ(c.WorkerProcess):
         self.task.apply_async((job, sleep_s, t_sched, tag), priority=prio)
 
     def wait_ready(self, concurrency: int) -> None:
-        deadline = time.monotonic() + 60
-        while not self.ready.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        self.wait_for_pool(self.ready.exists, 0.05)
 
 
 def worker(p: P) -> None:
@@ -93,7 +89,6 @@ def worker(p: P) -> None:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(CeleryQ),

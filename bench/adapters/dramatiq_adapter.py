@@ -12,11 +12,10 @@ numbers run first).
 
 from __future__ import annotations
 
-import logging
-
-import _common as c
 import dramatiq
 from dramatiq import Worker
+
+import _common as c
 
 P = c.Params
 
@@ -69,7 +68,7 @@ class Dramatiq(c.SyncSystem):
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("StubBroker is in memory: a killed process loses every job")
-    return c.run_crash(p, c.sync_enqueue_all(Dramatiq(p)), {})
+    return c.run_crash(p, c.sync_enqueue_all(Dramatiq(p)))
 
 
 def longjobs(p: P) -> c.Metrics:
@@ -87,7 +86,6 @@ def priority(p: P) -> c.Metrics:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(Dramatiq),

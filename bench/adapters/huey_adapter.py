@@ -8,18 +8,19 @@ Consumer: Huey's own ``Consumer`` with worker threads, started in this process
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import _common as c
+from huey import Huey as HueyApp
 from huey import MemoryHuey, SqliteHuey
 from huey.consumer import Consumer
+
+import _common as c
 
 P = c.Params
 HUEY = None
 
 
-def make_huey(p: P) -> object:
+def make_huey(p: P) -> HueyApp:
     global HUEY
     if p["variant"] == "sqlite":
         HUEY = SqliteHuey(
@@ -66,11 +67,10 @@ def fresh(p: P) -> Huey:
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "sqlite":
         raise c.NotApplicable("in-memory storage: a killed process loses every queued job")
-    return c.run_crash(p, c.sync_enqueue_all(fresh(p)), {})
+    return c.run_crash(p, c.sync_enqueue_all(fresh(p)))
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(fresh),

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+
+from procrastinate import App, PsycopgConnector
 
 import _common as c
-from procrastinate import App, PsycopgConnector
 
 P = c.Params
 
 
-class Procrastinate(c.AsyncSystem):
+class Procrastinate(c.AsyncioSystem):
     def __init__(self, p: P) -> None:
         self.p = p
         self.app = App(connector=PsycopgConnector(conninfo=p["postgres_url"]))
@@ -45,9 +45,6 @@ class Procrastinate(c.AsyncSystem):
 
     async def close(self) -> None:
         await self._opened.__aexit__(None, None, None)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     async def enqueue(
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
@@ -80,10 +77,7 @@ class Procrastinate(c.AsyncSystem):
         await asyncio.sleep(0)
 
     async def stop_worker(self) -> None:
-        assert self.worker is not None
-        self.worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.worker
+        await c.cancel_task(self.worker)
 
 
 run = c.asyncio_runner(Procrastinate)
@@ -103,7 +97,6 @@ def worker(p: P) -> None:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),

@@ -10,19 +10,21 @@ says so, ``lease_duration``.
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
 import os
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import _common as c
 import anyio
 
+import _common as c
 import quickq
 from quickq.stores import MemoryStore
 
 P = c.Params
+T = TypeVar("T")
 TOPIC = "bench"
 STARTS: list[int] = []  # job ids in start order (long-jobs scenario)
 
@@ -92,8 +94,10 @@ async def open_store(p: P, name: str = "quickq.db") -> Any:
     return await SQLiteStore.open(str(Path(p["workdir"]) / name))
 
 
-def run(p: P, fn: Any) -> Any:
-    async def main() -> Any:
+def run(p: P, fn: Callable[[Quickq], Awaitable[T]], /) -> T:
+    """The :class:`c.Runner` for quickq: a fresh store per run, on anyio's *backend*."""
+
+    async def main() -> T:
         store = await open_store(p)
         try:
             return await fn(Quickq(p, store))
@@ -107,7 +111,7 @@ def run(p: P, fn: Any) -> Any:
 def crash(p: P) -> c.Metrics:
     if p["variant"] == "memory":
         raise c.NotApplicable("memory store: a killed process loses every job")
-    out = c.run_crash(p, c.async_enqueue_all(run, p), {})
+    out = c.run_crash(p, c.async_enqueue_all(run, p))
     out["note"] = f"lease_duration={p['lease_s']} s (default 30 s)"
     return out
 
@@ -157,7 +161,8 @@ def scale(p: P) -> c.Metrics:
     and after each step drains ``probe`` ready jobs through a consumer. The
     seeding time of each step is reported beside it.
     """
-    probe, conc = p["probe"], p["concurrency"]
+    probe: int = p["probe"]
+    conc: int = p["concurrency"]
     seed_batch = p.get("seed_batch", 5_000)
     # The largest size on trio only, one per store: seeding a million jobs
     # takes 75 s, which the asyncio variants' points would not repay.
@@ -174,12 +179,7 @@ def scale(p: P) -> c.Metrics:
 
     async def probe_drain(s: Quickq) -> float:
         await s.enqueue_batch(list(range(probe)))
-        c.RECORDER.reset(probe)
-        m = c.Meter().start()
-        await s.start_worker(conc)
-        await c.RECORDER.await_done(s.sleep, 300)
-        m.stop()
-        await s.stop_worker()
+        m = await c.a_run_queued(s, probe, conc, 300)
         return m.wall / probe * 1e6
 
     async def grow(s: Quickq, series: str) -> None:
@@ -213,7 +213,7 @@ def scale(p: P) -> c.Metrics:
     for series in ("future", "idle"):
         for f in Path(p["workdir"]).glob("quickq.db*"):
             f.unlink()
-        run(p, lambda s, series=series: grow(s, series))
+        run(p, functools.partial(grow, series=series))
         if series == "future" and p["variant"] == "sqlite":
             size = sum(f.stat().st_size for f in Path(p["workdir"]).glob("quickq.db*"))
             out["bytes_per_job_sqlite_file"] = size / out["future_jobs"]
@@ -253,12 +253,7 @@ def sqlite_limit(p: P) -> c.Metrics:
         with c.Meter() as me:
             for i in range(n):
                 await s.enqueue(i)
-        c.RECORDER.reset(n)
-        md = c.Meter().start()
-        await s.start_worker(p["concurrency"])
-        await c.RECORDER.await_done(s.sleep, 600)
-        md.stop()
-        await s.stop_worker()
+        md = await c.a_run_queued(s, n, p["concurrency"], 600)
         return me.wall, md.wall
 
     t_enq, t_drain = run(p, go)
@@ -276,7 +271,6 @@ def sqlite_limit(p: P) -> c.Metrics:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),

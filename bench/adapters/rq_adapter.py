@@ -15,14 +15,14 @@ priorities.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-import _common as c
 from redis import Redis
 from rq import Queue, Retry, Worker
 from rq.worker_pool import WorkerPool
+
+import _common as c
 
 P = c.Params
 LEASE = 5
@@ -54,10 +54,7 @@ class Rq(c.WorkerProcess):
         )
 
     def wait_ready(self, concurrency: int) -> None:
-        deadline = time.monotonic() + 60
-        while Worker.count(connection=self.redis) < concurrency and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
+        self.wait_for_pool(lambda: Worker.count(connection=self.redis) >= concurrency, 0.1)
 
 
 def worker(p: P) -> None:
@@ -75,7 +72,6 @@ def worker(p: P) -> None:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.sync_scenarios(Rq),

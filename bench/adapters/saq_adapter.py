@@ -13,12 +13,11 @@ past its timeout and retries it. SAQ's Redis queue has no job priorities.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from typing import Any
 
-import _common as c
 from saq import Queue, Worker
+
+import _common as c
 
 P = c.Params
 
@@ -27,7 +26,7 @@ async def bench_job(ctx: Any, *, job: int, sleep_s: float, t_sched: float, tag: 
     await c.ajob_body(job, sleep_s, t_sched, asyncio.sleep, tag)
 
 
-class Saq(c.AsyncSystem):
+class Saq(c.AsyncioSystem):
     batch_na = "no batch enqueue API (Queue.map gathers single enqueues)"
 
     def __init__(self, p: P) -> None:
@@ -42,9 +41,6 @@ class Saq(c.AsyncSystem):
 
     async def close(self) -> None:
         await self.queue.disconnect()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     async def enqueue(
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
@@ -62,17 +58,13 @@ class Saq(c.AsyncSystem):
         self.task = asyncio.create_task(self.worker.start())
 
     async def stop_worker(self) -> None:
-        assert self.worker is not None and self.task is not None
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await c.cancel_task(self.task)
 
 
 run = c.asyncio_runner(Saq)
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),

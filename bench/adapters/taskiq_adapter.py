@@ -13,7 +13,6 @@ it to their lease. taskiq's brokers here have no job priorities.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import _common as c
@@ -21,7 +20,7 @@ import _common as c
 P = c.Params
 
 
-class Taskiq(c.AsyncSystem):
+class Taskiq(c.AsyncioSystem):
     batch_na = "no batch enqueue API (one kiq per task)"
 
     def __init__(self, p: P) -> None:
@@ -51,9 +50,6 @@ class Taskiq(c.AsyncSystem):
 
     async def close(self) -> None:
         await self.broker.shutdown()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
     async def enqueue(
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = ""
@@ -117,7 +113,7 @@ def fairness(p: P) -> c.Metrics:
 def crash(p: P) -> c.Metrics:
     if p["variant"] != "redis":
         raise c.NotApplicable("in memory: a killed process loses every job")
-    return c.run_crash(p, c.async_enqueue_all(run, p), {})
+    return c.run_crash(p, c.async_enqueue_all(run, p))
 
 
 def longjobs(p: P) -> c.Metrics:
@@ -128,7 +124,6 @@ def longjobs(p: P) -> c.Metrics:
 
 
 if __name__ == "__main__":
-    logging.disable(logging.CRITICAL)
     c.main(
         {
             **c.async_scenarios(run),
