@@ -35,7 +35,15 @@ import anyio
 import anyio.abc
 import attrs
 
-from . import _core
+from .. import _core
+from .._codec import Codec
+from .._core import Action, Item, Layout, Outcome, Settlement
+from .._events import EventHook, EventKind, JobEvent
+from .._exceptions import QuickqError, StoreError, TooLargeError
+from .._jobs import JobMeta, JobRegistry
+from .._limits import STORE_BACKOFF_MAX, STORE_BACKOFF_MIN
+from .._time import Clock, ms_to_datetime, to_ms
+from ..stores._protocol import Store, SupportsWatch, Transaction
 from ._attempts import (
     SettlementMaker,
     call_handler,
@@ -44,16 +52,10 @@ from ._attempts import (
     failure_settlement,
     outcome_settlement,
 )
-from ._codec import Codec
-from ._consumer_options import ConsumerConfig, ConsumerOptions, check_options
-from ._core import Action, Item, Layout, Outcome, Settlement
-from ._events import EventHook, EventKind, JobEvent
-from ._exceptions import QuickqError, StoreError, TooLargeError
-from ._jobs import JobMeta, JobRegistry
-from ._limits import STORE_BACKOFF_MAX, STORE_BACKOFF_MIN
+from ._config import ConsumerConfig as ConsumerConfig
+from ._config import ConsumerOptions as ConsumerOptions
+from ._config import check_options
 from ._renewals import RenewalSchedule
-from ._time import Clock, ms_to_datetime, to_ms
-from .stores import Store, SupportsWatch, Transaction
 
 log = logging.getLogger("quickq")
 

@@ -8,14 +8,14 @@ from typing import Any, Final, TypedDict
 
 import attrs
 
-from ._codec import Codec, JsonCodec
-from ._events import EventHook
-from ._exceptions import InvalidArgumentError
-from ._jobs import JobRegistry
-from ._limits import MAX_CONSUMER_SECONDS
-from ._time import Clock, wall_clock
-from ._validate import check_callable, check_fraction, check_int, check_seconds, shown
-from .stores import Store, is_store
+from .._codec import Codec, JsonCodec
+from .._events import EventHook
+from .._exceptions import InvalidArgumentError
+from .._jobs import JobRegistry
+from .._limits import MAX_CONSUMER_SECONDS
+from .._time import Clock, wall_clock
+from .._validate import check_callable, check_fraction, check_int, check_seconds, shown
+from ..stores._protocol import Store, is_store
 
 
 def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:

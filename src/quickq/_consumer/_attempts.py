@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 import attrs
 
-from ._core import Action, Item, Settlement
-from ._exceptions import InvalidArgumentError
-from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
-from ._limits import MAX_ERROR_CHARS
-from ._time import to_ms
-from ._validate import check_seconds, shown
+from .._core import Action, Item, Settlement
+from .._exceptions import InvalidArgumentError
+from .._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
+from .._limits import MAX_ERROR_CHARS
+from .._time import to_ms
+from .._validate import check_seconds, shown
 
 """How much of a failure's traceback the consumer keeps (its end); the store
 cuts the error further, by bytes."""
