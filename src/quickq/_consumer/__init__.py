@@ -35,22 +35,20 @@ import random
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Unpack
+from typing import Unpack
 
 import anyio
 import anyio.abc
 import attrs
 
-from .._codec import Codec
 from .._core import Layout
-from .._events import EventHook
 from .._jobs import JobRegistry
-from .._time import Clock, to_ms
+from .._time import to_ms
 from ..stores._protocol import Store
 from ._acker import Acker
 from ._config import ConsumerConfig as ConsumerConfig
 from ._config import ConsumerOptions as ConsumerOptions
-from ._config import check_options
+from ._config import configure
 from ._idle import IdleTracker, Wakeup
 from ._intake import Intake
 from ._report import Reporter
@@ -75,38 +73,31 @@ class ConsumerStatistics:
 class Consumer:
     """A running consumer. Get one from ``open_consumer`` or ``serve_consumer``."""
 
-    def __init__(
-        self,
-        store: Store,
-        jobs: JobRegistry,
-        settings: ConsumerConfig,
-        *,
-        root: tuple[Any, ...],
-        clock: Clock,
-        codec: Codec,
-        on_event: EventHook | None = None,
-    ) -> None:
-        self.settings = settings
-        self.consumer_id = secrets.token_hex(8)
+    def __init__(self, store: Store, jobs: JobRegistry, config: ConsumerConfig) -> None:
+        self.config: ConsumerConfig = config
+        """The consumer's configuration."""
+        self.consumer_id: str = secrets.token_hex(8)
+        """This consumer's name in the leases it holds."""
+        clock = config.clock
         self._rng = random.Random()  # one generator: a seeded run replays exactly
         self._stop = anyio.Event()
-        layout = Layout(root)
+        layout = Layout(config.root)
 
         def now() -> int:
             return to_ms(clock())
 
         wakeup = Wakeup()
         self._idle = IdleTracker(wakeup)
-        self._reporter = Reporter(clock, on_event)
-        slots = Slots(settings.concurrency)
-        self._acker = Acker(store, layout, now, cleanup_timeout=settings.cleanup_timeout)
+        self._reporter = Reporter(clock, config.on_event)
+        slots = Slots(config.concurrency)
+        self._acker = Acker(store, layout, now, cleanup_timeout=config.cleanup_timeout)
         self._runner = JobRunner(
             store,
             layout,
             jobs,
-            lease_duration=settings.lease_duration,
+            lease_duration=config.lease_duration,
             clock=clock,
-            codec=codec,
+            codec=config.codec,
             rng=self._rng,
             acker=self._acker,
             slots=slots,
@@ -117,7 +108,7 @@ class Consumer:
         self._intake = Intake(
             store,
             layout,
-            settings,
+            config,
             clock=now,
             rng=self._rng,
             holder=self.consumer_id,
@@ -126,6 +117,12 @@ class Consumer:
             wakeup=wakeup,
             start_job=self._runner.start,
         )
+
+    @property
+    def settings(self) -> ConsumerConfig:
+        """The consumer's configuration: an alias of :attr:`config`, its
+        earlier name."""
+        return self.config
 
     def statistics(self) -> ConsumerStatistics:
         """What this consumer has done so far."""
@@ -156,7 +153,7 @@ class Consumer:
                     task_status.started(self)
                     await self._stop.wait()
                     intake.cancel_scope.cancel()
-                jobs.cancel_scope.deadline = anyio.current_time() + self.settings.grace_period
+                jobs.cancel_scope.deadline = anyio.current_time() + self.config.grace_period
             service.cancel_scope.cancel()
 
 
@@ -164,6 +161,7 @@ async def serve_consumer(
     store: Store,
     jobs: JobRegistry,
     *,
+    config: ConsumerConfig | None = None,
     task_status: anyio.abc.TaskStatus[Consumer] = anyio.TASK_STATUS_IGNORED,
     **options: Unpack[ConsumerOptions],
 ) -> None:
@@ -172,40 +170,46 @@ async def serve_consumer(
     ``consumer = await nursery.start(serve_consumer, store, jobs)`` returns once
     the consumer runs; ``consumer.stop()`` drains it gracefully; cancelling the
     nursery cancels running jobs and gives their leases back. The options are
-    those of :class:`ConsumerOptions`.
+    those of :func:`open_consumer`.
     """
-    await _make_consumer(store, jobs, options).run(task_status=task_status)
+    await _make_consumer(store, jobs, options, config=config).run(task_status=task_status)
 
 
-def _make_consumer(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> Consumer:
+def _make_consumer(
+    store: Store,
+    jobs: JobRegistry,
+    options: ConsumerOptions,
+    *,
+    config: ConsumerConfig | None = None,
+) -> Consumer:
     """Check every argument (raising InvalidArgumentError at the call site,
     before anything starts) and build a consumer."""
-    checked = check_options(store, jobs, options)
-    return Consumer(
-        store,
-        jobs,
-        checked.settings,
-        root=checked.root,
-        clock=checked.clock,
-        codec=checked.codec,
-        on_event=checked.on_event,
-    )
+    return Consumer(store, jobs, configure(store, jobs, config, options))
 
 
 @asynccontextmanager
 async def open_consumer(
-    store: Store, jobs: JobRegistry, **options: Unpack[ConsumerOptions]
+    store: Store,
+    jobs: JobRegistry,
+    *,
+    config: ConsumerConfig | None = None,
+    **options: Unpack[ConsumerOptions],
 ) -> AsyncIterator[Consumer]:
     """Consume jobs from *store* with the handlers in *jobs* while the block runs.
 
-    Options (:class:`ConsumerOptions`): ``concurrency``, ``batch_size``,
+    The keyword options are exactly the fields of :class:`ConsumerConfig`
+    (documented in :class:`ConsumerOptions`): ``concurrency``, ``batch_size``,
     ``lease_duration``, ``queue_lease_duration``, ``scan_interval``,
-    ``idle_poll``, ``grace_period``, ``root``, ``clock``, ``codec``, ``on_event``.
+    ``idle_poll``, ``grace_period``, ``cleanup_timeout``, ``selection_fraction``,
+    ``selection_max``, ``peek_limit``, ``idle_gc``, ``root``, ``clock``,
+    ``codec``, ``on_event``. Pass a ready ``config=`` instead, or both: options
+    given beside a config override its fields. An unknown name raises
+    :class:`InvalidArgumentError` listing the valid ones.
 
     Works in trio and asyncio (anyio) programs. Leaving the block drains the
     consumer gracefully; cancelling it cancels running jobs.
     """
-    consumer = _make_consumer(store, jobs, options)
+    consumer = _make_consumer(store, jobs, options, config=config)
     async with anyio.create_task_group() as tg:
         await tg.start(lambda task_status: consumer.run(task_status=task_status))
         try:
