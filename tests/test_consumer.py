@@ -104,6 +104,7 @@ def test_meta_carries_topic_queue_item_and_attempt() -> None:
         )
         assert meta.priority == 3
         assert meta.enqueued_at == job.enqueued_at
+        assert meta.job_id == meta.item_id  # the seed's name stays an alias
 
     run_virtual(main)
 

@@ -254,7 +254,7 @@ class JobRunner:
         meta = JobMeta(
             topic=item.topic,
             queue_id=qid,
-            item_id=item.item_id,
+            job_id=item.item_id,
             attempt=item.attempt,
             max_retries=item.max_retries,
             priority=item.priority,
