@@ -60,8 +60,8 @@ class _Pending:
 class Acker:
     """Records settlements, many per transaction (see the module docstring).
 
-    Run ``await acker.run()`` in a task; ``settle`` works before, during and
-    after it (before and after, from the caller's task).
+    Run ``await acker.run()`` in a task of its own; once it has stopped,
+    ``settle`` commits from the caller's task.
     """
 
     def __init__(
