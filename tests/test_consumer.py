@@ -727,3 +727,4 @@ async def test_a_config_record_configures_the_consumer_and_options_override_it()
             pass
     with pytest.raises(quickq.InvalidArgumentError, match="root must be a tuple"):
         quickq.ConsumerConfig(root="app")  # type: ignore[arg-type]
+    assert quickq.ConsumerConfig() == quickq.ConsumerConfig(codec=None)  # a record, not an identity

@@ -53,8 +53,13 @@ def _check_root(_: object, __: object, value: object) -> None:
         raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(value)})")
 
 
+_JSON: Final = JsonCodec()
+"""The default codec, one instance (it holds no state), so that two default
+configurations compare equal."""
+
+
 def _codec_or_json(value: Codec | None) -> Codec:
-    return value or JsonCodec()
+    return value or _JSON
 
 
 def _check_codec(_: object, __: object, value: object) -> None:
@@ -108,7 +113,7 @@ class ConsumerConfig:
     )
     root: tuple[Any, ...] = attrs.field(default=("quickq",), validator=_check_root)
     clock: Clock = attrs.field(default=wall_clock, validator=_checked(check_callable))
-    codec: Codec = attrs.field(factory=JsonCodec, converter=_codec_or_json, validator=_check_codec)
+    codec: Codec = attrs.field(default=_JSON, converter=_codec_or_json, validator=_check_codec)
     on_event: EventHook | None = attrs.field(
         default=None, validator=_checked(check_callable, optional=True)
     )
