@@ -8,6 +8,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -103,6 +104,7 @@ def test_meta_carries_topic_queue_item_and_attempt() -> None:
         )
         assert meta.priority == 3
         assert meta.enqueued_at == job.enqueued_at
+        assert meta.job_id == meta.item_id  # the seed's name stays an alias
 
     run_virtual(main)
 
@@ -694,3 +696,35 @@ async def test_bad_consumer_options_raise_a_quickq_error() -> None:
     with pytest.raises(quickq.InvalidArgumentError, match="concurrency"):
         async with quickq.open_consumer(store, quickq.JobRegistry(), concurrency=0):
             pass
+
+
+def test_consumer_options_are_exactly_the_config_records_fields() -> None:
+    fields = {a.name for a in attrs.fields(quickq.ConsumerConfig)}
+    assert set(quickq.ConsumerOptions.__annotations__) == fields
+    for a in attrs.fields(quickq.ConsumerConfig):
+        if a.name not in {"root", "clock", "codec", "on_event"}:
+            assert a.metadata["help"], a.name  # quickq worker's flags show it
+
+
+@pytest.mark.anyio
+async def test_a_config_record_configures_the_consumer_and_options_override_it() -> None:
+    store = MemoryStore()
+    config = quickq.ConsumerConfig(concurrency=3, batch_size=2, root=("app",))
+    async with quickq.open_consumer(store, quickq.JobRegistry(), config=config) as consumer:
+        assert consumer.config is config
+        assert consumer.settings is config  # the earlier name
+    async with quickq.open_consumer(
+        store, quickq.JobRegistry(), config=config, concurrency=5
+    ) as consumer:
+        assert consumer.config == attrs.evolve(config, concurrency=5)
+    with pytest.raises(quickq.InvalidArgumentError, match="did you mean 'batch_size'"):
+        async with quickq.open_consumer(store, quickq.JobRegistry(), config=config, batchsize=1):  # type: ignore[call-arg]
+            pass
+    with pytest.raises(
+        quickq.InvalidArgumentError, match=r"config must be a quickq\.ConsumerConfig"
+    ):
+        async with quickq.open_consumer(store, quickq.JobRegistry(), config={"concurrency": 3}):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(quickq.InvalidArgumentError, match="root must be a tuple"):
+        quickq.ConsumerConfig(root="app")  # type: ignore[arg-type]
+    assert quickq.ConsumerConfig() == quickq.ConsumerConfig(codec=None)  # a record, not an identity

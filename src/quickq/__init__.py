@@ -8,9 +8,8 @@ Start here:
 - :class:`JobEvent` (``_events``): what consumers report through ``on_event``.
 - :class:`JobQueue` (``_queue``): enqueue (alone, in batches, or inside your own
   store transaction), inspect and control queues and dead letters.
-- :func:`open_consumer` / :func:`serve_consumer` (``_consumer``): run handlers;
-  ``_attempts`` turns what a handler did into what the queue records, and
-  ``_consumer_options`` checks the options.
+- :func:`open_consumer` / :func:`serve_consumer` (the ``_consumer`` package):
+  run handlers, configured by one :class:`ConsumerConfig`.
 - ``_core``: the key layout, the records and the transactional operations.
 - :mod:`quickq.stores`: where jobs live: the store protocol and its stores.
 - exceptions: the tree is drawn in ``quickq._exceptions``.
@@ -19,11 +18,11 @@ Start here:
 from ._codec import Codec as Codec
 from ._codec import JsonCodec as JsonCodec
 from ._consumer import Consumer as Consumer
+from ._consumer import ConsumerConfig as ConsumerConfig
+from ._consumer import ConsumerOptions as ConsumerOptions
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
-from ._consumer_options import ConsumerConfig as ConsumerConfig
-from ._consumer_options import ConsumerOptions as ConsumerOptions
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError

@@ -102,7 +102,12 @@ class InvalidJobError(InvalidArgumentError):
 
 
 class LeaseLostError(QuickqError):
-    """The job's lease expired or was taken over; its outcome was not recorded."""
+    """The job's lease expired or was taken over; its outcome was not recorded.
+
+    Kept for compatibility: quickq does not raise it. A consumer that loses a
+    job's lease cancels the handler and reports the attempt as ``lost``
+    (a :class:`~quickq.JobEvent` and ``ConsumerStatistics.lost``).
+    """
 
 
 class JobNotFoundError(QuickqError, LookupError):

@@ -164,7 +164,8 @@ class JobMeta:
 
     topic: str
     queue_id: str
-    item_id: str
+    job_id: str
+    """The job's id, as ``Job.job_id`` and ``JobEvent.job_id`` name it."""
     attempt: int
     """1-based number of this attempt."""
     max_retries: int
@@ -173,6 +174,11 @@ class JobMeta:
     errors: int
     """Failed attempts so far."""
     last_error: str | None
+
+    @property
+    def item_id(self) -> str:
+        """The job's id: an alias of :attr:`job_id`, the seed library's name."""
+        return self.job_id
 
 
 @attrs.frozen

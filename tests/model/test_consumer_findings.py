@@ -24,7 +24,7 @@ def test_an_outcome_reached_before_a_hard_cancel_is_recorded_not_released(outcom
     finished). The handler finishes, and in the same instant its consumer is
     cancelled: the finished attempt must be recorded (completed, or retried
     with its attempt counted), not given back to run again as the same attempt.
-    Fixed in ``_consumer._attempt``: the outcome is recorded before the job's
+    Fixed in ``_consumer._runner.JobRunner._attempt``: the outcome is recorded before the job's
     scope closes."""
     jobs = quickq.JobRegistry()
     calls: list[int] = []

@@ -1,24 +1,33 @@
-"""A consumer's options: what ``open_consumer``, ``serve_consumer`` and
-``quickq worker`` accept, each checked before anything starts."""
+"""A consumer's configuration: the one record of what ``open_consumer``,
+``serve_consumer`` and ``quickq worker`` accept, each field checked when the
+record is made, before anything starts.
+
+:class:`ConsumerConfig` is the record; :class:`ConsumerOptions` types the same
+names as keyword options (and documents each); :func:`configure` merges
+keyword options over a given record and refuses unknown names.
+"""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Any, Final, TypedDict
 
 import attrs
 
-from ._codec import Codec, JsonCodec
-from ._events import EventHook
-from ._exceptions import InvalidArgumentError
-from ._jobs import JobRegistry
-from ._limits import MAX_CONSUMER_SECONDS
-from ._time import Clock, wall_clock
-from ._validate import check_callable, check_fraction, check_int, check_seconds, shown
-from .stores import Store, is_store
+from .._codec import Codec, JsonCodec
+from .._events import EventHook
+from .._exceptions import InvalidArgumentError
+from .._jobs import JobRegistry
+from .._limits import MAX_CONSUMER_SECONDS
+from .._time import Clock, wall_clock
+from .._validate import check_callable, check_fraction, check_int, check_seconds, shown
+from ..stores._protocol import Store, is_store
+
+_Validator = Callable[[object, "attrs.Attribute[Any]", object], None]
 
 
-def _checked(check: Any, *bounds: Any, **kw: Any) -> Any:
+def _checked(check: Callable[..., object], *bounds: object, **kw: object) -> _Validator:
     def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         check(value, attribute.name, *bounds, **kw)
 
@@ -39,12 +48,36 @@ def _count_option(default: int, high: int, *, help: str) -> Any:
     )
 
 
+def _check_root(_: object, __: object, value: object) -> None:
+    if not isinstance(value, tuple):
+        raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(value)})")
+
+
+_JSON: Final = JsonCodec()
+"""The default codec, one instance (it holds no state), so that two default
+configurations compare equal."""
+
+
+def _codec_or_json(value: Codec | None) -> Codec:
+    return value or _JSON
+
+
+def _check_codec(_: object, __: object, value: object) -> None:
+    if not callable(getattr(value, "encode", None)) or not callable(getattr(value, "decode", None)):
+        raise InvalidArgumentError(f"codec must have encode() and decode() (got {shown(value)})")
+
+
 @attrs.frozen
 class ConsumerConfig:
-    """A consumer's configuration, frozen (see ``ConsumerOptions`` for the
-    meaning of each field), each field checked when made: counts are ints in
-    range, durations finite seconds (at most a day). Each field's one-line
-    ``metadata["help"]`` is what ``quickq worker --help`` shows."""
+    """A consumer's configuration, frozen: every option of ``open_consumer``
+    and ``serve_consumer`` (see :class:`ConsumerOptions` for what each one
+    means), each checked when the record is made: counts are ints in range,
+    durations finite seconds (at most a day). Each numeric field's one-line
+    ``metadata["help"]`` is what ``quickq worker --help`` shows.
+
+    Make one once and pass it around: ``open_consumer(store, jobs,
+    config=config)``; ``attrs.evolve(config, concurrency=4)`` is a changed copy.
+    """
 
     concurrency: int = _count_option(10, 100_000, help="Handlers run at once.")
     batch_size: int = _count_option(
@@ -70,7 +103,7 @@ class ConsumerConfig:
     )
     selection_fraction: float = attrs.field(
         default=0.02,
-        validator=lambda _, a, v: check_fraction(v, a.name),
+        validator=_checked(check_fraction),
         metadata={"help": "The fraction of due queues a scan picks at random, in (0, 1]."},
     )
     selection_max: int = _count_option(2000, 1_000_000, help="The most due queues one scan picks.")
@@ -78,10 +111,17 @@ class ConsumerConfig:
     idle_gc: float = _seconds_option(
         60.0, positive=False, help="How long a queue stays empty before its pointer is dropped."
     )
+    root: tuple[Any, ...] = attrs.field(default=("quickq",), validator=_check_root)
+    clock: Clock = attrs.field(default=wall_clock, validator=_checked(check_callable))
+    codec: Codec = attrs.field(default=_JSON, converter=_codec_or_json, validator=_check_codec)
+    on_event: EventHook | None = attrs.field(
+        default=None, validator=_checked(check_callable, optional=True)
+    )
 
 
 class ConsumerOptions(TypedDict, total=False):
-    """The options of :func:`open_consumer` and :func:`serve_consumer`."""
+    """The keyword options of :func:`open_consumer` and :func:`serve_consumer`:
+    exactly the fields of :class:`ConsumerConfig`, with what each one means."""
 
     concurrency: int
     """Handlers run at once (default 10). A slot is free again as soon as its
@@ -119,50 +159,35 @@ class ConsumerOptions(TypedDict, total=False):
     """The wall clock, as for JobQueue (tests pass one driven by MockClock)."""
     codec: Codec
     """The payload codec, as for JobQueue (JSON)."""
-    on_event: EventHook
-    """Called with a JobEvent as each attempt starts and ends."""
-
-
-_SETTINGS: Final = tuple(a.name for a in attrs.fields(ConsumerConfig))
-_OPTION_NAMES: Final = frozenset(ConsumerOptions.__annotations__) | set(_SETTINGS)
-
-
-@attrs.frozen
-class CheckedOptions:
-    """Every argument of a consumer, checked."""
-
-    settings: ConsumerConfig
-    root: tuple[Any, ...]
-    clock: Clock
-    codec: Codec
     on_event: EventHook | None
+    """Called with a JobEvent as each attempt starts and ends (None: no events)."""
 
 
-def check_options(store: Store, jobs: JobRegistry, options: ConsumerOptions) -> CheckedOptions:
-    """Check a consumer's arguments, raising InvalidArgumentError naming the bad one."""
+_NAMES: Final = tuple(a.name for a in attrs.fields(ConsumerConfig))
+
+
+def configure(
+    store: Store,
+    jobs: JobRegistry,
+    config: ConsumerConfig | None,
+    options: ConsumerOptions,
+) -> ConsumerConfig:
+    """Check a consumer's arguments, raising InvalidArgumentError naming the bad
+    one; the configuration is *config* (or the defaults) with *options* over it."""
     if not is_store(store) or not hasattr(store, "transact"):
         raise InvalidArgumentError(f"store must be a quickq store (got {shown(store)})")
     if not isinstance(jobs, JobRegistry):
         raise InvalidArgumentError(f"jobs must be a quickq.JobRegistry (got {shown(jobs)})")
-    unknown = sorted(set(options) - _OPTION_NAMES)
+    if config is not None and not isinstance(config, ConsumerConfig):
+        raise InvalidArgumentError(f"config must be a quickq.ConsumerConfig (got {shown(config)})")
+    unknown = sorted(set(options) - set(_NAMES))
     if unknown:
-        hints = [difflib.get_close_matches(name, _OPTION_NAMES, n=1) for name in unknown]
+        hints = [difflib.get_close_matches(name, _NAMES, n=1) for name in unknown]
         meant = "".join(f" (did you mean {h[0]!r}?)" for h in hints if h)
         raise InvalidArgumentError(
             f"unknown consumer option {', '.join(map(repr, unknown))}{meant}; the options are "
-            f"{', '.join(sorted(_OPTION_NAMES))}"
+            f"{', '.join(sorted(_NAMES))}"
         )
-    settings = ConsumerConfig(**{k: v for k, v in options.items() if k in _SETTINGS})  # type: ignore[arg-type]
-    root = options.get("root", ("quickq",))
-    if not isinstance(root, tuple):
-        raise InvalidArgumentError(f"root must be a tuple, as for JobQueue (got {shown(root)})")
-    codec = options.get("codec") or JsonCodec()
-    if not callable(getattr(codec, "encode", None)) or not callable(getattr(codec, "decode", None)):
-        raise InvalidArgumentError(f"codec must have encode() and decode() (got {shown(codec)})")
-    return CheckedOptions(
-        settings,
-        root,
-        check_callable(options.get("clock", wall_clock), "clock"),
-        codec,
-        check_callable(options.get("on_event"), "on_event", optional=True),
-    )
+    if config is None:
+        return ConsumerConfig(**options)
+    return attrs.evolve(config, **options) if options else config

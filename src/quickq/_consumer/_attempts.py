@@ -16,15 +16,12 @@ from typing import Any
 import anyio
 import attrs
 
-from ._core import Action, Item, Settlement
-from ._exceptions import InvalidArgumentError
-from ._jobs import Backoff, Complete, Discard, JobDefinition, JobMeta, Snooze
-from ._limits import MAX_ERROR_CHARS
-from ._time import to_ms
-from ._validate import check_seconds, shown
-
-"""How much of a failure's traceback the consumer keeps (its end); the store
-cuts the error further, by bytes."""
+from .._core import Action, Item, Settlement
+from .._exceptions import InvalidArgumentError
+from .._jobs import Backoff, Complete, Discard, Handler, JobDefinition, JobMeta, Snooze
+from .._limits import MAX_ERROR_CHARS
+from .._time import to_ms
+from .._validate import check_seconds, shown
 
 
 @attrs.frozen
@@ -59,7 +56,7 @@ def _delay_ms(seconds: object) -> int:
 
 
 async def call_handler(
-    handler: Any, payload: Any, meta: JobMeta, *, limit: float | None
+    handler: Handler, payload: Any, meta: JobMeta, *, limit: float | None
 ) -> tuple[Any, str | None]:
     """``await handler(payload, meta)`` within *limit* seconds: (result, None),
     or (None, the failure) when it raised or ran out of time. Only the

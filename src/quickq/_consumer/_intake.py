@@ -1,0 +1,243 @@
+"""The intake (the scanner): finding due queues and leasing jobs from them.
+
+While a handler slot is free: snapshot-peek the pointers of due queues, pick a
+random subset (QuiCK: ``min(selection_max, ceil(n * selection_fraction))``,
+at least enough to fill the free slots), and per chosen queue take its queue
+lease (own transaction), then lease a batch of ready items (own transaction,
+which also moves the pointer on and so releases the queue lease). Each leased
+item goes to the job runner. Between scans it sleeps until the next job is
+due, a watch fires, or it is woken.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import secrets
+from collections.abc import Callable
+
+import anyio
+import attrs
+
+from .. import _core
+from .._core import Item, Layout, LeaseBatch
+from .._exceptions import StoreError
+from .._limits import STORE_BACKOFF_MAX
+from .._time import to_ms
+from ..stores._protocol import Store, SupportsWatch, Transaction
+from ._config import ConsumerConfig
+from ._idle import IdleTracker, Wakeup
+from ._slots import Slots
+
+log = logging.getLogger("quickq")
+
+_HOUSEKEEPING_MS = 60_000
+
+
+@attrs.frozen
+class ScanRound:
+    """What one scan found."""
+
+    leased_any: bool
+    complete: bool
+    """Every due queue was leased from and left with nothing ready, so the
+    next due time is known without another peek (under a trickle of jobs,
+    that peek would cost as much as the leasing)."""
+    next_due: int | None
+    """When the next job is due (ms), if known."""
+    seen: bytes | None
+    """The wake counter as the peek read it, for the watch."""
+
+
+@attrs.frozen
+class _Peek:
+    due: list[str]
+    next_due: int | None
+    seen: bytes | None
+
+
+class Intake:
+    """The scanner of one consumer; ``run()`` until cancelled."""
+
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        config: ConsumerConfig,
+        *,
+        clock: Callable[[], int],
+        rng: random.Random,
+        holder: str,
+        slots: Slots,
+        idle: IdleTracker,
+        wakeup: Wakeup,
+        start_job: Callable[[str, Item], None],
+    ) -> None:
+        self._store = store
+        self._layout = layout
+        self._config = config
+        self._now = clock
+        self._rng = rng
+        self._holder = holder
+        self._slots = slots
+        self._idle = idle
+        self._wakeup = wakeup
+        self._start_job = start_job
+        self._last_housekeeping = 0
+        self._watch_after = -math.inf  # after a failed watch: poll until then
+        self._watch_backoff = config.scan_interval
+
+    async def run(self) -> None:
+        c = self._config
+        backoff = c.scan_interval
+        # With a backlog, wait for half a batch of free slots before leasing
+        # again: leasing one job per transaction as each slot frees would cost
+        # three transactions a job.
+        refill = max(1, min(c.batch_size, c.concurrency) // 2)
+        need = 1
+        while True:
+            await self._slots.wait_free(need)
+            number = self._idle.scan_started()
+            try:
+                await self._housekeeping()
+                scan = await self.scan_once()
+                backoff = c.scan_interval
+            except StoreError as exc:
+                log.warning("quickq: scan failed (%s); backing off %.2fs", exc, backoff)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, STORE_BACKOFF_MAX)
+                need = 1
+                continue
+            need = refill if scan.leased_any else 1
+            self._idle.scan_ended(number, found=scan.leased_any)
+            if scan.leased_any and not scan.complete:
+                await anyio.lowlevel.checkpoint()
+                continue
+            await self._wait_for_work(scan.next_due, scan.seen)
+
+    async def _housekeeping(self) -> None:
+        """Once a minute, drop expired enqueue receipts (one blind range clear)."""
+        now = self._now()
+        if now - self._last_housekeeping < _HOUSEKEEPING_MS:
+            return
+        self._last_housekeeping = now
+
+        async def forget(tr: Transaction) -> None:
+            _core.forget_receipts(tr, self._layout, now)
+
+        await self._store.transact(forget)
+
+    async def scan_once(self) -> ScanRound:
+        """One scan: peek, pick, and lease from each chosen queue."""
+        c = self._config
+        now = self._now()
+        peek = await self._store.transact(lambda tr: self._peek(tr, now))
+        due, next_due = peek.due, peek.next_due
+        if not due:
+            return ScanRound(False, False, next_due, peek.seen)
+        # QuiCK picks a random fraction of the due queues, so that consumers
+        # spread out; take at least enough queues to fill the free slots.
+        free = self._slots.free
+        # Each chosen queue may fill its share of the free slots, and at least
+        # a batch: a queue due alone fills them all in one transaction.
+        per_queue = max(c.batch_size, -(-free // len(due)))
+        want = min(c.selection_max, math.ceil(len(due) * c.selection_fraction))
+        want = max(want, -(-free // per_queue), 1)
+        chosen = self._rng.sample(due, min(len(due), want))
+        complete = len(chosen) == len(due) < c.peek_limit
+        leased_any = False
+        for qid in chosen:
+            free = self._slots.free
+            if free <= 0:
+                complete = False
+                break
+            batch: LeaseBatch | None = None
+            with anyio.CancelScope(shield=True):
+                # Shielded so a stop never abandons a committed lease unused.
+                with anyio.move_on_after(c.cleanup_timeout + c.queue_lease_duration):
+                    batch = await self._lease_from(qid, min(free, per_queue))
+            if batch is None or batch.more_ready or batch.next_due is None:
+                complete = False
+            elif next_due is None or batch.next_due < next_due:
+                next_due = batch.next_due
+            for item in batch.items if batch else ():
+                self._start_job(qid, item)
+                leased_any = True
+        if not leased_any:  # due queues, all taken by others: look again shortly
+            next_due = now + to_ms(c.scan_interval)
+        return ScanRound(leased_any, complete and leased_any, next_due, peek.seen)
+
+    async def _peek(self, tr: Transaction, now: int) -> _Peek:
+        layout = self._layout
+        due = await _core.due_queues(tr, layout, now, self._config.peek_limit)
+        next_due = await _core.next_due_time(tr, layout, after=now)
+        seen = await tr.get(layout.wake, snapshot=True)
+        return _Peek(due, next_due, seen)
+
+    async def _lease_from(self, qid: str, limit: int) -> LeaseBatch | None:
+        """Take the queue's lease, then lease up to *limit* items (None: taken by another)."""
+        c = self._config
+        token = secrets.token_hex(6)
+        now = self._now()
+        taken = await self._store.transact(
+            lambda tr: _core.take_queue_lease(
+                tr, self._layout, qid, self._holder, token, now, to_ms(c.queue_lease_duration)
+            )
+        )
+        if not taken:
+            return None
+        batch_token = secrets.token_hex(6)
+
+        async def lease(tr: Transaction) -> LeaseBatch:
+            return await _core.lease_items(
+                tr,
+                self._layout,
+                qid,
+                holder=self._holder,
+                token=token,
+                batch_token=batch_token,
+                limit=limit,
+                now=self._now(),
+                lease_ms=to_ms(c.lease_duration),
+                idle_gc_ms=to_ms(c.idle_gc),
+            )
+
+        return await self._store.transact(lease)
+
+    async def _wait_for_work(self, next_due: int | None, seen: bytes | None) -> None:
+        c = self._config
+        store = self._store
+        # A store that can watch wakes us; after a failed watch, poll for a
+        # while (backing off) before watching again.
+        watch = isinstance(store, SupportsWatch) and anyio.current_time() >= self._watch_after
+        delay = c.idle_poll if watch else c.scan_interval
+        delay *= self._rng.uniform(0.8, 1.2)
+        if next_due is not None:
+            delay = max(0.0, min(delay, (next_due - self._now()) / 1000))
+        woken = self._wakeup.arm()
+        with anyio.move_on_after(delay):
+            if not isinstance(store, SupportsWatch) or not watch:
+                await woken.wait()
+                return
+            async with anyio.create_task_group() as tg:
+
+                async def watch_wake(store: SupportsWatch) -> None:
+                    try:
+                        await store.wait_for_change(self._layout.wake, seen)
+                    except StoreError as exc:
+                        self._watch_failed(exc)
+                        await anyio.sleep(c.scan_interval)  # poll instead, this once
+                    else:
+                        self._watch_backoff = c.scan_interval
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch_wake, store)
+                await woken.wait()
+                tg.cancel_scope.cancel()
+
+    def _watch_failed(self, exc: StoreError) -> None:
+        backoff = self._watch_backoff
+        log.warning("quickq: watching for new jobs failed (%s); polling for %.2fs", exc, backoff)
+        self._watch_after = anyio.current_time() + backoff
+        self._watch_backoff = min(backoff * 2, STORE_BACKOFF_MAX)
