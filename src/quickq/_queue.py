@@ -46,6 +46,7 @@ one value, whatever its ids, topic and options."""
 _BATCH: Final = 500
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
+"""The states a job is listed in (``list_jobs``, ``Job.state``); dead means a dead letter."""
 _WHERE: Final[dict[str, Literal["r", "s", "l"]]] = {
     "pending": "r",
     "scheduled": "s",
