@@ -54,6 +54,7 @@ from ._queue import DeadLetter as DeadLetter
 from ._queue import EnqueueOptions as EnqueueOptions
 from ._queue import Job as Job
 from ._queue import JobQueue as JobQueue
+from ._queue import JobState as JobState
 from ._queue import NewJob as NewJob
 from ._queue import QueueStats as QueueStats
 
@@ -77,6 +78,7 @@ __all__ = [
     "JobMeta",
     "JobQueue",
     "JobRegistry",
+    "JobState",
     "JsonCodec",
     "NewJob",
     "QueueStats",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping
 
 
@@ -12,5 +13,7 @@ def publish_exports(namespace: Mapping[str, object], names: Iterable[str], modul
     Pickling still finds them: *module* exports each under the same name."""
     for name in names:
         obj = namespace[name]
-        if callable(obj) and getattr(obj, "__module__", "").startswith(f"{module}._"):
+        private = callable(obj) and getattr(obj, "__module__", "").startswith(f"{module}._")
+        # A Literal alias (JobState) says it comes from "typing", wherever it was made.
+        if private or typing.get_origin(obj) is typing.Literal:
             obj.__module__ = module

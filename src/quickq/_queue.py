@@ -47,6 +47,7 @@ job can become (its item, with a lease and an error; its dead letter) fits in
 one value, whatever its ids, topic and options."""
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
+"""The states a job is listed in (``list_jobs``, ``Job.state``); dead means a dead letter."""
 _LIVE: Final[dict[str, State]] = {state.counter: state for state in State}
 """A live job's public state (the name of its counter) -> where the core keeps it."""
 

@@ -22,7 +22,9 @@ from ._protocol import decode_counter as decode_counter
 from ._protocol import get_many as get_many
 from ._protocol import is_store as is_store
 from ._protocol import transact as transact
+from ._url import StoreURL as StoreURL
 from ._url import open_store as open_store
+from ._url import parse_store_url as parse_store_url
 from .memory import MemoryStore as MemoryStore
 
 if _typing.TYPE_CHECKING:
@@ -52,6 +54,7 @@ __all__ = [
     "SQLiteStore",
     "RetryState",
     "Store",
+    "StoreURL",
     "SupportsRetryState",
     "SupportsGetMany",
     "SupportsWatch",
@@ -60,6 +63,7 @@ __all__ = [
     "get_many",
     "is_store",
     "open_store",
+    "parse_store_url",
     "transact",
 ]
 

@@ -1,6 +1,6 @@
 """The coffee shop's jobs, for ``quickq demo``.
 
-Worker processes import this module (``quickq worker quickq._demo_jobs:jobs``).
+Worker processes import this module (``quickq worker quickq._cli._demo_jobs:jobs``).
 The handlers record what happened in the store itself, under the subspace
 ``("quickq-demo", run, ...)``:
 
@@ -24,8 +24,8 @@ from typing import Any, Final
 import anyio
 import fdb.tuple as fdb_tuple
 
-from ._jobs import Backoff, Complete, JobMeta, JobRegistry
-from .stores import Store, Transaction, open_store
+from quickq import Backoff, Complete, JobMeta, JobRegistry
+from quickq.stores import Store, Transaction, open_store
 
 ROOT: Final = ("quickq-demo",)
 STORE_ENV: Final = "QUICKQ_DEMO_STORE"

@@ -6,7 +6,7 @@ succeeds (retries with backoff); a bean roast runs three times longer than its
 2-second lease (the lease is extended, and it runs once); a unicorn frappe
 fails every attempt and ends in the dead letters. Two ``quickq worker``
 processes share one SQLite file (with ``--store memory:``, two consumers in
-this process). The handlers (``quickq._demo_jobs``) record every attempt in
+this process). The handlers (``_demo_jobs``) record every attempt in
 the store itself, and every completion inside the completion's own
 transaction; the summary is read back from those records and the queue's
 dead letters.
@@ -34,12 +34,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from quickq import Consumer, DeadLetter, Job, JobQueue, NewJob, serve_consumer
+from quickq.stores import Store, Transaction, open_store, parse_store_url
+
 from . import _demo_jobs as coffee
-from ._cli_support import CLIError, run
-from ._consumer import Consumer, serve_consumer
-from ._queue import DeadLetter, Job, JobQueue, NewJob
-from .stores import Store, Transaction, open_store
-from .stores._url import parse_store_url
+from ._errors import CLIError, run
 
 WORKERS: Final = 2
 LEASE: Final = 2.0
@@ -152,7 +151,7 @@ def _spawn(url: str, tmp: Path, n: int) -> subprocess.Popen[bytes]:
                 "-m",
                 "quickq",
                 "worker",
-                "quickq._demo_jobs:jobs",
+                f"{coffee.__name__}:jobs",
                 "--store",
                 url,
                 *opts,

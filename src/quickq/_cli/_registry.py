@@ -1,0 +1,58 @@
+"""``MODULE:ATTR``: finding the user's :class:`quickq.JobRegistry`, with a hint
+for the forms people type by mistake (a file path, a missing attribute)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+import quickq
+
+from ._errors import CLIError, describe
+
+
+def load_registry(spec: str, *, param_hint: str = "'MODULE:ATTR'") -> quickq.JobRegistry:
+    """Import ``MODULE:ATTR`` (ATTR may be dotted) and return it if it is a JobRegistry."""
+    module_name, colon, attr = spec.rpartition(":")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        stem = os.path.splitext(os.path.basename(module_name))[0] or "app"
+        raise click.BadParameter(
+            f"{spec!r} names a file; MODULE:ATTR takes a module name: write "
+            f"{stem}:{attr or 'jobs'} and run from the file's folder "
+            "(or add that folder to PYTHONPATH)",
+            param_hint=param_hint,
+        )
+    if not colon or not module_name or not attr:
+        raise click.BadParameter(
+            f"{spec!r} is not MODULE:ATTR (for example myapp.jobs:registry)",
+            param_hint=param_hint,
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # like `python -m`: the working directory is searched
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise CLIError(
+                f"cannot import module {module_name!r}: no module named {exc.name!r} "
+                f"(searched the working directory and PYTHONPATH)"
+            ) from None
+        raise CLIError(f"importing module {module_name!r} failed: {describe(exc)}") from None
+    except (Exception, SystemExit) as exc:
+        raise CLIError(f"importing module {module_name!r} failed: {describe(exc)}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(obj, quickq.JobRegistry):
+        kind = type(obj).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise CLIError(f"{spec} is {article} {kind}, not a quickq.JobRegistry")
+    return obj
