@@ -435,11 +435,36 @@ class QueueMachine(RuleBasedStateMachine):
             self.meanwhile(op, data)
         try:
             self.portal.call(tr.commit)
-        except (ConflictError, CommitUnknownResultError):  # the retry loop re-runs it
+        except (ConflictError, CommitUnknownResultError) as exc:  # the retry loop re-runs it
             batch = self.transact(body)
+            if isinstance(exc, CommitUnknownResultError) and self.got(batch) == self.got(opened):
+                # The unknown commit may have applied, as it read: the re-run found
+                # its batch marker and returns that batch (checked below), or it
+                # did not, and the re-run leased afresh from the state now.
+                after = self.save()
+                if self.got(batch) == self.apply_batch(
+                    consumer, qid, token, batch_token, limit, batch
+                ):
+                    return
+                self.restore(after)
+                self.committed_as_read(consumer, qid, token, batch_token, limit, opened, before)
+                return
             expected = self.apply_batch(consumer, qid, token, batch_token, limit, batch)
             assert self.got(batch) == expected
             return
+        self.committed_as_read(consumer, qid, token, batch_token, limit, opened, before)
+
+    def committed_as_read(
+        self,
+        consumer: str,
+        qid: str,
+        token: str,
+        batch_token: str,
+        limit: int,
+        opened: _core.LeaseBatch,
+        before: tuple[object, ...],
+    ) -> None:
+        """Check a batch that committed with what it read before others committed."""
         # Committed as it read: equal to a batch run before the others committed.
         if self.queue_leases.get(qid, ("",))[:2] != (consumer, token):
             # Not ours when it read (a read-only body: its commit checks nothing).
