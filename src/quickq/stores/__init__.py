@@ -8,10 +8,10 @@
 import typing as _typing
 
 from .._exports import publish_exports as _publish_exports
-from ._buffer import Limits as Limits
 from ._faults import CommitFault as CommitFault
 from ._faults import Faults as Faults
 from ._protocol import KeyValue as KeyValue
+from ._protocol import Limits as Limits
 from ._protocol import RetryState as RetryState
 from ._protocol import Store as Store
 from ._protocol import SupportsGetMany as SupportsGetMany

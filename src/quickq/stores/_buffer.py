@@ -9,7 +9,7 @@ write-conflict ranges the store checks at commit.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import attrs
 from sortedcontainers import SortedDict
@@ -28,11 +28,7 @@ from ._limits import (
     key_range_bytes,
     range_bytes,
 )
-from ._limits import Limits as Limits
-from ._protocol import KeyValue, RetryState
-from ._protocol import Range as Range
-from ._protocol import add_to_counter as add_to_counter
-from ._protocol import decode_counter as decode_counter
+from ._protocol import KeyValue, Limits, Range, RetryState, add_to_counter
 
 
 def key_after(key: bytes) -> bytes:
@@ -226,45 +222,6 @@ class WriteBuffer:
             return add_to_counter(stored, op.delta)
         return stored
 
-    async def get_range(
-        self,
-        begin: bytes,
-        end: bytes,
-        limit: int,
-        reverse: bool,
-        snapshot: bool,
-        stored: AsyncIterator[KeyValue] | Iterable[KeyValue],
-    ) -> list[KeyValue]:
-        """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
-        requested order) with this transaction's writes; record the observed
-        conflict range.
-
-        Only as many stored pairs are pulled as the merge can use; an async
-        *stored* that has an ``aclose`` is closed before this returns, so an
-        unfinished async generator is never left for the garbage collector.
-        """
-        if not isinstance(stored, AsyncIterator):
-            return self.read_range(begin, end, limit, reverse, snapshot, stored)
-        try:
-            pairs: list[KeyValue] = []
-            if begin < end:
-                want = limit + self._ops_in(begin, end) if limit else 0
-                async for pair in stored:
-                    if self.cleared and self.in_cleared(pair[0]):
-                        continue
-                    pairs.append(pair)
-                    if want and len(pairs) >= want:
-                        break
-        finally:
-            aclose = getattr(stored, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return self.read_range(begin, end, limit, reverse, snapshot, pairs)
-
-    def _ops_in(self, begin: bytes, end: bytes) -> int:
-        lo = self.ops.bisect_left(begin)
-        return int(self.ops.bisect_left(end)) - int(lo)
-
     def read_range(
         self,
         begin: bytes,
@@ -274,7 +231,9 @@ class WriteBuffer:
         snapshot: bool,
         stored: Iterable[KeyValue],
     ) -> list[KeyValue]:
-        """:meth:`get_range` for a synchronous *stored* (read lazily, as far as needed)."""
+        """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
+        requested order, pulled lazily and only as far as needed) with this
+        transaction's writes; record the observed conflict range."""
         if limit < 0:
             raise ValueError("limit must be >= 0")
         if begin >= end:

@@ -1,4 +1,4 @@
-"""Store limits, and a transaction's size as FoundationDB counts it: one place for both.
+"""A transaction's size as FoundationDB counts it: the one place for these rules.
 
 FoundationDB refuses a commit (``transaction_too_large``, 2101) when
 ``Transaction::getSize()`` in ``fdbclient/NativeAPI.actor.cpp`` exceeds the
@@ -20,14 +20,13 @@ element). What the Python bindings hand it is the read-your-writes layer's
 
 quickq's stores charge each call as it is made, never merging ranges, so
 their count is an upper bound of FoundationDB's, exact for transactions of
-point writes and separate read ranges (what quickq makes).
+point writes and separate read ranges (what quickq makes). The limits these
+sizes are held to are :class:`~quickq.stores.Limits` (in ``_protocol``).
 """
 
 from __future__ import annotations
 
 from typing import Final
-
-import attrs
 
 MUTATION_BYTES: Final = 56
 """``sizeof(MutationRef)`` in FoundationDB 7.3.43 and later on 64-bit machines
@@ -36,20 +35,6 @@ RANGE_BYTES: Final = 32
 """``sizeof(KeyRangeRef)``: two 16-byte ``StringRef``."""
 COUNTER_BYTES: Final = 8
 """The operand of an atomic add (a little-endian 64-bit integer)."""
-
-
-@attrs.frozen
-class Limits:
-    """Size and age limits, FoundationDB's by default. Exceeding one writes nothing.
-
-    ``transaction_bytes`` bounds a transaction's size as FoundationDB counts
-    it (see :func:`set_bytes` and its siblings), not only the bytes written.
-    """
-
-    key_bytes: int = 10_000
-    value_bytes: int = 100_000
-    transaction_bytes: int = 10_000_000
-    transaction_seconds: float = 5.0
 
 
 def key_range_bytes(key: int) -> int:

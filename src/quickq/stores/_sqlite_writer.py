@@ -32,8 +32,9 @@ from .._exceptions import (
     TransactionTooOldError,
 )
 from . import _ranges as ranges
-from ._buffer import Delta, Known, Range, add_to_counter
+from ._buffer import Delta, Known
 from ._faults import CommitFault
+from ._protocol import Range, add_to_counter
 from ._sqlite_schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
 
 _PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one writer

@@ -55,7 +55,6 @@ from . import _fdb_errors as codes
 from ._fdb_errors import map_error, retry_code
 from ._fdb_futures import wait_ready
 from ._limits import (
-    Limits,
     add_bytes,
     clear_bytes,
     clear_range_bytes,
@@ -63,7 +62,7 @@ from ._limits import (
     range_bytes,
     set_bytes,
 )
-from ._protocol import KeyValue, RetryState, Transaction
+from ._protocol import KeyValue, Limits, RetryState, Transaction
 
 __all__ = [
     "DEFAULT_API_VERSION",

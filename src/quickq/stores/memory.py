@@ -30,10 +30,10 @@ from .._exceptions import (
     CommitUnknownResultError,
     ConflictError,
 )
-from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._buffer import BufferedWrites, Known, WriteBuffer, key_after
 from ._clock import loop_time
 from ._faults import CommitFault, Faults
-from ._protocol import KeyValue, Transaction
+from ._protocol import KeyValue, Limits, Range, Transaction, add_to_counter
 from ._ranges import RangeSet
 from ._retry import run_transaction
 

@@ -63,10 +63,10 @@ from .._exceptions import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from ._buffer import BufferedWrites, Limits, Range, WriteBuffer
+from ._buffer import BufferedWrites, WriteBuffer
 from ._clock import loop_time
 from ._faults import CommitFault
-from ._protocol import KeyValue, Transaction
+from ._protocol import KeyValue, Limits, Range, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
 from ._sqlite_schema import (

@@ -28,9 +28,9 @@ from .._exceptions import (
     TransactionTooOldError,
     ValueTooLargeError,
 )
-from ..stores._buffer import Limits
 from ..stores._faults import CommitFault
 from ..stores._protocol import (
+    Limits,
     RetryState,
     Store,
     SupportsRetryState,
