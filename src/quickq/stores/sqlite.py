@@ -66,7 +66,7 @@ from .._exceptions import (
 from ._buffer import BufferedWrites, WriteBuffer
 from ._clock import loop_time
 from ._faults import CommitFault
-from ._protocol import KeyValue, Limits, Range, Transaction
+from ._protocol import KeyValue, Limits, Transaction
 from ._retry import run_transaction
 from ._sqlite_pool import Conn, Pool
 from ._sqlite_schema import (
@@ -77,6 +77,7 @@ from ._sqlite_schema import (
     unavailable,
 )
 from ._sqlite_writer import Writer
+from ._watchers import Watchers
 
 if TYPE_CHECKING:
     import outcome
@@ -125,7 +126,7 @@ class SQLiteStore:
         self._closed = False
         self._closed_message = f"quickq SQLite store {path}: the store is closed"
         self._version_hint = 0  # the newest version this object has seen
-        self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._watchers = Watchers()  # woken by this object's commits, on the loop
         # Keep commit-log rows long enough for any live transaction to be checked.
         age = limits.transaction_seconds
         horizon = max(2 * age, age + 5.0)
@@ -263,19 +264,14 @@ class SQLiteStore:
         """
         while True:
             # Register before reading, so a commit in between is not missed.
-            event = anyio.Event()
-            self._watchers.setdefault(key, set()).add(event)
+            event = self._watchers.add(key)
             try:
                 if await self._run(self._point_read, key) != seen:
                     return
                 with anyio.move_on_after(self.poll_interval):
                     await event.wait()
             finally:
-                waiting = self._watchers.get(key)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._watchers[key]
+                self._watchers.discard(key, event)
 
     # -- test helpers ---------------------------------------------------------
 
@@ -348,17 +344,6 @@ class SQLiteStore:
         finally:
             self._pool.checkin(conn, self, clean=True)
         return None if row is None else bytes(row[0])
-
-    def _wake(self, cleared: list[Range], keys: list[bytes]) -> None:
-        if not self._watchers:
-            return
-        for key in keys:
-            for event in self._watchers.pop(key, ()):
-                event.set()
-        for begin, end in cleared:
-            for key in [k for k in self._watchers if begin <= k < end]:
-                for event in self._watchers.pop(key):
-                    event.set()
 
 
 async def _in_trio_thread(call: Callable[[], T]) -> T:
@@ -560,7 +545,7 @@ class SQLiteTransaction(BufferedWrites):
             await store._run(commit_sync)
         finally:
             self._close()
-        store._wake(buffer.cleared, [key for key, _ in ops])
+        store._watchers.wake(buffer.cleared, (key for key, _ in ops))
 
     def cancel(self) -> None:
         self._close()
