@@ -14,16 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 import attrs
 from sortedcontainers import SortedDict
 
-from .._exceptions import (
-    KeyTooLargeError,
-    TransactionClosedError,
-    TransactionTooLargeError,
-    TransactionTooOldError,
-    ValueTooLargeError,
-)
+from .._exceptions import TransactionClosedError, TransactionTooOldError
 from ._limits import (
     COUNTER_BYTES,
     MUTATION_BYTES,
+    check_key,
+    check_size,
+    check_value,
     clear_range_bytes,
     key_range_bytes,
     range_bytes,
@@ -81,12 +78,7 @@ class WriteBuffer:
     # -- writes ---------------------------------------------------------------
 
     def _check_key(self, key: bytes) -> None:
-        if not isinstance(key, bytes):
-            raise TypeError(f"keys are bytes, not {type(key).__name__}")
-        if len(key) > self.limits.key_bytes:
-            raise KeyTooLargeError(
-                f"key of {len(key)} bytes exceeds the limit of {self.limits.key_bytes}"
-            )
+        check_key(key, self.limits)
 
     def _grow(self, nbytes: int) -> None:
         self.size += nbytes
@@ -94,12 +86,7 @@ class WriteBuffer:
 
     def check_size(self) -> None:
         """Raise TransactionTooLargeError if the transaction is over the limit."""
-        if self.size > self.limits.transaction_bytes:
-            raise TransactionTooLargeError(
-                f"transaction of {self.size} bytes exceeds the limit of "
-                f"{self.limits.transaction_bytes} (counted as FoundationDB does: "
-                "mutations, read and write conflict ranges, and their overhead)"
-            )
+        check_size(self.size, self.limits)
 
     def _write(self, key: bytes, op: Op) -> None:
         """Record *op* as the key's last op, charging what it changes."""
@@ -117,12 +104,7 @@ class WriteBuffer:
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_key(key)
-        if not isinstance(value, bytes):
-            raise TypeError(f"values are bytes, not {type(value).__name__}")
-        if len(value) > self.limits.value_bytes:
-            raise ValueTooLargeError(
-                f"value of {len(value)} bytes exceeds the limit of {self.limits.value_bytes}"
-            )
+        check_value(value, self.limits)
         self._write(key, Known(value))
         self.write_conflicts.append((key, key_after(key)))
 

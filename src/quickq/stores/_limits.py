@@ -28,6 +28,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from .._exceptions import KeyTooLargeError, TransactionTooLargeError, ValueTooLargeError
+from ._protocol import Limits
+
 MUTATION_BYTES: Final = 56
 """``sizeof(MutationRef)`` in FoundationDB 7.3.43 and later on 64-bit machines
 (40 before its checksum fields): an upper bound for every 7.3 client."""
@@ -65,3 +68,38 @@ def clear_range_bytes(begin: int, end: int) -> int:
 def add_bytes(key: int) -> int:
     """A first atomic ``add`` to a key: its mutation and its write conflict."""
     return MUTATION_BYTES + key + COUNTER_BYTES + key_range_bytes(key)
+
+
+# -- the checks every store makes, with one wording ------------------------
+
+
+def check_key(key: bytes, limits: Limits, *, note: str = "") -> None:
+    """Raise unless *key* is ``bytes`` within ``limits.key_bytes`` (*note*: why
+    the limit is what it is, appended to the message)."""
+    if not isinstance(key, bytes):
+        raise TypeError(f"keys are bytes, not {type(key).__name__}")
+    if len(key) > limits.key_bytes:
+        raise KeyTooLargeError(
+            f"key of {len(key)} bytes exceeds the limit of {limits.key_bytes}{note}"
+        )
+
+
+def check_value(value: bytes, limits: Limits) -> None:
+    """Raise unless *value* is ``bytes`` within ``limits.value_bytes``."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"values are bytes, not {type(value).__name__}")
+    if len(value) > limits.value_bytes:
+        raise ValueTooLargeError(
+            f"value of {len(value)} bytes exceeds the limit of {limits.value_bytes}"
+        )
+
+
+def check_size(size: int, limits: Limits) -> None:
+    """Raise TransactionTooLargeError if a transaction of *size* bytes (counted
+    by the rules above) is over ``limits.transaction_bytes``."""
+    if size > limits.transaction_bytes:
+        raise TransactionTooLargeError(
+            f"transaction of {size} bytes exceeds the limit of "
+            f"{limits.transaction_bytes} (counted as FoundationDB does: "
+            "mutations, read and write conflict ranges, and their overhead)"
+        )
