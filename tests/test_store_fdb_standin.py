@@ -81,9 +81,10 @@ def standin() -> Iterator[StandinFDB]:
 # -- the conformance suite, on the stand-in --------------------------------------
 
 
-class TestFoundationDBStoreOnStandin(StoreTests):
+class TestFoundationDBStoreOnStandin(StoreTests[FoundationDBStore]):
     """Every store promise, through FoundationDBStore and the stand-in's bindings surface."""
 
+    supports_fault_injection = True  # through the memory store behind the stand-in
     supports_mock_clock = False  # transaction age is the stand-in's monotonic clock
     limits = Limits(key_bytes=10_000 - len(b"tenant/"))  # the prefix counts
 
@@ -97,16 +98,16 @@ class TestFoundationDBStoreOnStandin(StoreTests):
         fdb.close()
         _check_clean(fdb)
 
-    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+    def backdoor_get(self, store: FoundationDBStore, key: bytes) -> bytes | None:
         return self._fdb.backdoor_get(b"tenant/" + key)
 
-    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+    def backdoor_set(self, store: FoundationDBStore, key: bytes, value: bytes | None) -> None:
         self._fdb.backdoor_set(b"tenant/" + key, value)
 
-    def inject_commit_fault(self, store: Store, fault: CommitFault) -> None:
+    def inject_commit_fault(self, store: FoundationDBStore, fault: CommitFault) -> None:
         self._fdb.store.inject(fault)
 
-    async def test_state_machine(self, store: Store) -> None:
+    async def test_state_machine(self, store: FoundationDBStore) -> None:
         if sniffio.current_async_library() != "trio":
             # ~20 s per run through the stand-in's thread hops; the bridge on
             # asyncio is covered by every other test here.

@@ -27,7 +27,7 @@ from quickq import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from quickq.stores import Limits, Store, Transaction, decode_counter
+from quickq.stores import Limits, Transaction, decode_counter
 from quickq.stores.sqlite import SQLiteStore
 from quickq.testing import StoreTests
 
@@ -42,12 +42,18 @@ def backdoor_get(path: Path, key: bytes) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-class TestSQLiteStoreConformance(StoreTests):
+class TestSQLiteStoreConformance(StoreTests[SQLiteStore]):
     """The shared store conformance suite, with a backdoor through plain ``sqlite3``,
     with reads on the event loop (the default) and in worker threads."""
 
+    limits = Limits()
+    supports_fault_injection = True  # SQLiteStore.inject
+    supports_mock_clock = True  # transaction age is on the event loop's clock
+
     @pytest.fixture(params=[False, True], ids=["loop-reads", "threaded-reads"])
-    async def store(self, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    async def store(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SQLiteStore]:
         async with await SQLiteStore.open(tmp_path / "q.db", threaded_reads=request.param) as s:
             # The state machine reads every key after every step: keep one
             # autocommit connection for the backdoor instead of opening many.
@@ -57,11 +63,11 @@ class TestSQLiteStoreConformance(StoreTests):
             finally:
                 self._backdoor.close()
 
-    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+    def backdoor_get(self, store: SQLiteStore, key: bytes) -> bytes | None:
         row = self._backdoor.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+    def backdoor_set(self, store: SQLiteStore, key: bytes, value: bytes | None) -> None:
         if value is None:
             self._backdoor.execute("DELETE FROM kv WHERE key = ?", (key,))
         else:
