@@ -11,7 +11,7 @@ from quickq import ConflictError, _core
 from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Transaction
 
-from .support import TestStore, dump, read
+from ._stores import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")

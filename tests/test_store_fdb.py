@@ -22,7 +22,7 @@ from quickq.stores import Limits, Transaction
 from quickq.stores.fdb import FoundationDBStore, load_bindings
 from quickq.testing import StoreTests
 
-from .support import CLUSTER_FILE, fdb_skip_reason, fdb_test_prefix
+from ._stores import CLUSTER_FILE, fdb_skip_reason, fdb_test_prefix
 
 _REASON = fdb_skip_reason()
 if _REASON is not None:

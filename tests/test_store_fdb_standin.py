@@ -1,7 +1,7 @@
 """The FoundationDB store's own control flow, on a stand-in for the ``fdb`` bindings.
 
 No FoundationDB cluster or client library exists where these run, so the store
-talks to ``tests/fdb_standin.py``: the bindings' surface, backed by the memory
+talks to the ``tests.fdb_standin`` package: the bindings' surface, backed by the memory
 store, resolving futures and calling their callbacks on a separate network
 thread like the real client. These tests check what the store itself does with
 that surface: the retry loop over ``on_error``, error mapping, range paging,
@@ -48,8 +48,8 @@ from quickq.stores import CommitFault, Limits, Store, SupportsWatch, Transaction
 from quickq.stores.fdb import DEFAULT_API_VERSION, FoundationDBStore
 from quickq.testing import StoreTests
 
+from ._stores import fdb_test_prefix
 from .fdb_standin import FDBError, StandinFDB
-from .support import fdb_test_prefix
 
 
 @pytest.fixture(
