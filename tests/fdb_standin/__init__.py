@@ -43,6 +43,19 @@ backoff in ``on_error`` is scaled down to keep tests fast.
 from ._bindings import StandinDatabase as StandinDatabase
 from ._bindings import StandinFDB as StandinFDB
 from ._bindings import StandinTransaction as StandinTransaction
+from ._cases import Body as Body
+from ._cases import check_clean as check_clean
+from ._cases import noop as noop
+from ._cases import open_store as open_store
 from ._network import FDBError as FDBError
 
-__all__ = ["FDBError", "StandinDatabase", "StandinFDB", "StandinTransaction"]
+__all__ = [
+    "Body",
+    "FDBError",
+    "StandinDatabase",
+    "StandinFDB",
+    "StandinTransaction",
+    "check_clean",
+    "noop",
+    "open_store",
+]
