@@ -20,8 +20,8 @@ from quickq.stores import Faults, MemoryStore, Transaction
 from quickq.stores.fdb import FoundationDBStore
 from quickq.stores.sqlite import SQLiteStore
 
+from ._stores import CLUSTER_FILE, TestStore, fdb_skip_reason, fdb_test_prefix
 from .fdb_standin import StandinFDB
-from .support import CLUSTER_FILE, TestStore, fdb_skip_reason, fdb_test_prefix
 
 # -- per-test time limits -----------------------------------------------------------
 #
@@ -108,7 +108,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     ``memory-cluster`` is the memory store with a cluster's read latency
     (0.5 ms a read) and its 5 s transaction lifetime.
     ``fdb-standin`` is the FoundationDB store's own code over the in-process
-    stand-in for the bindings (tests/fdb_standin.py), with small pages.
+    stand-in for the bindings (the tests.fdb_standin package), with small pages.
     ``fdb`` runs when QUICKQ_FDB_CLUSTER_FILE names a reachable cluster (each
     test under its own random prefix, cleared afterwards); otherwise its cases
     are skipped with the reason.

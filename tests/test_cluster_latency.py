@@ -15,7 +15,7 @@ from quickq import _core
 from quickq._core import Layout
 from quickq.stores import Faults, MemoryStore, Transaction, get_many
 
-from .support import run_virtual, virtual_clock
+from ._stores import run_virtual, virtual_clock
 
 CLUSTER = Faults(read_latency=0.001)
 """1 ms per read: the slow end of FoundationDB's 0.1-1 ms."""

@@ -16,8 +16,8 @@ import quickq
 from quickq.stores import CommitFault, MemoryStore, RetryState, Transaction
 from quickq.stores.fdb import FoundationDBStore
 
+from ._stores import TestStore
 from .fdb_standin import StandinFDB
-from .support import TestStore
 
 pytestmark = pytest.mark.anyio
 FAULTS = [CommitFault.UNKNOWN_APPLIED, CommitFault.UNKNOWN_NOT_APPLIED]

@@ -17,7 +17,7 @@ from quickq import _core
 from quickq._core import Item
 from quickq.stores import CommitFault, MemoryStore, Transaction
 
-from .support import EPOCH, Partition, run_virtual, virtual_clock
+from ._stores import EPOCH, Partition, run_virtual, virtual_clock
 
 Handler = Callable[[Any, quickq.JobMeta], Awaitable[Any]]
 NO_JITTER = quickq.Backoff(base=1.0, factor=2.0, cap=300.0, jitter=0.0)

@@ -20,7 +20,7 @@ from quickq import StoreUnavailableError
 from quickq._core import Layout
 from quickq.stores import MemoryStore, Transaction
 
-from .support import run_virtual, virtual_clock
+from ._stores import run_virtual, virtual_clock
 
 T = TypeVar("T")
 QUEUES = [f"q{n:02}" for n in range(50)]

@@ -9,7 +9,7 @@ import pytest
 
 import quickq
 
-from .support import TestStore
+from ._stores import TestStore
 
 pytestmark = pytest.mark.anyio
 

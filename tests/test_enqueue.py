@@ -10,7 +10,7 @@ import pytest
 import quickq
 from quickq.stores import Transaction
 
-from .support import TestStore, dump, read
+from ._stores import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from quickq._limits import ERROR_BYTES
 from quickq.stores import Limits, MemoryStore
 from quickq.stores._limits import MUTATION_BYTES, RANGE_BYTES
 
-from .support import run_virtual, virtual_clock
+from ._stores import run_virtual, virtual_clock
 
 pytestmark = pytest.mark.anyio
 

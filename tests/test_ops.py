@@ -11,8 +11,8 @@ from quickq import ConflictError, _core
 from quickq._core import Action, Item, Layout, NewItem, Outcome, Settlement
 from quickq.stores import CommitFault, Transaction
 
+from ._stores import TestStore, dump, read
 from .model.support import enqueue_one
-from .support import TestStore, dump, read
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")

@@ -18,7 +18,7 @@ import quickq
 from quickq import StoreError
 from quickq.stores import MemoryStore
 
-from .support import run_virtual, virtual_clock
+from ._stores import run_virtual, virtual_clock
 
 Handler = Callable[[Any, quickq.JobMeta], Awaitable[Any]]
 

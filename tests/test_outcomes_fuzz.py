@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import quickq
 from quickq.stores import MemoryStore
 
-from .support import run_virtual, virtual_clock
+from ._stores import run_virtual, virtual_clock
 
 
 class _Opaque:

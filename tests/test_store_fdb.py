@@ -18,11 +18,11 @@ import pytest
 
 import quickq
 from quickq import StoreUnavailableError
-from quickq.stores import Limits, Store, Transaction
+from quickq.stores import Limits, Transaction
 from quickq.stores.fdb import FoundationDBStore, load_bindings
 from quickq.testing import StoreTests
 
-from .support import CLUSTER_FILE, fdb_skip_reason, fdb_test_prefix
+from ._stores import CLUSTER_FILE, fdb_skip_reason, fdb_test_prefix
 
 _REASON = fdb_skip_reason()
 if _REASON is not None:
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.fdb, pytest.mark.anyio]
 PREFIX_BYTES = len(fdb_test_prefix())
 
 
-class TestFoundationDBStoreOnCluster(StoreTests):
+class TestFoundationDBStoreOnCluster(StoreTests[FoundationDBStore]):
     """Every store promise, on the cluster named by ``QUICKQ_FDB_CLUSTER_FILE``."""
 
     limits: ClassVar[Limits] = Limits(key_bytes=10_000 - PREFIX_BYTES)
@@ -54,13 +54,13 @@ class TestFoundationDBStoreOnCluster(StoreTests):
 
     # The backdoor uses the bindings' blocking calls, bypassing the store under
     # test: brief, and only in tests.
-    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+    def backdoor_get(self, store: FoundationDBStore, key: bytes) -> bytes | None:
         tr = self._db.create_transaction()
         value = tr.get(self._prefix + key).value
         tr.cancel()
         return None if value is None else bytes(value)
 
-    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+    def backdoor_set(self, store: FoundationDBStore, key: bytes, value: bytes | None) -> None:
         tr = self._db.create_transaction()
         if value is None:
             tr.clear(self._prefix + key)

@@ -1,13 +1,14 @@
 """The FoundationDB store's own control flow, on a stand-in for the ``fdb`` bindings.
 
 No FoundationDB cluster or client library exists where these run, so the store
-talks to ``tests/fdb_standin.py``: the bindings' surface, backed by the memory
+talks to the ``tests.fdb_standin`` package: the bindings' surface, backed by the memory
 store, resolving futures and calling their callbacks on a separate network
 thread like the real client. These tests check what the store itself does with
 that surface: the retry loop over ``on_error``, error mapping, range paging,
 bridging futures to trio and asyncio, cancellation, late callbacks, watches.
 They say nothing about FoundationDB itself: ``tests/test_store_fdb.py`` runs the
-conformance suite against a real cluster when one is reachable.
+conformance suite against a real cluster when one is reachable. Range paging,
+prefixes, future bridging and watches continue in ``test_store_fdb_standin_io.py``.
 
 asyncio runs in debug mode here, so a call into the loop from the network
 thread that is not thread-safe raises instead of passing by luck.
@@ -15,12 +16,8 @@ thread that is not thread-safe raises instead of passing by luck.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes.util
 import functools
-import itertools
-import struct
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,7 +26,6 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
-import trio
 
 from quickq import (
     CommitUnknownResultError,
@@ -44,12 +40,12 @@ from quickq import (
     TransactionTooOldError,
     ValueTooLargeError,
 )
-from quickq.stores import CommitFault, Limits, Store, SupportsWatch, Transaction
+from quickq.stores import CommitFault, Limits, Transaction
 from quickq.stores.fdb import DEFAULT_API_VERSION, FoundationDBStore
 from quickq.testing import StoreTests
 
-from .fdb_standin import FDBError, StandinFDB
-from .support import fdb_test_prefix
+from ._stores import fdb_test_prefix
+from .fdb_standin import Body, FDBError, StandinFDB, check_clean, noop, open_store
 
 
 @pytest.fixture(
@@ -62,28 +58,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
 
 
-def _check_clean(fdb: StandinFDB) -> None:
-    """What must hold after every test: no thread ever blocked on a future, and no
-    ready callback raised (the real bindings would print and drop it)."""
-    assert fdb.network.blocking_waits == 0, "a future was waited for by blocking a thread"
-    assert fdb.network.callback_errors == []
-    assert fdb.network.unexpected_errors == []
-
-
 @pytest.fixture
 def standin() -> Iterator[StandinFDB]:
     fdb = StandinFDB(page_size=3)
     yield fdb
     fdb.close()
-    _check_clean(fdb)
+    check_clean(fdb)
 
 
 # -- the conformance suite, on the stand-in --------------------------------------
 
 
-class TestFoundationDBStoreOnStandin(StoreTests):
+class TestFoundationDBStoreOnStandin(StoreTests[FoundationDBStore]):
     """Every store promise, through FoundationDBStore and the stand-in's bindings surface."""
 
+    supports_fault_injection = True  # through the memory store behind the stand-in
     supports_mock_clock = False  # transaction age is the stand-in's monotonic clock
     limits = Limits(key_bytes=10_000 - len(b"tenant/"))  # the prefix counts
 
@@ -95,18 +84,18 @@ class TestFoundationDBStoreOnStandin(StoreTests):
         yield store
         await store.aclose()
         fdb.close()
-        _check_clean(fdb)
+        check_clean(fdb)
 
-    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+    def backdoor_get(self, store: FoundationDBStore, key: bytes) -> bytes | None:
         return self._fdb.backdoor_get(b"tenant/" + key)
 
-    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+    def backdoor_set(self, store: FoundationDBStore, key: bytes, value: bytes | None) -> None:
         self._fdb.backdoor_set(b"tenant/" + key, value)
 
-    def inject_commit_fault(self, store: Store, fault: CommitFault) -> None:
+    def inject_commit_fault(self, store: FoundationDBStore, fault: CommitFault) -> None:
         self._fdb.store.inject(fault)
 
-    async def test_state_machine(self, store: Store) -> None:
+    async def test_state_machine(self, store: FoundationDBStore) -> None:
         if sniffio.current_async_library() != "trio":
             # ~20 s per run through the stand-in's thread hops; the bridge on
             # asyncio is covered by every other test here.
@@ -127,7 +116,7 @@ async def test_open_selects_the_api_version_and_sets_transaction_options(
     )
     assert standin.selected_api_version == DEFAULT_API_VERSION == 730
     standin.options_log.clear()
-    await store.transact(_noop)
+    await store.transact(noop)
     assert standin.options_log == [("timeout", 2500), ("retry_limit", 7), ("max_retry_delay", 250)]
 
 
@@ -184,36 +173,11 @@ def test_the_cluster_tests_prefix_is_valid_whatever_the_uuid(standin: StandinFDB
 # -- the retry loop --------------------------------------------------------------
 
 
-async def _noop(tr: Transaction) -> None:
-    return None
-
-
-async def _open(standin: StandinFDB, **options: Any) -> FoundationDBStore:
-    store = await FoundationDBStore.open(bindings=standin, **options)
-    standin.cancelled_transactions = 0  # not counting open's probe
-    return store
-
-
-class Body:
-    """A transaction body that counts its runs and writes one key."""
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.views: list[Transaction] = []
-
-    async def __call__(self, tr: Transaction) -> str:
-        self.runs += 1
-        self.views.append(tr)
-        await tr.get(b"seen")
-        tr.set(b"k", b"v%d" % self.runs)
-        return "done"
-
-
 @pytest.mark.parametrize("code", [1020, 1021, 1007, 1009, 1213, 1039])
 async def test_retryable_commit_errors_go_through_on_error_and_retry(
     standin: StandinFDB, code: int
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.inject("commit", code, times=2)
     body = Body()
     assert await store.transact(body) == "done"
@@ -224,7 +188,7 @@ async def test_retryable_commit_errors_go_through_on_error_and_retry(
 
 
 async def test_read_errors_in_the_body_are_retried(standin: StandinFDB) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.inject("get", 1007)
     standin.inject("get_range", 1020)
 
@@ -239,7 +203,7 @@ async def test_read_errors_in_the_body_are_retried(standin: StandinFDB) -> None:
 async def test_each_attempt_gets_a_fresh_view_and_the_old_one_is_closed(
     standin: StandinFDB,
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.inject("commit", 1020)
     body = Body()
     await store.transact(body)
@@ -252,7 +216,7 @@ async def test_each_attempt_gets_a_fresh_view_and_the_old_one_is_closed(
 async def test_retry_limit_is_a_transaction_option_and_ends_the_loop(
     standin: StandinFDB,
 ) -> None:
-    store = await _open(standin, retry_limit=2)
+    store = await open_store(standin, retry_limit=2)
     standin.inject("commit", 1020, times=5)
     body = Body()
     with pytest.raises(ConflictError) as raised:
@@ -278,7 +242,7 @@ async def test_retry_limit_is_a_transaction_option_and_ends_the_loop(
 async def test_errors_that_on_error_rejects_are_raised_mapped_after_one_run(
     standin: StandinFDB, code: int, expected: type[Exception]
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.inject("commit", code)
     body = Body()
     with pytest.raises(expected) as raised:
@@ -292,7 +256,7 @@ async def test_errors_that_on_error_rejects_are_raised_mapped_after_one_run(
 async def test_other_exceptions_cancel_the_transaction_without_on_error(
     standin: StandinFDB,
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
 
     async def body(tr: Transaction) -> None:
         tr.set(b"k", b"v")
@@ -308,7 +272,7 @@ async def test_other_exceptions_cancel_the_transaction_without_on_error(
 async def test_a_retryable_error_raised_by_the_body_is_retried_through_on_error(
     standin: StandinFDB,
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     runs = 0
 
     async def body(tr: Transaction) -> None:
@@ -334,7 +298,7 @@ async def test_a_retryable_error_raised_by_the_body_is_retried_through_on_error(
 async def test_each_retryable_error_of_the_body_reaches_on_error_as_its_own_code(
     standin: StandinFDB, raised: RetryableError, code: int
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     body = Body()
 
     async def failing_once(tr: Transaction) -> str:
@@ -355,7 +319,7 @@ async def test_a_view_left_behind_by_a_retried_attempt_cannot_write_into_the_nex
     # The body raises before its view fails (no failed read or commit closed
     # it): transact must close it, or a straggler holding it writes into the
     # reset transaction that the next attempt commits.
-    store = await _open(standin)
+    store = await open_store(standin)
     views: list[Transaction] = []
 
     async def body(tr: Transaction) -> None:
@@ -372,7 +336,7 @@ async def test_a_view_left_behind_by_a_retried_attempt_cannot_write_into_the_nex
 
 
 async def test_the_next_attempt_waits_for_on_error_to_back_off(standin: StandinFDB) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.slow("on_error", 0.05)
     started = time.monotonic()
     body = Body()
@@ -387,7 +351,7 @@ async def test_the_next_attempt_waits_for_on_error_to_back_off(standin: StandinF
         await store.transact(failing_once)
     assert time.monotonic() - started >= 0.05
     assert body.runs == 2
-    # and _check_clean: nothing touched the transaction while on_error was pending
+    # and check_clean: nothing touched the transaction while on_error was pending
 
 
 async def test_an_error_that_on_error_raises_is_mapped_by_its_own_code(
@@ -395,7 +359,7 @@ async def test_an_error_that_on_error_raises_is_mapped_by_its_own_code(
 ) -> None:
     # A conflict, then the timeout expires during on_error's backoff: on_error
     # fails with 1031 (the client's reset promise), which is what surfaces.
-    store = await _open(standin, transaction_timeout=0.1)
+    store = await open_store(standin, transaction_timeout=0.1)
     standin.inject("commit", 1020)
     standin.slow("on_error", 5)
     with anyio.fail_after(5), pytest.raises(TransactionTimedOutError) as raised:
@@ -408,7 +372,7 @@ async def test_an_error_that_on_error_raises_is_mapped_by_its_own_code(
 async def test_transaction_timeout_is_a_transaction_option_and_is_not_retried(
     standin: StandinFDB,
 ) -> None:
-    store = await _open(standin, transaction_timeout=0.2)
+    store = await open_store(standin, transaction_timeout=0.2)
     standin.slow("get", 30)
     started = time.monotonic()
     with anyio.fail_after(5), pytest.raises(TransactionTimedOutError):
@@ -418,7 +382,7 @@ async def test_transaction_timeout_is_a_transaction_option_and_is_not_retried(
 
 
 async def test_timeout_covers_retries(standin: StandinFDB) -> None:
-    store = await _open(standin, transaction_timeout=0.3)
+    store = await open_store(standin, transaction_timeout=0.3)
     standin.inject("commit", 1020, times=10, delay=0.1)
     body = Body()
     # The timeout lands during a commit: that commit may still land, so unknown.
@@ -462,7 +426,7 @@ MAPPING = [
 async def test_error_mapping(
     standin: StandinFDB, code: int, expected: type[StoreError], op: str
 ) -> None:
-    store = await _open(standin)
+    store = await open_store(standin)
     standin.inject(op, code)
     tr = store.create_transaction()
     tr.set(b"k", b"v")
@@ -485,7 +449,7 @@ async def test_error_mapping(
 
 
 async def test_size_limits_are_checked_at_the_call_site(standin: StandinFDB) -> None:
-    store = await _open(standin, prefix=b"p" * 10)
+    store = await open_store(standin, prefix=b"p" * 10)
     tr = store.create_transaction()
     with pytest.raises(KeyTooLargeError, match="less the 10-byte prefix"):
         tr.set(b"k" * 9_991, b"v")
@@ -508,376 +472,3 @@ async def test_keys_count_against_the_transaction_size_budget(standin: StandinFD
         with pytest.raises(TransactionTooLargeError):
             each(write(tr))
         tr.cancel()
-
-
-# -- range reads, paged -------------------------------------------------------------
-
-KEYS = [b"k%02d" % i for i in range(50)]
-
-
-async def _filled(standin: StandinFDB, prefix: bytes = b"p/") -> FoundationDBStore:
-    for key in KEYS:
-        standin.backdoor_set(prefix + key, key.upper())
-    standin.backdoor_set(b"other/k00", b"not mine")  # outside the prefix
-    return await _open(standin, prefix=prefix)
-
-
-@pytest.mark.parametrize("page_size", [1, 3, 100])
-@pytest.mark.parametrize(
-    ("begin", "end"), [(b"", b"\xff"), (b"k05", b"k45"), (b"k10", b"k10\x00"), (b"k4", b"k5")]
-)
-@pytest.mark.parametrize("limit", [0, 1, 5, 20, 50, 51])
-@pytest.mark.parametrize("reverse", [False, True])
-async def test_paged_range_reads_match_the_model(
-    standin: StandinFDB, page_size: int, begin: bytes, end: bytes, limit: int, reverse: bool
-) -> None:
-    standin.page_size = page_size
-    store = await _filled(standin)
-    expected = [(k, k.upper()) for k in KEYS if begin <= k < end]
-    if reverse:
-        expected.reverse()
-    if limit:
-        expected = expected[:limit]
-    tr = store.create_transaction()
-    assert await tr.get_range(begin, end, limit=limit, reverse=reverse) == expected
-    tr.cancel()
-    # Page by page: each asks only for the rows still wanted, iteration counts up,
-    # and exact mode is used only under a limit.
-    calls = standin.range_calls
-    assert [c["iteration"] for c in calls] == list(range(1, len(calls) + 1))
-    assert {c["mode"] for c in calls} == {0 if limit else -2}
-    if limit:
-        assert calls[0]["limit"] == limit
-        for before, after in itertools.pairwise(calls):
-            assert after["limit"] < before["limit"]
-    assert len(calls) <= len(expected) // page_size + 1
-
-
-async def test_many_pages(standin: StandinFDB) -> None:
-    standin.page_size = 3
-    store = await _filled(standin)
-    tr = store.create_transaction()
-    assert len(await tr.get_range(b"", b"\xff")) == 50
-    assert len(standin.range_calls) == 17  # 16 full pages and one of 2
-    tr.cancel()
-
-
-async def test_snapshot_range_reads_page_on_the_snapshot_and_take_no_conflict(
-    standin: StandinFDB,
-) -> None:
-    store = await _filled(standin)
-    reader = store.create_transaction()
-    assert len(await reader.get_range(b"k", b"l", snapshot=True)) == 50
-    assert standin.range_calls and all(c["snapshot"] for c in standin.range_calls)
-    writer = store.create_transaction()
-    writer.set(b"k20", b"changed")
-    await writer.commit()
-    reader.set(b"out", b"1")
-    await reader.commit()  # no conflict
-
-    standin.range_calls.clear()
-    reader = store.create_transaction()
-    await reader.get_range(b"k", b"l")
-    assert not any(c["snapshot"] for c in standin.range_calls)
-    writer = store.create_transaction()
-    writer.set(b"k20", b"again")
-    await writer.commit()
-    reader.set(b"out", b"2")
-    with pytest.raises(ConflictError):
-        await reader.commit()
-
-
-async def test_limited_paged_read_conflicts_only_on_what_it_observed(
-    standin: StandinFDB,
-) -> None:
-    store = await _filled(standin)
-    for written, conflicts in ((b"k12", False), (b"k09", True)):
-        reader = store.create_transaction()
-        assert len(await reader.get_range(b"k", b"l", limit=10)) == 10  # k00..k09
-        writer = store.create_transaction()
-        writer.set(written, b"x")
-        await writer.commit()
-        reader.set(b"out", b"1")
-        if conflicts:
-            with pytest.raises(ConflictError):
-                await reader.commit()
-        else:
-            await reader.commit()
-
-
-async def test_a_paged_read_of_a_whole_range_conflicts_on_all_of_it(
-    standin: StandinFDB,
-) -> None:
-    # The last page ends at the range's end, not at its last row: an insertion
-    # after the last row (k49) but inside [k, l) conflicts.
-    store = await _filled(standin)
-    reader = store.create_transaction()
-    assert len(await reader.get_range(b"k", b"l")) == 50
-    writer = store.create_transaction()
-    writer.set(b"k99", b"new")
-    await writer.commit()
-    reader.set(b"out", b"1")
-    with pytest.raises(ConflictError):
-        await reader.commit()
-
-
-async def test_snapshot_point_reads_take_no_conflict(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    for snapshot in (True, False):
-        reader = store.create_transaction()
-        await reader.get(b"k", snapshot=snapshot)
-        writer = store.create_transaction()
-        writer.set(b"k", b"x")
-        await writer.commit()
-        reader.set(b"out", b"1")
-        if snapshot:
-            await reader.commit()
-        else:
-            with pytest.raises(ConflictError):
-                await reader.commit()
-
-
-# -- atomic add, conflict ranges, prefixes -----------------------------------------------
-
-
-async def test_add_is_fdb_add_with_a_little_endian_8_byte_operand(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    tr = store.create_transaction()
-    tr.add(b"n", 5)
-    tr.add(b"n", -1)
-    tr.add(b"n", 2**64 + 3)  # wraps like the 64-bit counter it is
-    await tr.commit()
-    assert standin.add_params == [struct.pack("<q", 5), b"\xff" * 8, struct.pack("<q", 3)]
-    assert standin.backdoor_get(b"n") == struct.pack("<q", 7)
-
-
-async def test_prefixes_isolate_tenants(standin: StandinFDB) -> None:
-    a = await _open(standin, prefix=b"a/")
-    b = await _open(standin, prefix=b"b/")
-    tr = a.create_transaction()
-    tr.set(b"k", b"from a")
-    tr.add_read_conflict_range(b"k", b"l")
-    tr.add_read_conflict_key(b"m")
-    await tr.commit()
-    tr = b.create_transaction()
-    assert await tr.get(b"k") is None
-    assert await tr.get_range(b"", b"\xff") == []
-    tr.clear_range(b"", b"\xff")
-    await tr.commit()
-    assert standin.backdoor_get(b"a/k") == b"from a"
-    assert [k for k, _ in standin.store.raw_items()] == [b"a/k"]
-    tr = a.create_transaction()
-    assert await tr.get_range(b"", b"\xff") == [(b"k", b"from a")]  # prefix stripped
-    tr.cancel()
-
-
-async def test_conflict_ranges_are_prefixed(standin: StandinFDB) -> None:
-    a = await _open(standin, prefix=b"a/")
-    reader = a.create_transaction()
-    reader.add_read_conflict_range(b"k", b"l")
-    writer = a.create_transaction()
-    writer.set(b"k1", b"x")
-    await writer.commit()
-    reader.set(b"out", b"1")
-    with pytest.raises(ConflictError):
-        await reader.commit()
-
-
-# -- futures on the event loop ---------------------------------------------------------
-
-
-async def test_callbacks_run_on_the_network_thread(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    standin.network.callback_threads.clear()  # open's probe may have been ready at once
-    standin.slow("get", 0.05)  # not ready at once: the callback comes from the network
-    tr = store.create_transaction()
-    assert await tr.get(b"k") is None
-    tr.cancel()
-    assert standin.network.callback_threads == {standin.network.thread.ident}
-    assert threading.get_ident() not in standin.network.callback_threads
-
-
-async def test_waiting_does_not_block_the_event_loop(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    standin.slow("get", 0.3, times=20)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
-
-    async def reader() -> None:
-        tr = store.create_transaction()
-        await tr.get(b"k")
-        tr.cancel()
-
-    started = time.monotonic()
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ticker)
-            async with anyio.create_task_group() as readers:
-                for _ in range(20):
-                    readers.start_soon(reader)
-            tg.cancel_scope.cancel()
-    assert time.monotonic() - started < 1.5  # 20 slow reads overlapped
-    assert ticks >= 10
-
-
-async def test_cancelling_the_task_cancels_the_future(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    standin.hold("get")
-    tr = store.create_transaction()
-    with anyio.move_on_after(0.05) as scope:
-        await tr.get(b"k")
-    assert scope.cancelled_caught
-    assert standin.network.cancelled == ["get"]
-    assert await tr.get(b"k") is None  # the transaction itself is still usable
-    tr.cancel()
-
-
-async def test_cancelling_transact_cancels_the_commit_and_the_transaction(
-    standin: StandinFDB,
-) -> None:
-    store = await _open(standin)
-    standin.hold("commit")
-    with anyio.move_on_after(0.05):
-        await store.transact(Body())
-    assert standin.network.cancelled == ["commit"]
-    assert standin.cancelled_transactions == 1
-    assert standin.on_error_calls == []
-
-
-async def test_a_late_callback_after_cancellation_is_harmless(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    standin.network.late_cancel_callbacks = True
-    standin.hold("get")
-    tr = store.create_transaction()
-    with anyio.move_on_after(0.05):
-        await tr.get(b"k")
-    await anyio.sleep(0.05)  # the cancellation reaches the network thread
-    assert len(standin.network.held_callbacks) == 1
-    standin.network.release_held_callbacks()
-    await anyio.sleep(0.01)  # the wake-up, if any, reaches the loop
-    assert await tr.get(b"k") is None
-    tr.cancel()
-
-
-def _late_after_loop_finished(run: Any) -> None:
-    fdb = StandinFDB()
-    fdb.network.late_cancel_callbacks = True
-
-    async def main() -> None:
-        store = await FoundationDBStore.open(bindings=fdb)
-        fdb.hold("get")
-        tr = store.create_transaction()
-        with anyio.move_on_after(0.05):
-            await tr.get(b"k")
-        await anyio.sleep(0.05)
-
-    run(main)
-    assert len(fdb.network.held_callbacks) == 1
-    fdb.network.release_held_callbacks()  # the event loop is gone by now
-    fdb.close()
-    _check_clean(fdb)
-
-
-def test_a_callback_after_trio_run_finished_is_harmless() -> None:
-    _late_after_loop_finished(trio.run)
-
-
-def test_a_callback_after_the_asyncio_loop_closed_is_harmless() -> None:
-    _late_after_loop_finished(lambda main: asyncio.run(main(), debug=True))
-
-
-# -- watches ------------------------------------------------------------------------
-
-
-async def test_wait_for_change_commits_a_watch_and_wakes_on_a_write(
-    standin: StandinFDB,
-) -> None:
-    store = await _open(standin, prefix=b"p/")
-    assert isinstance(store, SupportsWatch)
-    standin.backdoor_set(b"p/k", b"1")
-    woke = anyio.Event()
-
-    async def waiter() -> None:
-        await store.wait_for_change(b"k", b"1")
-        woke.set()
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(waiter)
-            await anyio.sleep(0.05)
-            assert not woke.is_set()
-            tr = store.create_transaction()
-            tr.set(b"k", b"2")
-            await tr.commit()
-            await woke.wait()
-
-
-async def test_cancelling_wait_for_change_cancels_the_watch(standin: StandinFDB) -> None:
-    store = await _open(standin, transaction_timeout=0.05)
-    with anyio.move_on_after(0.2) as scope:  # longer than the transaction timeout
-        await store.wait_for_change(b"k", None)
-    assert scope.cancelled_caught  # the timeout did not fire the watch
-    assert standin.network.cancelled == ["watch"]
-
-
-@pytest.mark.parametrize(("code", "raises"), [(1032, True), (1029, False), (1101, False)])
-async def test_failed_watches(standin: StandinFDB, code: int, raises: bool) -> None:
-    store = await _open(standin)
-    standin.inject("watch", code)
-    with anyio.fail_after(5):
-        if raises:
-            with pytest.raises(StoreError, match=str(code)):
-                await store.wait_for_change(b"k", None)
-        else:
-            await store.wait_for_change(b"k", None)  # spurious: callers re-check
-
-
-async def test_wait_for_change_retries_its_read(standin: StandinFDB) -> None:
-    store = await _open(standin)
-    standin.inject("get", 1007)
-    standin.backdoor_set(b"k", b"1")
-    with anyio.fail_after(5):
-        await store.wait_for_change(b"k", b"0")
-    assert standin.on_error_calls == [1007]
-
-
-def _ended(standin: StandinFDB) -> list[str]:
-    """The state of every transaction the store made: none may be left open."""
-    return [tr.state for tr in standin.transactions]
-
-
-async def test_open_ends_its_probe_transaction(standin: StandinFDB) -> None:
-    await FoundationDBStore.open(bindings=standin)
-    assert _ended(standin) == ["cancelled"]
-
-
-async def test_wait_for_change_ends_its_transaction_when_the_value_differs(
-    standin: StandinFDB,
-) -> None:
-    store = await _open(standin)
-    standin.backdoor_set(b"k", b"1")
-    with anyio.fail_after(5):
-        await store.wait_for_change(b"k", b"0")  # differs already: no watch
-    assert _ended(standin) == ["cancelled", "cancelled"]
-
-
-async def test_a_cancelled_wait_for_change_cancels_its_transaction(standin: StandinFDB) -> None:
-    # Left open, a commit already sent could still land and register a watch
-    # nobody waits for (one of the client's 10,000).
-    store = await _open(standin)
-    standin.hold("commit")
-    with anyio.move_on_after(0.05) as scope:
-        await store.wait_for_change(b"k", None)
-    assert scope.cancelled_caught
-    assert _ended(standin) == ["cancelled", "cancelled"]
-
-
-def _implements_the_protocols(store: FoundationDBStore) -> tuple[Store, SupportsWatch]:
-    """Checked by mypy: FoundationDBStore is a Store (and its transactions are
-    Transactions) and supports watches."""
-    return store, store

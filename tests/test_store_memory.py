@@ -22,17 +22,21 @@ from quickq.stores import CommitFault, Faults, Limits, MemoryStore, Transaction,
 from quickq.testing import StoreTests
 
 
-class TestMemoryStore(StoreTests):
+class TestMemoryStore(StoreTests[MemoryStore]):
+    limits = Limits()
+    supports_fault_injection = True
+    supports_mock_clock = True
+
     @pytest.fixture
     async def store(self) -> AsyncIterator[MemoryStore]:
         store = MemoryStore()
         yield store
         await store.aclose()
 
-    def backdoor_get(self, store: MemoryStore, key: bytes) -> bytes | None:  # type: ignore[override]
+    def backdoor_get(self, store: MemoryStore, key: bytes) -> bytes | None:
         return store.raw_get(key)
 
-    def backdoor_set(self, store: MemoryStore, key: bytes, value: bytes | None) -> None:  # type: ignore[override]
+    def backdoor_set(self, store: MemoryStore, key: bytes, value: bytes | None) -> None:
         store.raw_set(key, value)
 
 
@@ -204,3 +208,34 @@ def test_testing_all_is_public_names() -> None:
     public = {n for n in dir(quickq.testing) if not n.startswith("_")}
     modules = {n for n in public if isinstance(getattr(quickq.testing, n), type(quickq))}
     assert set(quickq.testing.__all__) == public - modules
+
+
+def test_a_store_test_class_must_declare_its_capabilities() -> None:
+    # No capability defaults to True: a class that leaves one out fails when
+    # defined (pytest would silently skip an abstract class instead).
+    with pytest.raises(TypeError, match="supports_fault_injection, supports_mock_clock"):
+
+        class TestUndeclared(StoreTests[MemoryStore]):
+            limits = Limits()
+
+            @pytest.fixture
+            async def store(self) -> AsyncIterator[MemoryStore]:
+                store = MemoryStore()
+                yield store
+                await store.aclose()
+
+            def backdoor_get(self, store: MemoryStore, key: bytes) -> bytes | None:
+                return store.raw_get(key)
+
+            def backdoor_set(self, store: MemoryStore, key: bytes, value: bytes | None) -> None:
+                store.raw_set(key, value)
+
+    with pytest.raises(TypeError, match="store, backdoor_get, backdoor_set"):
+
+        class TestNoHooks(StoreTests[MemoryStore]):
+            limits = Limits()
+            supports_fault_injection = True
+            supports_mock_clock = True
+
+    class Shared(StoreTests[MemoryStore], abstract=True):  # a base for other classes
+        supports_mock_clock = True

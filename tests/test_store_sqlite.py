@@ -1,17 +1,15 @@
 """SQLite-specific tests of :class:`quickq.stores.sqlite.SQLiteStore`.
 
 Durability across reopen, several store objects and several OS processes on one
-file, bad files and directories, and ``kill -9`` in the middle of a commit.
+file, snapshots and the commit log. Bad files and ``kill -9`` in the middle of a
+commit are in ``test_store_sqlite_files.py``.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import struct
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
@@ -27,27 +25,27 @@ from quickq import (
     TransactionClosedError,
     TransactionTooOldError,
 )
-from quickq.stores import Limits, Store, Transaction, decode_counter
+from quickq.stores import Limits, Transaction, decode_counter
 from quickq.stores.sqlite import SQLiteStore
 from quickq.testing import StoreTests
 
+from ._sqlite import backdoor_get, get_key, increment, run_python, set_key
+
 pytestmark = pytest.mark.anyio
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
-
-def backdoor_get(path: Path, key: bytes) -> bytes | None:
-    with closing(sqlite3.connect(path)) as db:
-        row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-    return None if row is None else bytes(row[0])
-
-
-class TestSQLiteStoreConformance(StoreTests):
+class TestSQLiteStoreConformance(StoreTests[SQLiteStore]):
     """The shared store conformance suite, with a backdoor through plain ``sqlite3``,
     with reads on the event loop (the default) and in worker threads."""
 
+    limits = Limits()
+    supports_fault_injection = True  # SQLiteStore.inject
+    supports_mock_clock = True  # transaction age is on the event loop's clock
+
     @pytest.fixture(params=[False, True], ids=["loop-reads", "threaded-reads"])
-    async def store(self, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    async def store(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> AsyncIterator[SQLiteStore]:
         async with await SQLiteStore.open(tmp_path / "q.db", threaded_reads=request.param) as s:
             # The state machine reads every key after every step: keep one
             # autocommit connection for the backdoor instead of opening many.
@@ -57,11 +55,11 @@ class TestSQLiteStoreConformance(StoreTests):
             finally:
                 self._backdoor.close()
 
-    def backdoor_get(self, store: Store, key: bytes) -> bytes | None:
+    def backdoor_get(self, store: SQLiteStore, key: bytes) -> bytes | None:
         row = self._backdoor.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def backdoor_set(self, store: Store, key: bytes, value: bytes | None) -> None:
+    def backdoor_set(self, store: SQLiteStore, key: bytes, value: bytes | None) -> None:
         if value is None:
             self._backdoor.execute("DELETE FROM kv WHERE key = ?", (key,))
         else:
@@ -76,26 +74,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         yield s
 
 
-async def _set(store: SQLiteStore, key: bytes, value: bytes) -> None:
-    async def body(tr: Transaction) -> None:
-        tr.set(key, value)
-
-    await store.transact(body)
-
-
-async def _get(store: SQLiteStore, key: bytes) -> bytes | None:
-    async def body(tr: Transaction) -> bytes | None:
-        return await tr.get(key)
-
-    return await store.transact(body)
-
-
-async def _increment(tr: Transaction) -> None:
-    # get + set (not add) on purpose: only serializability keeps the count exact.
-    value = decode_counter(await tr.get(b"counter"))
-    tr.set(b"counter", struct.pack("<q", value + 1))
-
-
 # -- durability ----------------------------------------------------------------
 
 
@@ -103,7 +81,7 @@ async def _increment(tr: Transaction) -> None:
 async def test_commits_survive_reopen(tmp_path: Path, durability: str) -> None:
     path = tmp_path / "q.db"
     async with await SQLiteStore.open(path, durability=durability) as s:  # type: ignore[arg-type]
-        await _set(s, b"a", b"1")
+        await set_key(s, b"a", b"1")
 
         async def body(tr: Transaction) -> None:
             tr.add(b"n", 5)
@@ -112,9 +90,9 @@ async def test_commits_survive_reopen(tmp_path: Path, durability: str) -> None:
 
         await s.transact(body)
     async with await SQLiteStore.open(path) as s:
-        assert await _get(s, b"a") is None
-        assert await _get(s, b"b") == b"2"
-        assert decode_counter(await _get(s, b"n")) == 5
+        assert await get_key(s, b"a") is None
+        assert await get_key(s, b"b") == b"2"
+        assert decode_counter(await get_key(s, b"n")) == 5
     assert backdoor_get(path, b"b") == b"2"
 
 
@@ -145,7 +123,7 @@ async def test_closed_store_raises_store_errors_only(tmp_path: Path) -> None:
 async def test_two_store_objects_conflict_serializably(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     async with await SQLiteStore.open(path) as a, await SQLiteStore.open(path) as b:
-        await _set(a, b"k", b"0")
+        await set_key(a, b"k", b"0")
         ta, tb = a.create_transaction(), b.create_transaction()
         assert await ta.get(b"k") == b"0"
         assert await tb.get(b"k") == b"0"
@@ -157,19 +135,19 @@ async def test_two_store_objects_conflict_serializably(tmp_path: Path) -> None:
         # A snapshot read takes no conflict.
         tc = a.create_transaction()
         await tc.get(b"k", snapshot=True)
-        await _set(b, b"k", b"c")
+        await set_key(b, b"k", b"c")
         tc.set(b"other", b"x")
         await tc.commit()
-        assert await _get(a, b"k") == b"c"
+        assert await get_key(a, b"k") == b"c"
 
         async def worker(s: SQLiteStore) -> None:
             for _ in range(25):
-                await s.transact(_increment)
+                await s.transact(increment)
 
         async with anyio.create_task_group() as tg:
             for s in (a, b, a, b):
                 tg.start_soon(worker, s)
-        assert decode_counter(await _get(b, b"counter")) == 100
+        assert decode_counter(await get_key(b, b"counter")) == 100
 
 
 _COUNTER_WORKER = textwrap.dedent(
@@ -201,23 +179,13 @@ _COUNTER_WORKER = textwrap.dedent(
 )
 
 
-def _python(code: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_two_processes_increment_exactly(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     async with await SQLiteStore.open(path):
         pass  # create the file before the workers race to
     n = 300
-    procs = [_python(_COUNTER_WORKER, str(path), str(n), b) for b in ("trio", "asyncio")]
+    procs = [run_python(_COUNTER_WORKER, str(path), str(n), b) for b in ("trio", "asyncio")]
     for proc in procs:
         assert proc.stdout is not None
         assert await anyio.to_thread.run_sync(proc.stdout.readline) == b"ready\n"
@@ -280,7 +248,7 @@ async def test_three_processes_keep_transfers_consistent(tmp_path: Path) -> None
                 tr.set(b"acct/%d" % i, struct.pack("<q", 1000))
 
         await s.transact(fund)
-    procs = [_python(_BANK_WORKER, str(path), "150", str(seed)) for seed in range(3)]
+    procs = [run_python(_BANK_WORKER, str(path), "150", str(seed)) for seed in range(3)]
     for proc in procs:
         assert proc.stdout is not None
         assert await anyio.to_thread.run_sync(proc.stdout.readline) == b"ready\n"
@@ -308,7 +276,7 @@ async def test_watch_wakes_in_process_at_once_and_polls_others(tmp_path: Path) -
         # Same store object: woken by the commit itself. Another object (as
         # another process would be): noticed by the next poll.
         for writer, bound in ((watcher, 0.03), (other, 0.3)):
-            seen = await _get(watcher, b"k")
+            seen = await get_key(watcher, b"k")
             woke: list[float] = []
 
             async def wait(seen: bytes | None = seen, woke: list[float] = woke) -> None:
@@ -319,7 +287,7 @@ async def test_watch_wakes_in_process_at_once_and_polls_others(tmp_path: Path) -
                 tg.start_soon(wait)
                 await anyio.sleep(0.12)
                 assert not woke
-                await _set(writer, b"k", os.urandom(4))
+                await set_key(writer, b"k", os.urandom(4))
                 written = anyio.current_time()
             assert woke[0] - written < bound
 
@@ -328,7 +296,7 @@ async def test_watch_wakes_in_process_at_once_and_polls_others(tmp_path: Path) -
 
 
 async def test_cancel_and_commit_release_snapshots(store: SQLiteStore, tmp_path: Path) -> None:
-    await _set(store, b"a", b"1")
+    await set_key(store, b"a", b"1")
     for finish in ("cancel", "commit", "drop"):
         tr = store.create_transaction()
         await tr.get(b"a")
@@ -338,7 +306,7 @@ async def test_cancel_and_commit_release_snapshots(store: SQLiteStore, tmp_path:
             await tr.commit()
         else:
             del tr  # the janitor reclaims the snapshot of a dropped transaction
-        await _set(store, b"a", os.urandom(8))
+        await set_key(store, b"a", os.urandom(8))
         # With no snapshot left open, a checkpoint can recycle the whole WAL.
         with anyio.fail_after(5):
             while True:
@@ -352,7 +320,7 @@ async def test_cancel_and_commit_release_snapshots(store: SQLiteStore, tmp_path:
 async def test_transaction_reads_one_snapshot(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     async with await SQLiteStore.open(path) as a, await SQLiteStore.open(path) as b:
-        await _set(a, b"x", b"1")
+        await set_key(a, b"x", b"1")
         tr = a.create_transaction()
         assert await tr.get(b"x") == b"1"
 
@@ -374,277 +342,14 @@ async def test_old_transactions_are_refused_once_the_log_is_pruned(tmp_path: Pat
         s._writer.log_horizon = 0.0  # every row is old enough to prune
         tr = s.create_transaction()
         await tr.get(b"k")  # its read version: 0
-        await _set(s, b"other", b"1")  # version 1
-        await _set(s, b"other", b"2")  # version 2
+        await set_key(s, b"other", b"1")  # version 1
+        await set_key(s, b"other", b"2")  # version 2
         time.sleep(0.001)  # noqa: ASYNC251 (let the samples age)
         s._writer.prune_now()
-        await _set(s, b"other", b"3")  # prunes versions 1 and 2
+        await set_key(s, b"other", b"3")  # prunes versions 1 and 2
         tr.set(b"z", b"1")
         with pytest.raises(TransactionTooOldError):
             await tr.commit()
         with closing(sqlite3.connect(tmp_path / "q.db")) as db, db:
             rows = db.execute("SELECT count(*) FROM quickq_commits").fetchone()[0]
         assert rows < 3  # pruned (the newest row is always kept)
-
-
-# -- bad files and directories -------------------------------------------------
-
-
-async def test_non_database_file_is_unavailable(tmp_path: Path) -> None:
-    path = tmp_path / "junk.db"
-    path.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(StoreUnavailableError, match="not a SQLite database") as info:
-        await SQLiteStore.open(path)
-    assert "\n" not in str(info.value)
-    assert path.read_bytes().startswith(b"this is not")  # untouched
-
-
-async def test_corrupt_database_is_unavailable(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    async with await SQLiteStore.open(path) as s:
-        for i in range(200):
-            await _set(s, b"%05d" % i, os.urandom(500))
-    data = bytearray(path.read_bytes())
-    data[100:4096] = os.urandom(4096 - 100)  # wreck the first page after the header
-    path.write_bytes(bytes(data))
-    with pytest.raises(StoreUnavailableError, match=r"corrupt|not a"):
-        await SQLiteStore.open(path)
-
-
-async def test_foreign_database_is_unavailable_and_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "app.db"
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute("CREATE TABLE users (name TEXT)")
-    with pytest.raises(StoreUnavailableError, match="not a quickq store"):
-        await SQLiteStore.open(path)
-    with closing(sqlite3.connect(path)) as db, db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
-
-
-async def test_newer_format_is_unavailable(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    async with await SQLiteStore.open(path):
-        pass
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute("UPDATE quickq_meta SET value = 99 WHERE name = 'format_version'")
-    with pytest.raises(StoreUnavailableError, match="format version 99"):
-        await SQLiteStore.open(path)
-
-
-async def test_read_only_directory_is_unavailable(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        # root writes through any mode bits: /proc refuses new files to everyone.
-        directory = Path("/proc")
-    else:
-        directory = tmp_path / "ro"
-        directory.mkdir()
-        directory.chmod(0o555)
-    try:
-        with pytest.raises(StoreUnavailableError, match=r"cannot open|read-only") as info:
-            await SQLiteStore.open(directory / "q.db")
-        assert "\n" not in str(info.value)
-    finally:
-        if directory != Path("/proc"):
-            directory.chmod(0o755)
-
-
-async def test_missing_directory_is_unavailable(tmp_path: Path) -> None:
-    with pytest.raises(StoreUnavailableError, match="does not exist"):
-        await SQLiteStore.open(tmp_path / "nowhere" / "q.db")
-
-
-async def test_locked_file_is_unavailable(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    async with await SQLiteStore.open(path):
-        pass
-    locker = sqlite3.connect(path, isolation_level=None)
-    try:
-        locker.execute("PRAGMA locking_mode = EXCLUSIVE")
-        locker.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(StoreUnavailableError, match="locked") as info:
-            await SQLiteStore.open(path, busy_timeout=0.1)
-        assert "\n" not in str(info.value)
-    finally:
-        locker.close()
-
-
-async def test_write_lock_held_too_long_is_unavailable(tmp_path: Path) -> None:
-    path = tmp_path / "q.db"
-    async with await SQLiteStore.open(path, busy_timeout=0.1) as s:
-        locker = sqlite3.connect(path, isolation_level=None)
-        try:
-            locker.execute("BEGIN IMMEDIATE")
-            assert await _get(s, b"k") is None  # WAL: readers are not blocked
-            with pytest.raises(StoreUnavailableError, match="locked"):
-                await _set(s, b"k", b"v")
-        finally:
-            locker.close()
-        await _set(s, b"k", b"v")  # and it recovers
-
-
-# -- kill -9 in the middle of a commit -----------------------------------------
-
-_BATCH_WRITER = textwrap.dedent(
-    """
-    import struct, sys
-    import anyio
-    from quickq.stores.sqlite import SQLiteStore
-
-    async def main(path):
-        async with await SQLiteStore.open(path) as store:
-            i = 0
-            while True:
-                i += 1
-                async def batch(tr, i=i):
-                    for k in range(100):
-                        tr.set(b"item/%03d" % k, struct.pack("<q", i) * 256)
-                    tr.add(b"batches", 1)
-                await store.transact(batch)
-                if i == 1:
-                    print("ready", flush=True)
-
-    anyio.run(main, sys.argv[1], backend="trio")
-    """
-)
-
-
-@pytest.mark.parametrize("anyio_backend", ["trio"])
-@pytest.mark.parametrize("delay", [0.05, 0.2, 0.45])
-async def test_kill_9_during_commits_is_all_or_nothing(tmp_path: Path, delay: float) -> None:
-    path = tmp_path / "q.db"
-    proc = _python(_BATCH_WRITER, str(path))
-    try:
-        assert proc.stdout is not None
-        line = await anyio.to_thread.run_sync(proc.stdout.readline)
-        assert line == b"ready\n", proc.stderr.read() if proc.stderr else b""
-        await anyio.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        await anyio.to_thread.run_sync(proc.communicate)  # reaps it, closes the pipes
-    async with await SQLiteStore.open(path) as s:
-
-        async def read_all(tr: Transaction) -> tuple[list[bytes], int]:
-            items = await tr.get_range(b"item/", b"item0")
-            return [v for _, v in items], decode_counter(await tr.get(b"batches"))
-
-        values, batches = await s.transact(read_all)
-    assert len(values) == 100
-    assert len(set(values)) == 1, "a batch was half written"
-    assert struct.unpack_from("<q", values[0])[0] == batches >= 1
-    with closing(sqlite3.connect(path)) as db, db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-async def test_cancelled_transactions_leave_the_store_usable(store: SQLiteStore) -> None:
-    # Cancel transactions at every stage (reading, committing); each commit is
-    # then all or nothing, and no snapshot stays open.
-    async def body(tr: Transaction) -> None:
-        total = decode_counter(await tr.get(b"n"))
-        await tr.get_range(b"a", b"z")
-        tr.set(b"n", struct.pack("<q", total + 1))
-        tr.set(b"m", struct.pack("<q", total + 1))
-
-    for i in range(60):
-        with anyio.move_on_after(0.0001 * (i % 12)):
-            await store.transact(body)
-    n, m = await _get(store, b"n"), await _get(store, b"m")
-    assert n == m
-    with anyio.fail_after(5):
-        while True:
-            with closing(sqlite3.connect(store.path)) as db, db:
-                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if busy == 0:
-                break
-            await anyio.sleep(0.05)
-
-
-async def test_janitor_reclaims_stale_snapshots_without_harming_others(
-    store: SQLiteStore,
-) -> None:
-    await _set(store, b"k", b"1")
-    stale = store.create_transaction()
-    assert await stale.get(b"k") == b"1"
-    store._pool._reclaim_after = 0.0  # every lent connection is stale now
-    store._pool.nudge()
-    with anyio.fail_after(5):
-        while store._pool._out:  # noqa: ASYNC110 (the janitor is a thread)
-            await anyio.sleep(0.01)
-    store._pool._reclaim_after = 3600.0
-    with pytest.raises(TransactionTooOldError):
-        await stale.get(b"k")
-    fresh = store.create_transaction()  # likely lent the reclaimed connection
-    assert await fresh.get(b"k") == b"1"
-    await _set(store, b"k", b"2")
-    # The stale transaction's commit must not end the fresh one's snapshot.
-    stale.set(b"other", b"x")
-    with pytest.raises(ConflictError):  # it read k, which changed since
-        await stale.commit()
-    assert await fresh.get(b"k") == b"1"
-    assert await fresh.get_range(b"k", b"l") == [(b"k", b"1")]
-    fresh.cancel()
-
-
-def test_docs_example_runs(tmp_path: Path) -> None:
-    docs = Path(__file__).resolve().parents[1] / "docs" / "sqlite.md"
-    example = docs.read_text().split("```python\n", 1)[1].split("```", 1)[0]
-    env = {**os.environ, "PYTHONPATH": SRC}
-    subprocess.run([sys.executable, "-c", example], cwd=tmp_path, env=env, check=True)
-    assert backdoor_get(tmp_path / "jobs.db", b"greeting") == b"hello"
-
-
-def test_one_store_serves_successive_event_loops(tmp_path: Path) -> None:
-    async def open_and_write() -> SQLiteStore:
-        s = await SQLiteStore.open(tmp_path / "q.db")
-        await _set(s, b"k", b"trio")
-        return s
-
-    store = anyio.run(open_and_write, backend="trio")
-
-    async def read_and_close() -> bytes | None:
-        try:
-            return await _get(store, b"k")
-        finally:
-            await store.aclose()
-
-    assert anyio.run(read_and_close, backend="asyncio") == b"trio"
-
-
-async def test_group_commit_keeps_concurrent_commits_serializable(store: SQLiteStore) -> None:
-    # Many tasks commit at once, so one SQLite transaction carries several of
-    # their commits: conflicting ones must still fail and retry, the rest apply.
-    async def work(task: int) -> None:
-        for i in range(15):
-
-            async def body(tr: Transaction, i: int = i) -> None:
-                await _increment(tr)
-                tr.set(b"own/%02d/%02d" % (task, i), b"x")
-                tr.add(b"adds", 1)
-
-            await store.transact(body)
-
-    async with anyio.create_task_group() as tg:
-        for task in range(12):
-            tg.start_soon(work, task)
-
-    async def check(tr: Transaction) -> tuple[int, int, int]:
-        own = await tr.get_range(b"own/", b"own0")
-        return (
-            decode_counter(await tr.get(b"counter")),
-            decode_counter(await tr.get(b"adds")),
-            len(own),
-        )
-
-    assert await store.transact(check) == (180, 180, 180)
-
-
-async def test_sqlite_failures_surface_as_store_errors(store: SQLiteStore) -> None:
-    await _set(store, b"k", b"1")
-    with closing(sqlite3.connect(store.path)) as db, db:
-        db.execute("ALTER TABLE kv RENAME TO kv_gone")  # sabotage, behind the store's back
-    with pytest.raises(StoreUnavailableError, match="no such table"):
-        await _get(store, b"k")
-    with pytest.raises(StoreUnavailableError, match="no such table"):
-        await _set(store, b"k", b"2")
-    with closing(sqlite3.connect(store.path)) as db, db:
-        db.execute("ALTER TABLE kv_gone RENAME TO kv")
-    assert await _get(store, b"k") == b"1"

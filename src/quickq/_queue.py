@@ -32,7 +32,7 @@ from ._limits import (
 )
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
-from .stores import Limits, RetryState, Store, Transaction, is_store, transact
+from .stores._protocol import Limits, RetryState, Store, Transaction, is_store, transact
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import trio
 import quickq
 from quickq.stores import MemoryStore
 
-from ..support import run_virtual, virtual_clock
+from .._stores import run_virtual, virtual_clock
 
 
 @pytest.mark.parametrize("outcome", ["returns", "raises"])

@@ -56,7 +56,7 @@ import quickq
 from quickq._core import Layout
 from quickq.stores import MemoryStore
 
-from ..support import EPOCH, Partition
+from .._stores import EPOCH, Partition
 from .support import MODEL_TIME_LIMIT, StoreView, model_settings
 
 T = TypeVar("T")

@@ -1,17 +1,27 @@
 """Stores: the ordered, transactional key-value stores quickq runs on.
 
 - :class:`Store` and :class:`Transaction`: the protocol every store implements.
-- :class:`~quickq.stores.memory.MemoryStore`: the in-memory reference store.
-- :func:`transact`: run a function in the caller's transaction or a new one.
+- :class:`~quickq.stores.memory.MemoryStore`: the in-memory reference store;
+  :class:`~quickq.stores.sqlite.SQLiteStore` (``quickq.stores.sqlite``, loaded on
+  first use) and :class:`~quickq.stores.fdb.FoundationDBStore`
+  (``quickq.stores.fdb``, never loaded here).
+- :class:`Limits`, :func:`decode_counter`, :class:`RetryState` and the optional
+  ``Supports*`` capabilities: the protocol's shapes.
+- :func:`transact`: run a function in the caller's transaction or a new one;
+  :func:`open_store`: a store from a URL.
+
+Each store uses only the protocol and the shared private modules (write
+buffer, limits, faults, watchers, ranges, retry loop, clock), never a sibling
+store; only ``_url``, the factory, imports stores, lazily.
 """
 
 import typing as _typing
 
 from .._exports import publish_exports as _publish_exports
-from ._buffer import Limits as Limits
 from ._faults import CommitFault as CommitFault
 from ._faults import Faults as Faults
 from ._protocol import KeyValue as KeyValue
+from ._protocol import Limits as Limits
 from ._protocol import RetryState as RetryState
 from ._protocol import Store as Store
 from ._protocol import SupportsGetMany as SupportsGetMany

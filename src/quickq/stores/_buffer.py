@@ -9,30 +9,23 @@ write-conflict ranges the store checks at commit.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import attrs
 from sortedcontainers import SortedDict
 
-from .._exceptions import (
-    KeyTooLargeError,
-    TransactionClosedError,
-    TransactionTooLargeError,
-    TransactionTooOldError,
-    ValueTooLargeError,
-)
+from .._exceptions import TransactionClosedError, TransactionTooOldError
 from ._limits import (
     COUNTER_BYTES,
     MUTATION_BYTES,
+    check_key,
+    check_size,
+    check_value,
     clear_range_bytes,
     key_range_bytes,
     range_bytes,
 )
-from ._limits import Limits as Limits
-from ._protocol import KeyValue, RetryState
-from ._protocol import Range as Range
-from ._protocol import add_to_counter as add_to_counter
-from ._protocol import decode_counter as decode_counter
+from ._protocol import KeyValue, Limits, Range, RetryState, add_to_counter
 
 
 def key_after(key: bytes) -> bytes:
@@ -85,12 +78,7 @@ class WriteBuffer:
     # -- writes ---------------------------------------------------------------
 
     def _check_key(self, key: bytes) -> None:
-        if not isinstance(key, bytes):
-            raise TypeError(f"keys are bytes, not {type(key).__name__}")
-        if len(key) > self.limits.key_bytes:
-            raise KeyTooLargeError(
-                f"key of {len(key)} bytes exceeds the limit of {self.limits.key_bytes}"
-            )
+        check_key(key, self.limits)
 
     def _grow(self, nbytes: int) -> None:
         self.size += nbytes
@@ -98,12 +86,7 @@ class WriteBuffer:
 
     def check_size(self) -> None:
         """Raise TransactionTooLargeError if the transaction is over the limit."""
-        if self.size > self.limits.transaction_bytes:
-            raise TransactionTooLargeError(
-                f"transaction of {self.size} bytes exceeds the limit of "
-                f"{self.limits.transaction_bytes} (counted as FoundationDB does: "
-                "mutations, read and write conflict ranges, and their overhead)"
-            )
+        check_size(self.size, self.limits)
 
     def _write(self, key: bytes, op: Op) -> None:
         """Record *op* as the key's last op, charging what it changes."""
@@ -121,12 +104,7 @@ class WriteBuffer:
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_key(key)
-        if not isinstance(value, bytes):
-            raise TypeError(f"values are bytes, not {type(value).__name__}")
-        if len(value) > self.limits.value_bytes:
-            raise ValueTooLargeError(
-                f"value of {len(value)} bytes exceeds the limit of {self.limits.value_bytes}"
-            )
+        check_value(value, self.limits)
         self._write(key, Known(value))
         self.write_conflicts.append((key, key_after(key)))
 
@@ -226,45 +204,6 @@ class WriteBuffer:
             return add_to_counter(stored, op.delta)
         return stored
 
-    async def get_range(
-        self,
-        begin: bytes,
-        end: bytes,
-        limit: int,
-        reverse: bool,
-        snapshot: bool,
-        stored: AsyncIterator[KeyValue] | Iterable[KeyValue],
-    ) -> list[KeyValue]:
-        """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
-        requested order) with this transaction's writes; record the observed
-        conflict range.
-
-        Only as many stored pairs are pulled as the merge can use; an async
-        *stored* that has an ``aclose`` is closed before this returns, so an
-        unfinished async generator is never left for the garbage collector.
-        """
-        if not isinstance(stored, AsyncIterator):
-            return self.read_range(begin, end, limit, reverse, snapshot, stored)
-        try:
-            pairs: list[KeyValue] = []
-            if begin < end:
-                want = limit + self._ops_in(begin, end) if limit else 0
-                async for pair in stored:
-                    if self.cleared and self.in_cleared(pair[0]):
-                        continue
-                    pairs.append(pair)
-                    if want and len(pairs) >= want:
-                        break
-        finally:
-            aclose = getattr(stored, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return self.read_range(begin, end, limit, reverse, snapshot, pairs)
-
-    def _ops_in(self, begin: bytes, end: bytes) -> int:
-        lo = self.ops.bisect_left(begin)
-        return int(self.ops.bisect_left(end)) - int(lo)
-
     def read_range(
         self,
         begin: bytes,
@@ -274,7 +213,9 @@ class WriteBuffer:
         snapshot: bool,
         stored: Iterable[KeyValue],
     ) -> list[KeyValue]:
-        """:meth:`get_range` for a synchronous *stored* (read lazily, as far as needed)."""
+        """Merge the store's pairs in ``[begin, end)`` (from *stored*, in the
+        requested order, pulled lazily and only as far as needed) with this
+        transaction's writes; record the observed conflict range."""
         if limit < 0:
             raise ValueError("limit must be >= 0")
         if begin >= end:

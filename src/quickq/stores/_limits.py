@@ -1,4 +1,4 @@
-"""Store limits, and a transaction's size as FoundationDB counts it: one place for both.
+"""A transaction's size as FoundationDB counts it: the one place for these rules.
 
 FoundationDB refuses a commit (``transaction_too_large``, 2101) when
 ``Transaction::getSize()`` in ``fdbclient/NativeAPI.actor.cpp`` exceeds the
@@ -20,14 +20,16 @@ element). What the Python bindings hand it is the read-your-writes layer's
 
 quickq's stores charge each call as it is made, never merging ranges, so
 their count is an upper bound of FoundationDB's, exact for transactions of
-point writes and separate read ranges (what quickq makes).
+point writes and separate read ranges (what quickq makes). The limits these
+sizes are held to are :class:`~quickq.stores.Limits` (in ``_protocol``).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-import attrs
+from .._exceptions import KeyTooLargeError, TransactionTooLargeError, ValueTooLargeError
+from ._protocol import Limits
 
 MUTATION_BYTES: Final = 56
 """``sizeof(MutationRef)`` in FoundationDB 7.3.43 and later on 64-bit machines
@@ -36,20 +38,6 @@ RANGE_BYTES: Final = 32
 """``sizeof(KeyRangeRef)``: two 16-byte ``StringRef``."""
 COUNTER_BYTES: Final = 8
 """The operand of an atomic add (a little-endian 64-bit integer)."""
-
-
-@attrs.frozen
-class Limits:
-    """Size and age limits, FoundationDB's by default. Exceeding one writes nothing.
-
-    ``transaction_bytes`` bounds a transaction's size as FoundationDB counts
-    it (see :func:`set_bytes` and its siblings), not only the bytes written.
-    """
-
-    key_bytes: int = 10_000
-    value_bytes: int = 100_000
-    transaction_bytes: int = 10_000_000
-    transaction_seconds: float = 5.0
 
 
 def key_range_bytes(key: int) -> int:
@@ -80,3 +68,38 @@ def clear_range_bytes(begin: int, end: int) -> int:
 def add_bytes(key: int) -> int:
     """A first atomic ``add`` to a key: its mutation and its write conflict."""
     return MUTATION_BYTES + key + COUNTER_BYTES + key_range_bytes(key)
+
+
+# -- the checks every store makes, with one wording ------------------------
+
+
+def check_key(key: bytes, limits: Limits, *, note: str = "") -> None:
+    """Raise unless *key* is ``bytes`` within ``limits.key_bytes`` (*note*: why
+    the limit is what it is, appended to the message)."""
+    if not isinstance(key, bytes):
+        raise TypeError(f"keys are bytes, not {type(key).__name__}")
+    if len(key) > limits.key_bytes:
+        raise KeyTooLargeError(
+            f"key of {len(key)} bytes exceeds the limit of {limits.key_bytes}{note}"
+        )
+
+
+def check_value(value: bytes, limits: Limits) -> None:
+    """Raise unless *value* is ``bytes`` within ``limits.value_bytes``."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"values are bytes, not {type(value).__name__}")
+    if len(value) > limits.value_bytes:
+        raise ValueTooLargeError(
+            f"value of {len(value)} bytes exceeds the limit of {limits.value_bytes}"
+        )
+
+
+def check_size(size: int, limits: Limits) -> None:
+    """Raise TransactionTooLargeError if a transaction of *size* bytes (counted
+    by the rules above) is over ``limits.transaction_bytes``."""
+    if size > limits.transaction_bytes:
+        raise TransactionTooLargeError(
+            f"transaction of {size} bytes exceeds the limit of "
+            f"{limits.transaction_bytes} (counted as FoundationDB does: "
+            "mutations, read and write conflict ranges, and their overhead)"
+        )

@@ -11,8 +11,13 @@ proven on one store holds on every store:
 - atomic ``add`` mutates a counter without reading it (and without conflicts).
 
 Optional capabilities are separate runtime-checkable protocols
-(:class:`SupportsWatch`, :class:`SupportsRetryState`); the queue works
-without them.
+(:class:`SupportsWatch`, :class:`SupportsRetryState`,
+:class:`SupportsGetMany`); the queue works without them.
+
+The shapes every store shares live here too: :data:`Range`, the counters
+that atomic ``add`` writes (:func:`add_to_counter`, :func:`decode_counter`)
+and the :class:`Limits` a store refuses to exceed (how a transaction's size
+is counted against them is ``_limits``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
+
+import attrs
 
 T = TypeVar("T")
 KeyValue = tuple[bytes, bytes]
@@ -232,3 +239,20 @@ def add_to_counter(value: bytes | None, delta: int) -> bytes:
 def decode_counter(value: bytes | None) -> int:
     """Read a counter written by ``add`` (absent counts as zero)."""
     return 0 if not value else int.from_bytes(value[:8].ljust(8, b"\x00"), "little", signed=True)
+
+
+# -- limits: what a store refuses ---------------------------------------------
+
+
+@attrs.frozen
+class Limits:
+    """Size and age limits, FoundationDB's by default. Exceeding one writes nothing.
+
+    ``transaction_bytes`` bounds a transaction's size as FoundationDB counts
+    it (the rules are in ``quickq.stores._limits``), not only the bytes written.
+    """
+
+    key_bytes: int = 10_000
+    value_bytes: int = 100_000
+    transaction_bytes: int = 10_000_000
+    transaction_seconds: float = 5.0

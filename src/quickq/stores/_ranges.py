@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ._buffer import Range
+from ._protocol import Range
 
 _POINT: Final = 0
 _RANGE: Final = 1

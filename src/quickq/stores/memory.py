@@ -30,12 +30,13 @@ from .._exceptions import (
     CommitUnknownResultError,
     ConflictError,
 )
-from ._buffer import BufferedWrites, Known, Limits, Range, WriteBuffer, add_to_counter, key_after
+from ._buffer import BufferedWrites, Known, WriteBuffer, key_after
 from ._clock import loop_time
 from ._faults import CommitFault, Faults
-from ._protocol import KeyValue, Transaction
+from ._protocol import KeyValue, Limits, Range, Transaction, add_to_counter
 from ._ranges import RangeSet
 from ._retry import run_transaction
+from ._watchers import Watchers
 
 T = TypeVar("T")
 
@@ -77,7 +78,7 @@ class MemoryStore:
         # is held by the very thread it interrupts.
         self._abandoned: deque[int] = deque()
         self._serial = 0
-        self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._watchers = Watchers()  # guarded by _lock
         self._closed = False
 
     # -- the Store protocol ---------------------------------------------------
@@ -100,20 +101,15 @@ class MemoryStore:
 
     async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
         """Return once the value at *key* differs from *seen* (SupportsWatch)."""
-        event = anyio.Event()
         with self._lock:
             if self._data.get(key) != seen:
                 return
-            self._watchers.setdefault(key, set()).add(event)
+            event = self._watchers.add(key)
         try:
             await event.wait()
         finally:
             with self._lock:
-                waiting = self._watchers.get(key)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._watchers[key]
+                self._watchers.discard(key, event)
 
     # -- test helpers ---------------------------------------------------------
 
@@ -221,18 +217,7 @@ class MemoryStore:
                 self._data[key] = new
         if keep_history:
             self._commits.append((version, written, touched))
-        self._wake(cleared, ops)
-
-    def _wake(self, cleared: list[Range], ops: list[tuple[bytes, object]]) -> None:
-        if not self._watchers:
-            return
-        for key, _ in ops:
-            for event in self._watchers.pop(key, ()):
-                event.set()
-        for begin, end in cleared:
-            for key in [k for k in self._watchers if begin <= k < end]:
-                for event in self._watchers.pop(key):
-                    event.set()
+        self._watchers.wake(cleared, (key for key, _ in ops))
 
     def _draw_fault(self) -> CommitFault | None:
         if self._scripted:

@@ -1,7 +1,8 @@
 """Test helpers shipped with quickq: the conformance suite every store runs.
 
-- :class:`StoreTests`: a pytest base class; a store's tests subclass it, provide a
-  ``store`` fixture and backdoor get/set, and inherit every conformance test.
+- :class:`StoreTests`: a generic pytest base class; a store's tests subclass
+  ``StoreTests[MyStore]``, declare the store's capabilities, provide a ``store``
+  fixture and backdoor get/set, and inherit every conformance test.
 - :class:`StoreMachine` and :func:`run_store_machine`: a Hypothesis state machine
   that checks interleaved transactions on a store against a sorted-dict model
   (``StoreTests.test_state_machine`` runs it).

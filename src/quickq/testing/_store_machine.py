@@ -35,7 +35,7 @@ thread of that loop (``anyio.to_thread.run_sync``), as zarr's machines do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import anyio.from_thread
 import attrs
@@ -52,11 +52,27 @@ from hypothesis.stateful import (
 
 from .._exceptions import CommitUnknownResultError, ConflictError
 from ..stores._faults import CommitFault
-from ..stores._protocol import KeyValue, Store, Transaction
+from ..stores._protocol import KeyValue, Range, Store, Transaction
+from ._store_model import (
+    EVERYTHING,
+    KEYS,
+    ModelTx,
+    apply_op,
+    keys,
+    limits,
+    model_range,
+    overlaps,
+    point,
+    reads,
+    steps,
+    subtract,
+    values,
+    writes,
+)
 
 __all__ = ["MIN_EXAMPLES", "StoreMachine", "machine_settings", "run_store_machine"]
 
-Range = tuple[bytes, bytes]
+S = TypeVar("S", bound=Store)
 
 MIN_EXAMPLES = 200
 """The machine runs at least this many examples, whatever the loaded profile says."""
@@ -64,53 +80,8 @@ STEPS = 20
 """Rules per example unless a heavy profile says otherwise (many rules run
 several transactions)."""
 
-#: Every key the machine writes: few and short, so that writes collide, ranges
-#: overlap and transactions conflict often.
-KEYS: tuple[bytes, ...] = (b"a", b"aa", b"ab", b"b", b"ba", b"bb", b"c")
-#: Range bounds: the keys, keys between them, the empty key and the end of the
-#: user key space.
-BOUNDS: tuple[bytes, ...] = (b"", *KEYS, b"a\x00", b"b\x00", b"\xff")
-_EVERYTHING: Range = (b"", b"\xff")
 _MAX_OPEN = 4
-
-keys = st.sampled_from(KEYS)
-#: Ranges ``(begin, end)`` with ``begin <= end`` (a few empty); the named tests
-#: cover inverted ones.
-spans = st.sampled_from([(b, e) for b in BOUNDS for e in BOUNDS if b <= e])
-values = st.binary(max_size=10)
-deltas = st.one_of(st.integers(-3, 3), st.integers(-(2**63), 2**63 - 1))
-limits = st.integers(0, 3)
-
-
-def _range_read(limits: st.SearchStrategy[int], snapshots: st.SearchStrategy[bool]) -> Any:
-    return st.builds(
-        lambda span, limit, reverse, snapshot: ("get_range", *span, limit, reverse, snapshot),
-        spans,
-        limits,
-        st.booleans(),
-        snapshots,
-    )
-
-
-writes = st.one_of(
-    st.tuples(st.just("set"), keys, values),
-    st.tuples(st.just("clear"), keys),
-    spans.map(lambda span: ("clear_range", *span)),
-    st.tuples(st.just("add"), keys, deltas),
-)
-"""A write step of a transaction, as ``(method name, *arguments)``."""
-steps = st.one_of(
-    st.tuples(st.just("get"), keys, st.booleans()),
-    _range_read(limits, st.booleans()),
-    writes,
-    spans.map(lambda span: ("add_read_conflict_range", *span)),
-    st.tuples(st.just("add_read_conflict_key"), keys),
-)
-"""One step of a transaction, as ``(method name, *arguments)``."""
-_race_get = st.tuples(st.just("get"), keys, st.booleans())
-_race_range = _range_read(st.sampled_from([1, 0, 2, 0]), st.sampled_from([False, False, True]))
-reads = st.integers(0, 3).flatmap(lambda i: _race_get if i == 0 else _race_range)
-"""The reads of a race: mostly range reads that take conflicts, often limited."""
+"""Transactions the machine keeps open at once."""
 
 
 def machine_settings() -> hypothesis.settings:
@@ -132,87 +103,6 @@ def machine_settings() -> hypothesis.settings:
     )
 
 
-def _point(key: bytes) -> Range:
-    return key, key + b"\x00"
-
-
-def _overlaps(a: Range, b: Range) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def _subtract(r: Range, holes: list[Range]) -> list[Range]:
-    """The parts of *r* outside every hole."""
-    parts = [r]
-    for hb, he in holes:
-        cut: list[Range] = []
-        for b, e in parts:
-            if he <= b or e <= hb:
-                cut.append((b, e))
-                continue
-            if b < hb:
-                cut.append((b, hb))
-            if he < e:
-                cut.append((he, e))
-        parts = cut
-    return parts
-
-
-def _added(value: bytes | None, delta: int) -> bytes:
-    """FoundationDB's ADD with an 8-byte little-endian operand (written apart
-    from the store's own version on purpose)."""
-    base = int.from_bytes((value or b"")[:8].ljust(8, b"\x00"), "little")
-    return ((base + delta) % 2**64).to_bytes(8, "little")
-
-
-def _apply(data: dict[bytes, bytes], op: tuple[Any, ...]) -> None:
-    kind = op[0]
-    if kind == "set":
-        data[op[1]] = op[2]
-    elif kind == "clear":
-        data.pop(op[1], None)
-    elif kind == "clear_range":
-        for key in [k for k in data if op[1] <= k < op[2]]:
-            del data[key]
-    else:  # add
-        data[op[1]] = _added(data.get(op[1]), op[2])
-
-
-def _range(
-    data: dict[bytes, bytes], begin: bytes, end: bytes, limit: int, reverse: bool
-) -> list[KeyValue]:
-    pairs = sorted((k, v) for k, v in data.items() if begin <= k < end)
-    if reverse:
-        pairs.reverse()
-    return pairs[:limit] if limit else pairs
-
-
-@attrs.define
-class _ModelTx:
-    """The model of one open transaction."""
-
-    tr: Transaction
-    read_version: int
-    view: dict[bytes, bytes]  # its snapshot, with its own writes applied
-    ops: list[tuple[Any, ...]] = attrs.Factory(list)
-    # What its own writes fully determine: reads there need no conflict.
-    own_keys: set[bytes] = attrs.Factory(set)
-    own_ranges: list[Range] = attrs.Factory(list)
-    must: list[Range] = attrs.Factory(list)  # read conflicts it must take
-    may: list[Range] = attrs.Factory(list)  # read conflicts it may take
-    writes: list[Range] = attrs.Factory(list)
-
-    def independent(self, key: bytes) -> bool:
-        return key in self.own_keys or any(b <= key < e for b, e in self.own_ranges)
-
-    def holes(self) -> list[Range]:
-        return [_point(k) for k in self.own_keys] + self.own_ranges
-
-    def write(self, op: tuple[Any, ...], written: Range) -> None:
-        _apply(self.view, op)
-        self.ops.append(op)
-        self.writes.append(written)
-
-
 @attrs.frozen
 class _Loop:
     """How synchronous rules reach the store's event loop."""
@@ -221,7 +111,7 @@ class _Loop:
     run_sync: Callable[..., Any]  # (sync fn, *args) -> result
 
 
-class StoreMachine(RuleBasedStateMachine):
+class StoreMachine(RuleBasedStateMachine, Generic[S]):
     """Checks one store against a sorted-dict model of optimistic concurrency.
 
     Build it with :func:`run_store_machine`, which supplies the store, a way
@@ -232,11 +122,11 @@ class StoreMachine(RuleBasedStateMachine):
 
     def __init__(
         self,
-        store: Store,
+        store: S,
         *,
         loop: _Loop,
-        backdoor_get: Callable[[Store, bytes], bytes | None],
-        inject_commit_fault: Callable[[Store, CommitFault], None] | None,
+        backdoor_get: Callable[[S, bytes], bytes | None],
+        inject_commit_fault: Callable[[S, CommitFault], None] | None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -246,25 +136,25 @@ class StoreMachine(RuleBasedStateMachine):
         self.committed: dict[bytes, bytes] = {}
         self.version = 0
         self.history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
-        self.open: dict[int, _ModelTx] = {}
+        self.open: dict[int, ModelTx] = {}
         self.trs: dict[int, Transaction] = {}  # begun, not yet checked
         self.next_id = 0
 
     # -- helpers --------------------------------------------------------------
 
-    def _pick(self, data: st.DataObject) -> tuple[int, _ModelTx]:
+    def _pick(self, data: st.DataObject) -> tuple[int, ModelTx]:
         tid = data.draw(st.sampled_from(sorted(self.open)), label="transaction")
         return tid, self.open[tid]
 
     def _commit_writes(self, ops: list[tuple[Any, ...]], writes: list[Range]) -> None:
         for op in ops:
-            _apply(self.committed, op)
+            apply_op(self.committed, op)
         self.version += 1
         self.history.append((self.version, writes))
 
-    def _conflicts(self, tx: _ModelTx, reads: list[Range]) -> bool:
+    def _conflicts(self, tx: ModelTx, reads: list[Range]) -> bool:
         return any(
-            _overlaps(r, w)
+            overlaps(r, w)
             for version, written in self.history
             if version > tx.read_version
             for w in written
@@ -287,7 +177,7 @@ class StoreMachine(RuleBasedStateMachine):
         """Replace whatever the store holds with *start*, in one transaction."""
 
         async def reset(tr: Transaction) -> None:
-            tr.clear_range(*_EVERYTHING)
+            tr.clear_range(*EVERYTHING)
             for key, value in start.items():
                 tr.set(key, value)
 
@@ -296,7 +186,7 @@ class StoreMachine(RuleBasedStateMachine):
             return self._backdoor_data()
 
         data = self.loop.run(run)
-        self._commit_writes([("set", k, v) for k, v in start.items()], [_EVERYTHING])
+        self._commit_writes([("set", k, v) for k, v in start.items()], [EVERYTHING])
         self._check_data(data)
 
     def teardown(self) -> None:
@@ -370,20 +260,20 @@ class StoreMachine(RuleBasedStateMachine):
         name, args = step[0], step[1:]
         if name == "begin":
             assert result == self.committed.get(KEYS[0])
-            self.open[tid] = _ModelTx(self.trs.pop(tid), self.version, dict(self.committed))
+            self.open[tid] = ModelTx(self.trs.pop(tid), self.version, dict(self.committed))
             return
         tx = self.open[tid]
         if name == "get":
             key, snapshot = args
             assert result == tx.view.get(key)
             if not snapshot:
-                tx.may.append(_point(key))
+                tx.may.append(point(key))
                 if not tx.independent(key):
-                    tx.must.append(_point(key))
+                    tx.must.append(point(key))
         elif name == "get_range":
             self._check_range(tx, result, *args)
         elif name in ("set", "clear", "add"):
-            tx.write(step, _point(args[0]))
+            tx.write(step, point(args[0]))
             if name != "add":  # add depends on the value before it
                 tx.own_keys.add(args[0])
         elif name == "clear_range":
@@ -396,8 +286,8 @@ class StoreMachine(RuleBasedStateMachine):
                 tx.must.append(args)
                 tx.may.append(args)
         elif name == "add_read_conflict_key":
-            tx.must.append(_point(args[0]))
-            tx.may.append(_point(args[0]))
+            tx.must.append(point(args[0]))
+            tx.may.append(point(args[0]))
         elif name == "cancel":
             del self.open[tid]
         else:
@@ -406,7 +296,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _check_range(
         self,
-        tx: _ModelTx,
+        tx: ModelTx,
         result: list[KeyValue],
         begin: bytes,
         end: bytes,
@@ -414,7 +304,7 @@ class StoreMachine(RuleBasedStateMachine):
         reverse: bool,
         snapshot: bool,
     ) -> None:
-        expected = _range(tx.view, begin, end, limit, reverse)
+        expected = model_range(tx.view, begin, end, limit, reverse)
         assert result == expected
         if snapshot or begin >= end:
             return
@@ -423,7 +313,7 @@ class StoreMachine(RuleBasedStateMachine):
             last = expected[-1][0]
             observed = (last, end) if reverse else (begin, last + b"\x00")
         tx.may.append(observed)
-        tx.must.extend(_subtract(observed, tx.holes()))
+        tx.must.extend(subtract(observed, tx.holes()))
 
     def _check_commit(self, tid: int, fault: CommitFault | None, outcome: str) -> None:
         tx = self.open.pop(tid)
@@ -551,7 +441,7 @@ class StoreMachine(RuleBasedStateMachine):
     ) -> None:
         """A transaction writes, then reads everything back merged over the store."""
         tid = self._new_tid()
-        everything = ("get_range", *_EVERYTHING, limit, reverse, snapshot)
+        everything = ("get_range", *EVERYTHING, limit, reverse, snapshot)
         script = [("begin",), *writes, everything, ("commit", None)]
         self._run([(tid, step) for step in script])
 
@@ -569,7 +459,7 @@ class StoreMachine(RuleBasedStateMachine):
 
         data = self.loop.run(run)
         new = ((self.committed.get(read) or b"") + b"+")[-8:]
-        self._commit_writes([("set", write, new)], [_point(write)])
+        self._commit_writes([("set", write, new)], [point(write)])
         self._check_data(data)
 
     @rule()
@@ -579,8 +469,8 @@ class StoreMachine(RuleBasedStateMachine):
         async def read() -> tuple[list[KeyValue], list[KeyValue]]:
             tr = self.store.create_transaction()
             try:
-                forward = await tr.get_range(*_EVERYTHING)
-                backward = await tr.get_range(*_EVERYTHING, reverse=True)
+                forward = await tr.get_range(*EVERYTHING)
+                backward = await tr.get_range(*EVERYTHING, reverse=True)
             finally:
                 tr.cancel()
             return forward, backward
@@ -591,10 +481,10 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 def run_store_machine(
-    store: Store,
+    store: S,
     *,
-    backdoor_get: Callable[[Store, bytes], bytes | None],
-    inject_commit_fault: Callable[[Store, CommitFault], None] | None = None,
+    backdoor_get: Callable[[S, bytes], bytes | None],
+    inject_commit_fault: Callable[[S, CommitFault], None] | None = None,
     portal: anyio.from_thread.BlockingPortal | None = None,
     settings: hypothesis.settings | None = None,
 ) -> None:
@@ -614,12 +504,12 @@ def run_store_machine(
     else:
         loop = _Loop(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
 
-    def factory() -> StoreMachine:
+    def factory() -> StoreMachine[S]:
         return StoreMachine(
             store, loop=loop, backdoor_get=backdoor_get, inject_commit_fault=inject_commit_fault
         )
 
     run_state_machine_as_test(
-        cast("type[StoreMachine]", factory),  # a factory is accepted; the stub says type
+        cast("type[StoreMachine[S]]", factory),  # a factory is accepted; the stub says type
         settings=settings or machine_settings(),
     )

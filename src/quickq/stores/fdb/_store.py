@@ -1,83 +1,30 @@
-"""The FoundationDB store: quickq on the distributed engine it was designed for.
-
-This is the only module of quickq that loads FoundationDB's native client
-library (``libfdb_c``), and it does so lazily, when a store is opened::
-
-    from quickq.stores.fdb import FoundationDBStore
-
-    async with await FoundationDBStore.open("/etc/foundationdb/fdb.cluster",
-                                            prefix=b"tenant-42/") as store:
-        ...
-
-It implements :class:`~quickq.stores.Store` on FoundationDB's own transactions,
-without ever blocking the event loop's thread (it runs on trio and asyncio):
-
-- every FoundationDB future is awaited through its ``on_ready`` callback, which
-  wakes the waiting task thread-safely (``quickq.stores._fdb_futures``); a
-  cancelled task cancels its future;
-- :meth:`FoundationDBStore.transact` is FoundationDB's retry loop made async
-  (``@fdb.transactional`` would block the thread): run the body, await the
-  commit, and on an error await ``on_error``, which backs off and resets the
-  transaction, or re-raises what is not retryable. The retry limit and the
-  timeout are FoundationDB transaction options, so the client enforces them;
-- range reads are paged asynchronously, one future per page, honouring
-  ``limit``, ``reverse`` and ``snapshot``;
-- FoundationDB errors are mapped to quickq's exceptions at this boundary
-  (table in ``quickq.stores._fdb_errors``);
-- watches implement :class:`~quickq.stores.SupportsWatch`.
-
-Keys are given to the store already encoded (quickq encodes them with
-``fdb.tuple``); the store only prepends its raw key *prefix*, which isolates
-tenants that share a cluster. See ``docs/foundationdb.md``.
-"""
+"""FoundationDBStore: opening a cluster, the async retry loop, watches, and
+loading the bindings (see the package docstring for the whole picture)."""
 
 from __future__ import annotations
 
 import os
-import struct
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import attrs
 
-from .._exceptions import (
-    CommitUnknownResultError,
-    KeyTooLargeError,
-    StoreError,
-    StoreUnavailableError,
-    TransactionClosedError,
-    TransactionTooLargeError,
-    ValueTooLargeError,
-)
-from . import _fdb_errors as codes
-from ._fdb_errors import map_error, retry_code
-from ._fdb_futures import wait_ready
-from ._limits import (
-    Limits,
-    add_bytes,
-    clear_bytes,
-    clear_range_bytes,
-    key_range_bytes,
-    range_bytes,
-    set_bytes,
-)
-from ._protocol import KeyValue, RetryState, Transaction
+from ..._exceptions import CommitUnknownResultError, StoreError, StoreUnavailableError
+from .._limits import check_key
+from .._protocol import Limits, RetryState, Transaction
+from . import _errors as codes
+from ._errors import map_error, retry_code
+from ._futures import wait_ready
+from ._transaction import FoundationDBTransaction
 
-__all__ = [
-    "DEFAULT_API_VERSION",
-    "FoundationDBStore",
-    "FoundationDBTransaction",
-    "load_bindings",
-]
+__all__ = ["DEFAULT_API_VERSION", "FoundationDBStore", "load_bindings"]
 
 T = TypeVar("T")
 
 DEFAULT_API_VERSION: Final = 730
 """FoundationDB 7.3's API version; the ``foundationdb`` bindings are pinned to 7.3."""
-
-_UINT64: Final = struct.Struct("<Q")
 
 
 def load_bindings(api_version: int = DEFAULT_API_VERSION, *, module: Any = None) -> Any:
@@ -148,6 +95,7 @@ class FoundationDBStore:
         #: The limits as they apply to the keys callers pass: the prefix counts
         #: against FoundationDB's key limit.
         self.limits: Final = attrs.evolve(limits, key_bytes=limits.key_bytes - len(prefix))
+        self._key_note = f" (FoundationDB's limit less the {len(prefix)}-byte prefix)"
         self._timeout_ms = (
             0 if transaction_timeout is None else max(1, round(transaction_timeout * 1000))
         )
@@ -345,13 +293,7 @@ class FoundationDBStore:
         return tr
 
     def _key(self, key: bytes) -> bytes:
-        if not isinstance(key, bytes):
-            raise TypeError(f"keys are bytes, not {type(key).__name__}")
-        if len(key) > self.limits.key_bytes:
-            raise KeyTooLargeError(
-                f"key of {len(key)} bytes exceeds the limit of {self.limits.key_bytes} "
-                f"(FoundationDB's limit less the {len(self.prefix)}-byte prefix)"
-            )
+        check_key(key, self.limits, note=self._key_note)
         return self.prefix + key
 
     def _code_of(self, exc: BaseException) -> int | None:
@@ -406,245 +348,3 @@ def _connect(fdb: Any, path: str | None, knobs: Mapping[str, object], *, check_p
             "(pass cluster_file= or set FDB_CLUSTER_FILE): "
             f"{map_error(exc.code, str(exc))}"
         ) from exc
-
-
-class FoundationDBTransaction:
-    """One FoundationDB transaction behind the :class:`~quickq.stores.Transaction` protocol.
-
-    Unusable after :meth:`commit`, :meth:`cancel` or a failed operation (the
-    store's :meth:`~FoundationDBStore.transact` then hands the body a fresh
-    view on the reset transaction). Key and value sizes are checked when
-    written, so an oversize write fails at its call site. The transaction's
-    size is counted as the memory store counts it (``quickq.stores._limits``:
-    FoundationDB's rules, one mutation per key), so the write that takes it
-    over the limit fails at its call site too; the client's own check at
-    commit stays the authority.
-    """
-
-    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr", "_written", "retry_state")
-
-    def __init__(self, store: FoundationDBStore, tr: Any) -> None:
-        self._store = store
-        self._fdb = store._fdb
-        self._prefix = store.prefix
-        self._tr = tr
-        self._closed = False
-        self._size = 0
-        self._written: dict[bytes, int] = {}  # key -> bytes of its mutation (one per key)
-        # The transact call's RetryState (None for a transaction made by hand).
-        self.retry_state: RetryState | None = None
-
-    # -- reads ----------------------------------------------------------------
-
-    async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
-        self._check_open()
-        full = self._store._key(key)
-        future = (self._tr.snapshot if snapshot else self._tr).get(full)
-        await wait_ready(future)
-        try:
-            value = future.value
-        except self._fdb.FDBError as exc:
-            raise self._failed(exc) from exc
-        if not snapshot:
-            self._size += key_range_bytes(len(full))
-        return None if value is None else bytes(value)
-
-    async def get_many(
-        self, keys: Sequence[bytes], *, snapshot: bool = False
-    ) -> list[bytes | None]:
-        """The values of *keys*: every future issued first, then awaited, so
-        the reads travel together (one round trip, not one per key)."""
-        self._check_open()
-        reader = self._tr.snapshot if snapshot else self._tr
-        fulls = [self._store._key(key) for key in keys]
-        futures = [reader.get(full) for full in fulls]
-        out: list[bytes | None] = []
-        for future in futures:
-            await wait_ready(future)
-            try:
-                value = future.value
-            except self._fdb.FDBError as exc:
-                raise self._failed(exc) from exc
-            out.append(None if value is None else bytes(value))
-        if not snapshot:
-            self._size += sum(key_range_bytes(len(full)) for full in fulls)
-        return out
-
-    async def get_range(
-        self,
-        begin: bytes,
-        end: bytes,
-        *,
-        limit: int = 0,
-        reverse: bool = False,
-        snapshot: bool = False,
-    ) -> list[KeyValue]:
-        """The pairs with ``begin <= key < end``, paged one future at a time.
-
-        Each page is one ``_get_range`` future of the bindings (what their
-        blocking iterator uses) in ``want_all`` mode, or ``exact`` mode under a
-        limit; the next page starts after the last key seen (before it, when
-        reversed) and asks only for the rows still wanted.
-        """
-        self._check_open()
-        if limit < 0:
-            raise ValueError("limit must be >= 0")
-        lo, hi = self._store._key(begin), self._store._key(end)
-        if begin >= end:
-            return []
-        fdb = self._fdb
-        reader = self._tr.snapshot if snapshot else self._tr
-        selector = fdb.KeySelector
-        first, last = selector.first_greater_or_equal(lo), selector.first_greater_or_equal(hi)
-        mode = fdb.StreamingMode.exact if limit else fdb.StreamingMode.want_all
-        strip = len(self._prefix)
-        out: list[KeyValue] = []
-        iteration = 1
-        wanted = limit
-        while True:
-            future = reader._get_range(first, last, wanted, mode, iteration, reverse)
-            await wait_ready(future)
-            try:
-                kvs, count, more = future.wait()
-            except fdb.FDBError as exc:
-                raise self._failed(exc) from exc
-            out.extend((bytes(kv.key)[strip:], bytes(kv.value)) for kv in kvs)
-            if not count or not more:
-                return self._observed(out, lo, hi, snapshot, stopped=False, reverse=reverse)
-            if limit:
-                wanted -= count
-                if wanted <= 0:
-                    return self._observed(out, lo, hi, snapshot, stopped=True, reverse=reverse)
-            iteration += 1
-            last_key = kvs[-1].key
-            if reverse:
-                last = selector.first_greater_or_equal(last_key)
-            else:
-                first = selector.first_greater_than(last_key)
-
-    # -- writes ---------------------------------------------------------------
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._check_open()
-        full = self._store._key(key)
-        if not isinstance(value, bytes):
-            raise TypeError(f"values are bytes, not {type(value).__name__}")
-        limit = self._store.limits.value_bytes
-        if len(value) > limit:
-            raise ValueTooLargeError(f"value of {len(value)} bytes exceeds the limit of {limit}")
-        self._grow(full, set_bytes(len(full), len(value)))
-        self._tr.set(full, value)
-
-    def clear(self, key: bytes) -> None:
-        self._check_open()
-        full = self._store._key(key)
-        self._grow(full, clear_bytes(len(full)))
-        self._tr.clear(full)
-
-    def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
-        lo, hi = self._store._key(begin), self._store._key(end)
-        if begin >= end:
-            return
-        self._size += clear_range_bytes(len(lo), len(hi))
-        self._check_size()
-        self._tr.clear_range(lo, hi)
-
-    def add(self, key: bytes, delta: int) -> None:
-        """FoundationDB's atomic ``ADD`` of *delta* as a little-endian 8-byte operand.
-
-        The sum wraps at 64 bits, like the counter's signed reading.
-        """
-        self._check_open()
-        full = self._store._key(key)
-        self._grow(full, add_bytes(len(full)))
-        self._tr.add(full, _UINT64.pack(delta % 2**64))
-
-    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
-        self._check_open()
-        lo, hi = self._store._key(begin), self._store._key(end)
-        if begin < end:
-            self._size += range_bytes(len(lo), len(hi))
-            self._tr.add_read_conflict_range(lo, hi)
-
-    def add_read_conflict_key(self, key: bytes) -> None:
-        self._check_open()
-        full = self._store._key(key)
-        self._size += key_range_bytes(len(full))
-        self._tr.add_read_conflict_key(full)
-
-    # -- ending ---------------------------------------------------------------
-
-    async def commit(self) -> None:
-        self._check_open()
-        self._closed = True
-        future = self._tr.commit()
-        await wait_ready(future)
-        try:
-            future.wait()
-        except self._fdb.FDBError as exc:
-            if exc.code == codes.TRANSACTION_TIMED_OUT:
-                # The commit was sent: it may still land (developer-guide.rst).
-                raise CommitUnknownResultError(
-                    "the transaction timed out after its commit was sent; it may still commit "
-                    f"({map_error(exc.code, str(exc))})"
-                ) from exc
-            raise map_error(exc.code, str(exc)) from exc
-
-    def cancel(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._tr.cancel()
-
-    # -- internals ------------------------------------------------------------
-
-    def _retire(self) -> None:
-        """Close this view without touching the transaction (transact reuses it)."""
-        self._closed = True
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise TransactionClosedError("transaction used after commit, cancel or failure")
-
-    def _failed(self, exc: Any) -> StoreError:
-        self._closed = True
-        return map_error(exc.code, str(exc))
-
-    def _observed(
-        self,
-        out: list[KeyValue],
-        lo: bytes,
-        hi: bytes,
-        snapshot: bool,
-        *,
-        stopped: bool,
-        reverse: bool,
-    ) -> list[KeyValue]:
-        """Charge a range read's conflict range (up to the last row when the
-        limit stopped it early, as FoundationDB's); return *out*."""
-        if not snapshot:
-            if stopped and out:
-                last = len(self._prefix) + len(out[-1][0])
-                begin, end = (last, len(hi)) if reverse else (len(lo), last + 1)
-                self._size += range_bytes(begin, end)
-            else:
-                self._size += range_bytes(len(lo), len(hi))
-        return out
-
-    def _grow(self, full: bytes, nbytes: int) -> None:
-        """Charge a write of *nbytes* (``_limits``) to *full*; FoundationDB keeps
-        one mutation per key, so a rewrite replaces the key's earlier one."""
-        mutation = nbytes - key_range_bytes(len(full))
-        earlier = self._written.get(full)
-        self._written[full] = mutation
-        self._size += nbytes if earlier is None else mutation - earlier
-        self._check_size()
-
-    def _check_size(self) -> None:
-        limit = self._store.limits.transaction_bytes
-        if self._size > limit:
-            raise TransactionTooLargeError(
-                f"transaction of {self._size} bytes exceeds the limit of {limit} "
-                "(counted as FoundationDB does: mutations, read and write conflict "
-                "ranges, and their overhead)"
-            )

@@ -22,7 +22,7 @@ import os
 import sqlite3
 from typing import Final, Literal
 
-from .._exceptions import StoreUnavailableError
+from ..._exceptions import StoreUnavailableError
 
 Durability = Literal["full", "normal"]
 

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import Final
 
-from .._exceptions import StoreUnavailableError
+from ..._exceptions import StoreUnavailableError
 
 _STOP: Final = object()
 _SCAN_SECONDS: Final = 1.0

@@ -22,19 +22,22 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
-from .._exceptions import (
+import attrs
+
+from ..._exceptions import (
     CommitUnknownResultError,
     ConflictError,
     StoreUnavailableError,
     TransactionTooOldError,
 )
-from . import _ranges as ranges
-from ._buffer import Delta, Known, Range, add_to_counter
-from ._faults import CommitFault
-from ._sqlite_schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
+from .. import _ranges as ranges
+from .._buffer import Known, Op
+from .._faults import CommitFault
+from .._protocol import Range, add_to_counter
+from ._schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
 
 _PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one writer
 _SAMPLE_EVERY: Final = 0.1  # seconds between the (time, version) samples pruning uses
@@ -48,24 +51,28 @@ def _file_lock(path: str) -> threading.Lock:
         return _file_locks.setdefault(os.path.realpath(path), threading.Lock())
 
 
+@attrs.frozen
+class Commit:
+    """What one transaction asks the writer to commit."""
+
+    read_version: int
+    """The store version its reads saw; later commits are checked for conflicts."""
+    read_conflicts: Sequence[Range]
+    cleared: Sequence[Range]
+    """Ranges cleared, applied before *ops*."""
+    ops: Sequence[tuple[bytes, Op]]
+    """Each written key's last op, one per key."""
+    written: Sequence[Range]
+    """Its write-conflict ranges, recorded in the commit log."""
+
+
 class _Request:
-    """One transaction's commit, and its outcome once decided."""
+    """One commit waiting in the writer's queue, and its outcome once decided."""
 
-    __slots__ = ("cleared", "done", "error", "ops", "read_conflicts", "read_version", "written")
+    __slots__ = ("commit", "done", "error")
 
-    def __init__(
-        self,
-        read_version: int,
-        read_conflicts: list[Range],
-        cleared: list[Range],
-        ops: list[tuple[bytes, object]],
-        written: list[Range],
-    ) -> None:
-        self.read_version = read_version
-        self.read_conflicts = read_conflicts
-        self.cleared = cleared
-        self.ops = ops
-        self.written = written
+    def __init__(self, commit: Commit) -> None:
+        self.commit = commit
         self.done = False
         self.error: BaseException | None = None
 
@@ -115,14 +122,7 @@ class Writer:
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
         return unavailable(self.path, exc, busy_timeout=self._busy_timeout)
 
-    def commit(
-        self,
-        read_version: int,
-        read_conflicts: list[Range],
-        cleared: list[Range],
-        ops: list[tuple[bytes, object]],
-        written: list[Range],
-    ) -> None:
+    def commit(self, commit: Commit) -> None:
         """Commit one transaction's writes, or raise with nothing written (worker thread).
 
         Group commit: the thread that gets the lock commits every transaction
@@ -131,7 +131,7 @@ class Writer:
         serial order); the others find their outcome decided when they get
         the lock. None returns before the shared ``COMMIT`` has returned.
         """
-        request = _Request(read_version, read_conflicts, cleared, ops, written)
+        request = _Request(commit)
         with self._queue_lock:
             self._queue.append(request)
         with self._lock:
@@ -164,7 +164,7 @@ class Writer:
                 fault = self.scripted.popleft() if self.scripted else None
                 db.execute("SAVEPOINT quickq_tr")
                 try:
-                    self._check_and_apply(db, current, request)
+                    self._check_and_apply(db, current, request.commit)
                     if fault is CommitFault.CONFLICT:
                         raise ConflictError("commit failed (injected: conflict)")
                     if fault is CommitFault.UNKNOWN_NOT_APPLIED:
@@ -173,7 +173,7 @@ class Writer:
                         )
                     db.execute(
                         "INSERT INTO quickq_commits (version, ranges) VALUES (?, ?)",
-                        (current + 1, ranges.encode(ranges.coalesce(request.written))),
+                        (current + 1, ranges.encode(ranges.coalesce(request.commit.written))),
                     )
                 except (ConflictError, TransactionTooOldError, CommitUnknownResultError) as exc:
                     db.execute("ROLLBACK TO quickq_tr")
@@ -218,15 +218,15 @@ class Writer:
             if not isinstance(exc, Exception):
                 raise
 
-    def _check_and_apply(self, db: sqlite3.Connection, current: int, request: _Request) -> None:
-        """Check *request* for conflicts at *current*, then apply its writes."""
-        read_version = request.read_version
-        if request.read_conflicts and current > read_version:
+    def _check_and_apply(self, db: sqlite3.Connection, current: int, commit: Commit) -> None:
+        """Check *commit* for conflicts at *current*, then apply its writes."""
+        read_version = commit.read_version
+        if commit.read_conflicts and current > read_version:
             if read_version < int(db.execute(SELECT_PRUNED).fetchone()[0]):
                 raise TransactionTooOldError(
                     "transaction too old: the commits since its read version were forgotten"
                 )
-            reads = ranges.RangeSet(request.read_conflicts)
+            reads = ranges.RangeSet(commit.read_conflicts)
             rows = db.execute(
                 "SELECT ranges FROM quickq_commits WHERE version > ?", (read_version,)
             )
@@ -234,19 +234,18 @@ class Writer:
                 if reads.overlaps_any(ranges.decode(blob)):
                     rows.close()
                     raise ConflictError("a value read by this transaction changed before commit")
-        for begin, end in request.cleared:
+        for begin, end in commit.cleared:
             db.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         # Each key has one op, so their order does not matter: batch them.
         sets: list[tuple[bytes, bytes]] = []
         deletes: list[tuple[bytes]] = []
-        for key, op in request.ops:
+        for key, op in commit.ops:
             if isinstance(op, Known):
                 if op.value is None:
                     deletes.append((key,))
                 else:
                     sets.append((key, op.value))
             else:
-                assert isinstance(op, Delta)
                 row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
                 sets.append((key, add_to_counter(None if row is None else bytes(row[0]), op.delta)))
         if deletes:

@@ -1,4 +1,5 @@
-"""Helpers for the queue tests: virtual time and a store that can be cut off."""
+"""Helpers shared by the tests: the stores they run on (a FoundationDB cluster
+when one is given, a store that can be cut off), virtual time, and dumps."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .._exceptions import (
+from ..._exceptions import (
     CommitUnknownResultError,
     ConflictError,
     KeyTooLargeError,

@@ -1,46 +1,6 @@
-"""The SQLite store: quickq's durable embedded default, for one machine and many processes.
-
-:class:`SQLiteStore` has exactly the semantics of the in-memory reference store
-(:mod:`quickq.stores.memory`), on one database file that several processes
-share:
-
-- **Snapshots.** A transaction reads at one consistent version: at its first
-  read it opens a WAL read transaction on a pooled connection and keeps it
-  until it commits or is abandoned. (Like FoundationDB, and unlike the memory
-  store, the read version is taken at the first read, not at creation.)
-- **Optimistic commits, serializable across processes.** Writes are buffered
-  (:class:`~quickq.stores._buffer.WriteBuffer`: read-your-writes, limits,
-  conflict ranges). At commit the store takes SQLite's write lock
-  (``BEGIN IMMEDIATE``), checks the transaction's read-conflict ranges against
-  the key ranges written by every commit after its read version (a commit-log
-  table), applies the writes, records its own write ranges under a new version,
-  and commits, or raises :class:`~quickq.ConflictError` with nothing written.
-  Snapshot reads take no conflict; a limited range read conflicts only on what
-  it observed. Commits made at the same time through one store object share
-  one SQLite transaction and one fsync (group commit), each checked and
-  versioned on its own.
-- **Durability.** ``durability="full"`` (the default) runs SQLite with
-  ``synchronous=FULL``: ``commit()`` returns only once the commit is on stable
-  storage and survives a power loss. ``durability="normal"`` syncs the WAL only
-  at checkpoints, several times faster: a commit still survives the process
-  being killed (``kill -9``), but after a power loss or OS crash the most
-  recent commits may be gone (the file stays consistent: all or nothing).
-- **Off the event loop where it can block.** A commit (which waits for the
-  write lock and the fsync) runs in a worker thread (``anyio.to_thread``, on
-  trio or asyncio); a read-only commit and ``cancel()`` need none. Reads run
-  on the event loop: a WAL reader never waits for a writer, and a point read
-  or a short range scan from SQLite's page cache takes microseconds, far less
-  than a thread hand-off. ``threaded_reads=True`` moves reads to worker threads
-  too, for files on slow or network disks where a cold read may take long.
-- **Errors.** No ``sqlite3`` exception escapes: a lock held beyond
-  ``busy_timeout``, a corrupt or foreign file, a read-only directory or a full
-  disk raise :class:`~quickq.StoreUnavailableError` with a one-line reason; a
-  failure of the final ``COMMIT`` statement raises
-  :class:`~quickq.CommitUnknownResultError`.
-
-Watches (:class:`~quickq.stores.SupportsWatch`): a commit through the same
-:class:`SQLiteStore` object wakes waiters at once; commits by other processes
-(or other store objects) are noticed by a point read every ``poll_interval``.
+"""The SQLite store object and its transactions: snapshots on pooled reader
+connections, buffered writes, and commits handed to the writer thread (see
+the package docstring for the guarantees).
 """
 
 from __future__ import annotations
@@ -58,25 +18,26 @@ import anyio.lowlevel
 import anyio.to_thread
 import trio
 
-from .._exceptions import (
+from ..._exceptions import (
     StoreUnavailableError,
     TransactionClosedError,
     TransactionTooOldError,
 )
-from ._buffer import BufferedWrites, Limits, Range, WriteBuffer
-from ._clock import loop_time
-from ._faults import CommitFault
-from ._protocol import KeyValue, Transaction
-from ._retry import run_transaction
-from ._sqlite_pool import Conn, Pool
-from ._sqlite_schema import (
+from .._buffer import BufferedWrites, WriteBuffer
+from .._clock import loop_time
+from .._faults import CommitFault
+from .._protocol import KeyValue, Limits, Transaction
+from .._retry import run_transaction
+from .._watchers import Watchers
+from ._pool import Conn, Pool
+from ._schema import (
     SELECT_VERSION,
     Durability,
     connect,
     initialize,
     unavailable,
 )
-from ._sqlite_writer import Writer
+from ._writer import Commit, Writer
 
 if TYPE_CHECKING:
     import outcome
@@ -125,7 +86,7 @@ class SQLiteStore:
         self._closed = False
         self._closed_message = f"quickq SQLite store {path}: the store is closed"
         self._version_hint = 0  # the newest version this object has seen
-        self._watchers: dict[bytes, set[anyio.Event]] = {}
+        self._watchers = Watchers()  # woken by this object's commits, on the loop
         # Keep commit-log rows long enough for any live transaction to be checked.
         age = limits.transaction_seconds
         horizon = max(2 * age, age + 5.0)
@@ -263,19 +224,14 @@ class SQLiteStore:
         """
         while True:
             # Register before reading, so a commit in between is not missed.
-            event = anyio.Event()
-            self._watchers.setdefault(key, set()).add(event)
+            event = self._watchers.add(key)
             try:
                 if await self._run(self._point_read, key) != seen:
                     return
                 with anyio.move_on_after(self.poll_interval):
                     await event.wait()
             finally:
-                waiting = self._watchers.get(key)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._watchers[key]
+                self._watchers.discard(key, event)
 
     # -- test helpers ---------------------------------------------------------
 
@@ -348,17 +304,6 @@ class SQLiteStore:
         finally:
             self._pool.checkin(conn, self, clean=True)
         return None if row is None else bytes(row[0])
-
-    def _wake(self, cleared: list[Range], keys: list[bytes]) -> None:
-        if not self._watchers:
-            return
-        for key in keys:
-            for event in self._watchers.pop(key, ()):
-                event.set()
-        for begin, end in cleared:
-            for key in [k for k in self._watchers if begin <= k < end]:
-                for event in self._watchers.pop(key):
-                    event.set()
 
 
 async def _in_trio_thread(call: Callable[[], T]) -> T:
@@ -535,7 +480,13 @@ class SQLiteTransaction(BufferedWrites):
         read_version = self._read_version
         if read_version is None:
             read_version = self._version_hint
-        ops = list(buffer.ops.items())
+        request = Commit(
+            read_version=read_version,
+            read_conflicts=buffer.read_conflicts,
+            cleared=buffer.cleared,
+            ops=list(buffer.ops.items()),
+            written=buffer.write_conflicts,
+        )
 
         def commit_sync() -> None:
             # End our snapshot first: the conflict check reads the commit log.
@@ -552,15 +503,13 @@ class SQLiteTransaction(BufferedWrites):
                     except sqlite3.Error:
                         clean = False
                 store._pool.checkin(conn, self, clean=clean)
-            store._writer.commit(
-                read_version, buffer.read_conflicts, buffer.cleared, ops, buffer.write_conflicts
-            )
+            store._writer.commit(request)
 
         try:
             await store._run(commit_sync)
         finally:
             self._close()
-        store._wake(buffer.cleared, [key for key, _ in ops])
+        store._watchers.wake(request.cleared, (key for key, _ in request.ops))
 
     def cancel(self) -> None:
         self._close()

@@ -1,0 +1,193 @@
+"""Conformance tests of reads and writes: basics, read-your-writes, and
+one consistent snapshot per transaction.
+"""
+
+from __future__ import annotations
+
+from ._store_base import OUT, K, S, StoreTestBase, counter
+
+
+class ReadWriteTests(StoreTestBase[S], abstract=True):
+    """The read and write tests of StoreTests."""
+
+    # -- basics -----------------------------------------------------------------
+
+    async def test_commit_writes_and_reads_see_committed_data(self, store: S) -> None:
+        tr = store.create_transaction()
+        tr.set(b"a", b"1")
+        tr.set(b"empty", b"")
+        assert self.backdoor_get(store, b"a") is None  # invisible until commit
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") == b"1"
+        assert self.backdoor_get(store, b"empty") == b""  # an empty value is a value
+
+        self.backdoor_set(store, b"b", b"2")
+        tr = store.create_transaction()
+        assert await tr.get(b"b") == b"2"
+        assert await tr.get(b"empty") == b""
+        assert await tr.get(b"absent") is None
+        assert await tr.get_range(b"", b"\xff") == [(b"a", b"1"), (b"b", b"2"), (b"empty", b"")]
+        tr.cancel()
+
+    async def test_cancel_discards_writes(self, store: S) -> None:
+        tr = store.create_transaction()
+        tr.set(K, b"1")
+        tr.cancel()
+        tr.cancel()  # idempotent
+        assert self.backdoor_get(store, K) is None
+
+    async def test_clear(self, store: S) -> None:
+        self.backdoor_set(store, b"a", b"1")
+        self.backdoor_set(store, b"b", b"2")
+        tr = store.create_transaction()
+        tr.clear(b"a")
+        tr.clear(b"absent")  # no error
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") is None
+        assert self.backdoor_get(store, b"b") == b"2"
+
+    async def test_clear_range_removes_begin_inclusive_end_exclusive(self, store: S) -> None:
+        for key in (b"a", b"b", b"ba", b"b\xff", b"c", b"d"):
+            self.backdoor_set(store, key, key)
+        tr = store.create_transaction()
+        tr.clear_range(b"b", b"c")
+        tr.clear_range(b"d", b"d")  # empty: no-op
+        await tr.commit()
+        for key, kept in ((b"a", True), (b"b", False), (b"ba", False), (b"b\xff", False)):
+            assert (self.backdoor_get(store, key) is not None) == kept, key
+        assert self.backdoor_get(store, b"c") == b"c"
+        assert self.backdoor_get(store, b"d") == b"d"
+
+    async def test_get_range_reverse_and_limit(self, store: S) -> None:
+        pairs = [(k, k.upper()) for k in (b"a", b"b", b"c", b"d", b"e")]
+        for key, value in pairs:
+            self.backdoor_set(store, key, value)
+        tr = store.create_transaction()
+        assert await tr.get_range(b"a", b"f") == pairs
+        assert await tr.get_range(b"b", b"d") == pairs[1:3]  # begin in, end out
+        assert await tr.get_range(b"a", b"f", limit=2) == pairs[:2]
+        assert await tr.get_range(b"a", b"f", reverse=True) == pairs[::-1]
+        assert await tr.get_range(b"a", b"f", limit=2, reverse=True) == pairs[:2:-1]
+        assert await tr.get_range(b"b", b"d", limit=1, reverse=True) == [pairs[2]]
+        assert await tr.get_range(b"a", b"f", limit=99) == pairs
+        assert await tr.get_range(b"a", b"f", limit=0) == pairs  # 0: no limit
+        assert await tr.get_range(b"c", b"c") == []
+        assert await tr.get_range(b"d", b"b") == []
+        assert await tr.get_range(b"bb", b"bz") == []
+        tr.cancel()
+
+    async def test_atomic_add(self, store: S) -> None:
+        self.backdoor_set(store, b"n", counter(10))
+        self.backdoor_set(store, b"max", counter(2**63 - 1))
+        tr = store.create_transaction()
+        tr.add(b"n", 5)
+        tr.add(b"n", -20)
+        tr.add(b"absent", 3)  # an absent counter counts as zero
+        tr.add(b"max", 1)  # wraps around, like FoundationDB's ADD
+        await tr.commit()
+        assert self.backdoor_get(store, b"n") == counter(-5)
+        assert self.backdoor_get(store, b"absent") == counter(3)
+        assert self.backdoor_get(store, b"max") == counter(-(2**63))
+
+    async def test_atomic_adds_do_not_conflict(self, store: S) -> None:
+        one, two = store.create_transaction(), store.create_transaction()
+        await one.get(OUT)  # both hold a read version before either commits
+        await two.get(OUT)
+        one.add(K, 1)
+        two.add(K, 2)
+        await one.commit()
+        await two.commit()  # add takes no read conflict
+        assert self.backdoor_get(store, K) == counter(3)
+
+    async def test_blind_writes_do_not_conflict(self, store: S) -> None:
+        one, two = store.create_transaction(), store.create_transaction()
+        await one.get(OUT)
+        await two.get(OUT)
+        one.set(K, b"1")
+        two.set(K, b"2")
+        await one.commit()
+        await two.commit()  # it read nothing: the last commit wins
+        assert self.backdoor_get(store, K) == b"2"
+
+    # -- read-your-writes ---------------------------------------------------------
+
+    async def test_read_your_writes_point(self, store: S) -> None:
+        self.backdoor_set(store, b"a", b"old")
+        self.backdoor_set(store, b"n", counter(10))
+        tr = store.create_transaction()
+        tr.set(b"a", b"new")
+        assert await tr.get(b"a") == b"new"
+        tr.clear(b"a")
+        assert await tr.get(b"a") is None
+        tr.set(b"b", b"2")
+        assert await tr.get(b"b") == b"2"
+        assert await tr.get(b"b", snapshot=True) == b"2"
+        tr.add(b"n", 5)  # atomic add over a base this transaction never read
+        assert await tr.get(b"n") == counter(15)
+        tr.add(b"n", 1)
+        assert await tr.get(b"n") == counter(16)
+        tr.add(b"m", 3)  # over an absent key
+        assert await tr.get(b"m") == counter(3)
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") is None
+        assert self.backdoor_get(store, b"n") == counter(16)
+        assert self.backdoor_get(store, b"m") == counter(3)
+
+    async def test_read_your_writes_range(self, store: S) -> None:
+        for key in (b"a", b"b", b"c"):
+            self.backdoor_set(store, key, key)
+        self.backdoor_set(store, b"d", counter(1))
+        tr = store.create_transaction()
+        tr.set(b"b", b"B")
+        tr.clear(b"c")
+        tr.set(b"bb", b"BB")
+        tr.add(b"d", 1)  # over an unknown base
+        expected = [(b"a", b"a"), (b"b", b"B"), (b"bb", b"BB"), (b"d", counter(2))]
+        assert await tr.get_range(b"a", b"e") == expected
+        assert await tr.get_range(b"a", b"e", snapshot=True) == expected
+        assert await tr.get_range(b"a", b"e", reverse=True) == expected[::-1]
+        assert await tr.get_range(b"a", b"e", limit=2) == expected[:2]
+        assert await tr.get_range(b"a", b"e", limit=2, reverse=True) == expected[:1:-1]
+        assert await tr.get_range(b"b", b"c") == expected[1:3]
+        await tr.commit()
+        assert self.backdoor_get(store, b"c") is None
+        assert self.backdoor_get(store, b"d") == counter(2)
+
+    async def test_read_your_writes_clear_range_then_set(self, store: S) -> None:
+        for key in (b"a", b"b", b"c"):
+            self.backdoor_set(store, key, key)
+        tr = store.create_transaction()
+        tr.clear_range(b"a", b"c")
+        assert await tr.get_range(b"", b"\xff") == [(b"c", b"c")]
+        tr.set(b"b", b"B")
+        tr.add(b"a", 7)  # after a clear, the base is known: zero
+        assert await tr.get(b"a") == counter(7)
+        assert await tr.get_range(b"", b"\xff") == [(b"a", counter(7)), (b"b", b"B"), (b"c", b"c")]
+        assert await tr.get_range(b"", b"\xff", limit=1, reverse=True) == [(b"c", b"c")]
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") == counter(7)
+        assert self.backdoor_get(store, b"b") == b"B"
+
+    # -- MVCC -------------------------------------------------------------------------
+
+    async def test_transaction_sees_one_consistent_snapshot(self, store: S) -> None:
+        self.backdoor_set(store, b"a", b"1")
+        self.backdoor_set(store, b"b", b"1")
+        reader = store.create_transaction()
+        assert await reader.get(b"a") == b"1"  # its read version is now fixed
+        writer = store.create_transaction()
+        writer.set(b"a", b"2")
+        writer.set(b"b", b"2")
+        writer.set(b"c", b"2")
+        await writer.commit()
+        self.backdoor_set(store, b"d", b"2")
+        # Everything the reader reads afterwards is still as of its read version.
+        assert await reader.get(b"b") == b"1"
+        assert await reader.get(b"b", snapshot=True) == b"1"
+        assert await reader.get(b"c") is None
+        assert await reader.get_range(b"", b"\xff") == [(b"a", b"1"), (b"b", b"1")]
+        assert await reader.get_range(b"", b"\xff", reverse=True, limit=1) == [(b"b", b"1")]
+        reader.cancel()
+        fresh = store.create_transaction()
+        assert await fresh.get_range(b"", b"\xff") == [(k, b"2") for k in (b"a", b"b", b"c", b"d")]
+        fresh.cancel()
