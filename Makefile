@@ -21,6 +21,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 # The benchmark's adapters run as scripts whose import root is bench/adapters,
 # so they are checked in a run of their own, from there.

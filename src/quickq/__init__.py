@@ -10,9 +10,14 @@ Start here:
   store transaction), inspect and control queues and dead letters.
 - :func:`open_consumer` / :func:`serve_consumer` (the ``_consumer`` package):
   run handlers, configured by one :class:`ConsumerConfig`.
-- ``_core``: the key layout, the records and the transactional operations.
-- :mod:`quickq.stores`: where jobs live: the store protocol and its stores.
-- exceptions: the tree is drawn in ``quickq._exceptions``.
+- ``_core``: the key layout, the records and the transactional operations
+  that the queue and the consumer are built on.
+- :mod:`quickq.stores`: where jobs live: the store protocol and its stores;
+  :mod:`quickq.testing`: the conformance suite every store passes.
+- ``_limits``: every limit and default; exceptions: the tree is drawn in
+  ``quickq._exceptions``; ``_cli``: the ``quickq`` command, on this API alone.
+
+docs/architecture.md maps every module and the import rules between them.
 """
 
 from ._codec import Codec as Codec
