@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import click
 
@@ -60,19 +61,16 @@ def enqueue(
     if at is not None and delay is not None:
         raise click.UsageError("give at most one of --delay and --at")
     registry = load_registry(jobs_spec, param_hint="'--jobs'") if jobs_spec else None
-    given: quickq.EnqueueOptions = {}
-    if delay is not None:
-        given["delay"] = delay
-    if at is not None:
-        given["at"] = at
-    if priority is not None:
-        given["priority"] = priority
-    if max_retries is not None:
-        given["max_retries"] = max_retries
-    if timeout is not None:
-        given["timeout"] = timeout
-    if job_id is not None:
-        given["job_id"] = job_id
+    options = {
+        "delay": delay,
+        "at": at,
+        "priority": priority,
+        "max_retries": max_retries,
+        "timeout": timeout,
+        "job_id": job_id,
+    }
+    # Only what was given: an option left out takes the topic's default.
+    given = cast(quickq.EnqueueOptions, {k: v for k, v in options.items() if v is not None})
 
     async def body() -> quickq.Job:
         async with opened_store(store_url) as store:
