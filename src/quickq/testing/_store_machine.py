@@ -110,35 +110,45 @@ class _Loop:
     run: Callable[..., Any]  # (async fn, *args) -> result
     run_sync: Callable[..., Any]  # (sync fn, *args) -> result
 
+    @classmethod
+    def through(cls, portal: anyio.from_thread.BlockingPortal | None) -> _Loop:
+        """Through *portal*, or (without one) from a worker thread of the loop."""
+        if portal is not None:
+            return cls(run=portal.call, run_sync=portal.call)
+        return cls(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
+
 
 class StoreMachine(RuleBasedStateMachine, Generic[S]):
     """Checks one store against a sorted-dict model of optimistic concurrency.
 
-    Build it with :func:`run_store_machine`, which supplies the store, a way
-    into its event loop, the backdoor and (optionally) fault injection. Each
-    example starts by clearing the user key space ``[b"", b"\\xff")`` of the
-    store and writing some random data, in one transaction.
+    Build it with :func:`run_store_machine`, which takes the same arguments
+    (see there) and runs it. Each example starts by clearing the user key space
+    ``[b"", b"\\xff")`` of the store and writing some random data, in one
+    transaction.
     """
 
     def __init__(
         self,
         store: S,
         *,
-        loop: _Loop,
         backdoor_get: Callable[[S, bytes], bytes | None],
-        inject_commit_fault: Callable[[S, CommitFault], None] | None,
+        inject_commit_fault: Callable[[S, CommitFault], None] | None = None,
+        portal: anyio.from_thread.BlockingPortal | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
-        self.loop = loop
-        self.backdoor_get = backdoor_get
-        self.inject_commit_fault = inject_commit_fault
+        self.store: S = store
+        self._loop = _Loop.through(portal)
+        self.backdoor_get: Callable[[S, bytes], bytes | None] = backdoor_get
+        self.inject_commit_fault: Callable[[S, CommitFault], None] | None = inject_commit_fault
         self.committed: dict[bytes, bytes] = {}
-        self.version = 0
+        """The model's committed data."""
+        self.version: int = 0
+        """The model's commit version: successful commits so far."""
         self.history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
         self.open: dict[int, ModelTx] = {}
         self.trs: dict[int, Transaction] = {}  # begun, not yet checked
-        self.next_id = 0
+        self.next_id: int = 0
+        """The last transaction id handed out (ids start at 1)."""
 
     # -- helpers --------------------------------------------------------------
 
@@ -185,11 +195,12 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             await self.store.transact(reset)
             return self._backdoor_data()
 
-        data = self.loop.run(run)
+        data = self._loop.run(run)
         self._commit_writes([("set", k, v) for k, v in start.items()], [EVERYTHING])
         self._check_data(data)
 
     def teardown(self) -> None:
+        """Cancel every transaction still open at the end of the example."""
         trs = [tx.tr for tx in self.open.values()] + list(self.trs.values())
         self.open.clear()
         self.trs.clear()
@@ -198,7 +209,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             for tr in trs:
                 tr.cancel()
 
-        self.loop.run_sync(cancel_all)
+        self._loop.run_sync(cancel_all)
 
     def _backdoor_data(self) -> dict[bytes, bytes]:
         found = {k: self.backdoor_get(self.store, k) for k in KEYS}
@@ -249,7 +260,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
 
         results: list[Any]
         data: dict[bytes, bytes]
-        results, data = self.loop.run(perform)
+        results, data = self._loop.run(perform)
         for (tid, step), result in zip(schedule, results, strict=True):
             note(f"tx{tid}.{step[0]}{step[1:]!r} -> {result!r}")
             self._check(tid, step, result)
@@ -342,26 +353,32 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
     @precondition(lambda self: len(self.open) < _MAX_OPEN)
     @rule()
     def begin(self) -> None:
+        """Begin a transaction (at most four stay open) and pin its read version."""
         self._run([(self._new_tid(), ("begin",))])
 
     @precondition(lambda self: self.open)
     @rule(data=st.data(), step=steps)
     def step(self, data: st.DataObject, step: tuple[Any, ...]) -> None:
+        """Run one drawn read or write on an open transaction."""
         self._run([(self._pick(data)[0], step)])
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
+        """Commit an open transaction: it conflicts exactly when the model says it must."""
         self._run([(self._pick(data)[0], ("commit", None))])
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
+        """Cancel an open transaction: nothing it wrote is committed."""
         self._run([(self._pick(data)[0], ("cancel",))])
 
     @precondition(lambda self: self.open and self.inject_commit_fault is not None)
     @rule(data=st.data(), fault=st.sampled_from(CommitFault))
     def commit_with_fault(self, data: st.DataObject, fault: CommitFault) -> None:
+        """Commit an open transaction that writes with an injected fault (when the
+        store supports fault injection): it reports the fault, unless it really conflicts."""
         tid, tx = self._pick(data)
         if tx.writes:  # faults are drawn by commits that write
             self._run([(tid, ("commit", fault))])
@@ -457,7 +474,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             await self.store.transact(body)
             return self._backdoor_data()
 
-        data = self.loop.run(run)
+        data = self._loop.run(run)
         new = ((self.committed.get(read) or b"") + b"+")[-8:]
         self._commit_writes([("set", write, new)], [point(write)])
         self._check_data(data)
@@ -475,7 +492,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
                 tr.cancel()
             return forward, backward
 
-        forward, backward = self.loop.run(read)
+        forward, backward = self._loop.run(read)
         assert forward == sorted(self.committed.items())
         assert backward == forward[::-1]
 
@@ -499,14 +516,13 @@ def run_store_machine(
     script the outcome of its next writing commit (as ``MemoryStore.inject`` does).
     *settings* defaults to :func:`machine_settings`.
     """
-    if portal is not None:
-        loop = _Loop(run=portal.call, run_sync=portal.call)
-    else:
-        loop = _Loop(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
 
     def factory() -> StoreMachine[S]:
         return StoreMachine(
-            store, loop=loop, backdoor_get=backdoor_get, inject_commit_fault=inject_commit_fault
+            store,
+            backdoor_get=backdoor_get,
+            inject_commit_fault=inject_commit_fault,
+            portal=portal,
         )
 
     run_state_machine_as_test(
