@@ -144,28 +144,28 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         """The model's committed data."""
         self.version: int = 0
         """The model's commit version: successful commits so far."""
-        self.history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
-        self.open: dict[int, ModelTx] = {}
-        self.trs: dict[int, Transaction] = {}  # begun, not yet checked
+        self._history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
+        self._open: dict[int, ModelTx] = {}
+        self._trs: dict[int, Transaction] = {}  # begun, not yet checked
         self.next_id: int = 0
         """The last transaction id handed out (ids start at 1)."""
 
     # -- helpers --------------------------------------------------------------
 
     def _pick(self, data: st.DataObject) -> tuple[int, ModelTx]:
-        tid = data.draw(st.sampled_from(sorted(self.open)), label="transaction")
-        return tid, self.open[tid]
+        tid = data.draw(st.sampled_from(sorted(self._open)), label="transaction")
+        return tid, self._open[tid]
 
     def _commit_writes(self, ops: list[tuple[Any, ...]], writes: list[Range]) -> None:
         for op in ops:
             apply_op(self.committed, op)
         self.version += 1
-        self.history.append((self.version, writes))
+        self._history.append((self.version, writes))
 
     def _conflicts(self, tx: ModelTx, reads: list[Range]) -> bool:
         return any(
             overlaps(r, w)
-            for version, written in self.history
+            for version, written in self._history
             if version > tx.read_version
             for w in written
             for r in reads
@@ -201,9 +201,9 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
 
     def teardown(self) -> None:
         """Cancel every transaction still open at the end of the example."""
-        trs = [tx.tr for tx in self.open.values()] + list(self.trs.values())
-        self.open.clear()
-        self.trs.clear()
+        trs = [tx.tr for tx in self._open.values()] + list(self._trs.values())
+        self._open.clear()
+        self._trs.clear()
 
         def cancel_all() -> None:
             for tr in trs:
@@ -231,11 +231,11 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         for tid, step in schedule:
             name, args = step[0], step[1:]
             if name == "begin":
-                tr = self.trs[tid] = self.store.create_transaction()
+                tr = self._trs[tid] = self.store.create_transaction()
                 # Pin the read version now: FoundationDB takes it at the first read.
                 results.append(await tr.get(KEYS[0], snapshot=True))
                 continue
-            tr = self.trs[tid] if tid in self.trs else self.open[tid].tr
+            tr = self._trs[tid] if tid in self._trs else self._open[tid].tr
             if name == "get":
                 results.append(await tr.get(args[0], snapshot=args[1]))
             elif name == "get_range":
@@ -271,9 +271,9 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         name, args = step[0], step[1:]
         if name == "begin":
             assert result == self.committed.get(KEYS[0])
-            self.open[tid] = ModelTx(self.trs.pop(tid), self.version, dict(self.committed))
+            self._open[tid] = ModelTx(self._trs.pop(tid), self.version, dict(self.committed))
             return
-        tx = self.open[tid]
+        tx = self._open[tid]
         if name == "get":
             key, snapshot = args
             assert result == tx.view.get(key)
@@ -300,7 +300,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             tx.must.append(point(args[0]))
             tx.may.append(point(args[0]))
         elif name == "cancel":
-            del self.open[tid]
+            del self._open[tid]
         else:
             assert name == "commit", name
             self._check_commit(tid, args[0], result)
@@ -327,7 +327,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         tx.must.extend(subtract(observed, tx.holes()))
 
     def _check_commit(self, tid: int, fault: CommitFault | None, outcome: str) -> None:
-        tx = self.open.pop(tid)
+        tx = self._open.pop(tid)
         must, may = self._conflicts(tx, tx.must), self._conflicts(tx, tx.may)
         note(f"# tx{tid} must conflict: {must}, may conflict: {may}")
         if not tx.writes:  # read-only: it may skip the conflict check
@@ -350,31 +350,31 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
 
     # -- rules: single steps on the open transactions -------------------------------
 
-    @precondition(lambda self: len(self.open) < _MAX_OPEN)
+    @precondition(lambda self: len(self._open) < _MAX_OPEN)
     @rule()
     def begin(self) -> None:
         """Begin a transaction (at most four stay open) and pin its read version."""
         self._run([(self._new_tid(), ("begin",))])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data(), step=steps)
     def step(self, data: st.DataObject, step: tuple[Any, ...]) -> None:
         """Run one drawn read or write on an open transaction."""
         self._run([(self._pick(data)[0], step)])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
         """Commit an open transaction: it conflicts exactly when the model says it must."""
         self._run([(self._pick(data)[0], ("commit", None))])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         """Cancel an open transaction: nothing it wrote is committed."""
         self._run([(self._pick(data)[0], ("cancel",))])
 
-    @precondition(lambda self: self.open and self.inject_commit_fault is not None)
+    @precondition(lambda self: self._open and self.inject_commit_fault is not None)
     @rule(data=st.data(), fault=st.sampled_from(CommitFault))
     def commit_with_fault(self, data: st.DataObject, fault: CommitFault) -> None:
         """Commit an open transaction that writes with an injected fault (when the
