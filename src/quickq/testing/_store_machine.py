@@ -143,7 +143,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         self.committed: dict[bytes, bytes] = {}
         """The model's committed data."""
         self.version: int = 0
-        """The model's commit version: successful commits so far."""
+        """The model's commit version: the commits applied to it so far."""
         self._history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
         self._open: dict[int, ModelTx] = {}
         self._trs: dict[int, Transaction] = {}  # begun, not yet checked
