@@ -24,6 +24,8 @@ class JsonCodec:
     """Strict JSON: no NaN or infinity, str keys; what goes in comes out equal."""
 
     def encode(self, payload: Any) -> bytes:
+        """As Codec.encode: compact JSON; NaN, infinity, values JSON cannot hold
+        (bytes, sets...) and nesting too deep for the encoder raise InvalidJobError."""
         try:
             return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
@@ -32,4 +34,5 @@ class JsonCodec:
             raise InvalidJobError("payload is nested too deeply to encode") from None
 
     def decode(self, data: bytes) -> Any:
+        """As Codec.decode: parse the JSON that encode wrote."""
         return json.loads(data)

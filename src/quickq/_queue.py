@@ -198,10 +198,11 @@ class JobQueue:
         self.store = store
         self.jobs = jobs
         self._layout = Layout(root)
-        self.clock = check_callable(clock, "clock")
+        self.clock: Clock = check_callable(clock, "clock")
         self.codec: Codec = codec or JsonCodec()
 
     def now_ms(self) -> int:
+        """The clock's time now, in the whole milliseconds every stored time is kept in."""
         return to_ms(self.clock())
 
     async def _run(self, tr: Transaction | None, fn: Callable[[Transaction], Awaitable[T]]) -> T:

@@ -316,25 +316,33 @@ class BufferedWrites:
             raise TransactionTooOldError(f"transaction older than {limit} s")
 
     def set(self, key: bytes, value: bytes) -> None:
+        """As Transaction.set: buffered until commit; a key or value over the
+        limits, or a write that takes the transaction over its size, raises at once."""
         self._check_writable()
         self._buffer.set(key, value)
 
     def clear(self, key: bytes) -> None:
+        """As Transaction.clear: buffered until commit."""
         self._check_writable()
         self._buffer.clear(key)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
+        """As Transaction.clear_range: buffered until commit; an empty range does nothing."""
         self._check_writable()
         self._buffer.clear_range(begin, end)
 
     def add(self, key: bytes, delta: int) -> None:
+        """As Transaction.add: buffered until commit (added to any value this
+        transaction wrote at *key*), and takes no read conflict."""
         self._check_writable()
         self._buffer.add(key, delta)
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        """As Transaction.add_read_conflict_range: checked at commit."""
         self._check_writable()
         self._buffer.add_read_conflict_range(begin, end)
 
     def add_read_conflict_key(self, key: bytes) -> None:
+        """As Transaction.add_read_conflict_key: checked at commit."""
         self._check_writable()
         self._buffer.add_read_conflict_range(key, key_after(key))

@@ -84,6 +84,8 @@ class MemoryStore:
     # -- the Store protocol ---------------------------------------------------
 
     def create_transaction(self) -> MemoryTransaction:
+        """As Store.create_transaction: it reads at the version committed now, and
+        pins that version until it is committed, cancelled or garbage-collected."""
         started = self._clock()
         with self._lock:
             if self._abandoned:
@@ -94,9 +96,11 @@ class MemoryStore:
             return MemoryTransaction(self, serial, self._version, started)
 
     async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """As Store.transact, giving up after *retry_limit* retries when one was set."""
         return await run_transaction(self.create_transaction, fn, retry_limit=self._retry_limit)
 
     async def aclose(self) -> None:
+        """As Store.aclose; a memory store holds nothing to release, and keeps its data."""
         self._closed = True
 
     async def wait_for_change(self, key: bytes, seen: bytes | None) -> None:
@@ -283,6 +287,7 @@ class MemoryTransaction(BufferedWrites):
             return store._value_at(key, self._read_version)
 
     async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        """As Transaction.get, after the read latency the store's Faults ask for."""
         self._check_open()
         await self._store._latency(read=True)
         self._check_open()
@@ -310,6 +315,8 @@ class MemoryTransaction(BufferedWrites):
         reverse: bool = False,
         snapshot: bool = False,
     ) -> list[KeyValue]:
+        """As Transaction.get_range, after one read latency (Faults); the store's
+        lock is held while the range is merged with this transaction's writes."""
         self._check_open()
         await self._store._latency(read=True)
         self._check_open()
@@ -325,6 +332,10 @@ class MemoryTransaction(BufferedWrites):
             )
 
     async def commit(self) -> None:
+        """As Transaction.commit. A read-only commit returns at once; a commit
+        that writes waits out the commit latency and then takes the next scripted
+        or drawn fault (Faults, MemoryStore.inject), though a real conflict
+        always wins over it."""
         self._check_open()
         store = self._store
         buffer = self._buffer
@@ -361,4 +372,5 @@ class MemoryTransaction(BufferedWrites):
         )
 
     def cancel(self) -> None:
+        """As Transaction.cancel: unpins the read version."""
         self._close()

@@ -50,7 +50,8 @@ class StoreTestBase(Generic[S]):
     subclassed again says so with ``abstract=True`` in its class statement.
     """
 
-    pytestmark = pytest.mark.anyio
+    pytestmark: ClassVar[pytest.MarkDecorator | list[pytest.MarkDecorator]] = pytest.mark.anyio
+    """Every test is an anyio test; a subclass's own ``pytestmark`` adds to this one."""
 
     # -- what a subclass declares (required, no defaults) ---------------------
 

@@ -25,6 +25,8 @@ class FaultTests(StoreTestBase[S], abstract=True):
     async def test_commit_unknown_result_is_its_own_exception(
         self, store: S, fault: CommitFault, applied: bool
     ) -> None:
+        """An injected unknown result raises CommitUnknownResultError (retryable, not a
+        ConflictError), applies the writes or not as the fault says, and closes the transaction."""
         self._need_faults()
         tr = store.create_transaction()
         tr.set(K, b"1")
@@ -37,8 +39,8 @@ class FaultTests(StoreTestBase[S], abstract=True):
         await self._assert_closed(tr)
 
     async def test_transact_retries_commit_unknown_result(self, store: S) -> None:
-        # Retried like FoundationDB does: an idempotent body is safe, and a body
-        # that is not idempotent applies twice. Hence "bodies must be idempotent".
+        """transact retries a commit whose result is unknown, as FoundationDB does: an idempotent
+        body is safe, and one that is not applies twice (hence: bodies must be idempotent)."""
         self._need_faults()
         self.inject_commit_fault(store, CommitFault.UNKNOWN_APPLIED)
         attempts = 0
@@ -55,6 +57,7 @@ class FaultTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"n") == counter(2)
 
     async def test_injected_conflict_writes_nothing_and_transact_retries(self, store: S) -> None:
+        """An injected conflict raises ConflictError and writes nothing; transact retries it."""
         self._need_faults()
         tr = store.create_transaction()
         tr.set(K, b"1")
@@ -76,6 +79,8 @@ class FaultTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, K) == b"2"
 
     async def test_real_conflict_wins_over_injected_unknown_result(self, store: S) -> None:
+        """A commit that really conflicts raises ConflictError and writes nothing, even when an
+        unknown-but-applied result was injected for it."""
         self._need_faults()
         reader = store.create_transaction()
         await reader.get(K)
@@ -89,6 +94,8 @@ class FaultTests(StoreTestBase[S], abstract=True):
     # -- optional capabilities ----------------------------------------------------------
 
     async def test_wait_for_change(self, store: S) -> None:
+        """wait_for_change returns at once when the value already differs, and wakes its waiter when
+        a commit changes the key (skipped for stores without SupportsWatch)."""
         if not isinstance(store, SupportsWatch):
             pytest.skip("this store has no watches")
         self.backdoor_set(store, K, b"1")

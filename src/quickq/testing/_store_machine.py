@@ -110,52 +110,62 @@ class _Loop:
     run: Callable[..., Any]  # (async fn, *args) -> result
     run_sync: Callable[..., Any]  # (sync fn, *args) -> result
 
+    @classmethod
+    def through(cls, portal: anyio.from_thread.BlockingPortal | None) -> _Loop:
+        """Through *portal*, or (without one) from a worker thread of the loop."""
+        if portal is not None:
+            return cls(run=portal.call, run_sync=portal.call)
+        return cls(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
+
 
 class StoreMachine(RuleBasedStateMachine, Generic[S]):
     """Checks one store against a sorted-dict model of optimistic concurrency.
 
-    Build it with :func:`run_store_machine`, which supplies the store, a way
-    into its event loop, the backdoor and (optionally) fault injection. Each
-    example starts by clearing the user key space ``[b"", b"\\xff")`` of the
-    store and writing some random data, in one transaction.
+    Build it with :func:`run_store_machine`, which takes the same arguments
+    (see there) and runs it. Each example starts by clearing the user key space
+    ``[b"", b"\\xff")`` of the store and writing some random data, in one
+    transaction.
     """
 
     def __init__(
         self,
         store: S,
         *,
-        loop: _Loop,
         backdoor_get: Callable[[S, bytes], bytes | None],
-        inject_commit_fault: Callable[[S, CommitFault], None] | None,
+        inject_commit_fault: Callable[[S, CommitFault], None] | None = None,
+        portal: anyio.from_thread.BlockingPortal | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
-        self.loop = loop
-        self.backdoor_get = backdoor_get
-        self.inject_commit_fault = inject_commit_fault
+        self.store: S = store
+        self._loop = _Loop.through(portal)
+        self.backdoor_get: Callable[[S, bytes], bytes | None] = backdoor_get
+        self.inject_commit_fault: Callable[[S, CommitFault], None] | None = inject_commit_fault
         self.committed: dict[bytes, bytes] = {}
-        self.version = 0
-        self.history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
-        self.open: dict[int, ModelTx] = {}
-        self.trs: dict[int, Transaction] = {}  # begun, not yet checked
-        self.next_id = 0
+        """The model's committed data."""
+        self.version: int = 0
+        """The model's commit version: the commits applied to it so far."""
+        self._history: list[tuple[int, list[Range]]] = []  # (version, written ranges)
+        self._open: dict[int, ModelTx] = {}
+        self._trs: dict[int, Transaction] = {}  # begun, not yet checked
+        self.next_id: int = 0
+        """The last transaction id handed out (ids start at 1)."""
 
     # -- helpers --------------------------------------------------------------
 
     def _pick(self, data: st.DataObject) -> tuple[int, ModelTx]:
-        tid = data.draw(st.sampled_from(sorted(self.open)), label="transaction")
-        return tid, self.open[tid]
+        tid = data.draw(st.sampled_from(sorted(self._open)), label="transaction")
+        return tid, self._open[tid]
 
     def _commit_writes(self, ops: list[tuple[Any, ...]], writes: list[Range]) -> None:
         for op in ops:
             apply_op(self.committed, op)
         self.version += 1
-        self.history.append((self.version, writes))
+        self._history.append((self.version, writes))
 
     def _conflicts(self, tx: ModelTx, reads: list[Range]) -> bool:
         return any(
             overlaps(r, w)
-            for version, written in self.history
+            for version, written in self._history
             if version > tx.read_version
             for w in written
             for r in reads
@@ -185,20 +195,21 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             await self.store.transact(reset)
             return self._backdoor_data()
 
-        data = self.loop.run(run)
+        data = self._loop.run(run)
         self._commit_writes([("set", k, v) for k, v in start.items()], [EVERYTHING])
         self._check_data(data)
 
     def teardown(self) -> None:
-        trs = [tx.tr for tx in self.open.values()] + list(self.trs.values())
-        self.open.clear()
-        self.trs.clear()
+        """Cancel every transaction still open at the end of the example."""
+        trs = [tx.tr for tx in self._open.values()] + list(self._trs.values())
+        self._open.clear()
+        self._trs.clear()
 
         def cancel_all() -> None:
             for tr in trs:
                 tr.cancel()
 
-        self.loop.run_sync(cancel_all)
+        self._loop.run_sync(cancel_all)
 
     def _backdoor_data(self) -> dict[bytes, bytes]:
         found = {k: self.backdoor_get(self.store, k) for k in KEYS}
@@ -220,11 +231,11 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         for tid, step in schedule:
             name, args = step[0], step[1:]
             if name == "begin":
-                tr = self.trs[tid] = self.store.create_transaction()
+                tr = self._trs[tid] = self.store.create_transaction()
                 # Pin the read version now: FoundationDB takes it at the first read.
                 results.append(await tr.get(KEYS[0], snapshot=True))
                 continue
-            tr = self.trs[tid] if tid in self.trs else self.open[tid].tr
+            tr = self._trs[tid] if tid in self._trs else self._open[tid].tr
             if name == "get":
                 results.append(await tr.get(args[0], snapshot=args[1]))
             elif name == "get_range":
@@ -249,7 +260,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
 
         results: list[Any]
         data: dict[bytes, bytes]
-        results, data = self.loop.run(perform)
+        results, data = self._loop.run(perform)
         for (tid, step), result in zip(schedule, results, strict=True):
             note(f"tx{tid}.{step[0]}{step[1:]!r} -> {result!r}")
             self._check(tid, step, result)
@@ -260,9 +271,9 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         name, args = step[0], step[1:]
         if name == "begin":
             assert result == self.committed.get(KEYS[0])
-            self.open[tid] = ModelTx(self.trs.pop(tid), self.version, dict(self.committed))
+            self._open[tid] = ModelTx(self._trs.pop(tid), self.version, dict(self.committed))
             return
-        tx = self.open[tid]
+        tx = self._open[tid]
         if name == "get":
             key, snapshot = args
             assert result == tx.view.get(key)
@@ -289,7 +300,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             tx.must.append(point(args[0]))
             tx.may.append(point(args[0]))
         elif name == "cancel":
-            del self.open[tid]
+            del self._open[tid]
         else:
             assert name == "commit", name
             self._check_commit(tid, args[0], result)
@@ -316,7 +327,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
         tx.must.extend(subtract(observed, tx.holes()))
 
     def _check_commit(self, tid: int, fault: CommitFault | None, outcome: str) -> None:
-        tx = self.open.pop(tid)
+        tx = self._open.pop(tid)
         must, may = self._conflicts(tx, tx.must), self._conflicts(tx, tx.may)
         note(f"# tx{tid} must conflict: {must}, may conflict: {may}")
         if not tx.writes:  # read-only: it may skip the conflict check
@@ -339,29 +350,35 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
 
     # -- rules: single steps on the open transactions -------------------------------
 
-    @precondition(lambda self: len(self.open) < _MAX_OPEN)
+    @precondition(lambda self: len(self._open) < _MAX_OPEN)
     @rule()
     def begin(self) -> None:
+        """Begin a transaction (at most four stay open) and pin its read version."""
         self._run([(self._new_tid(), ("begin",))])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data(), step=steps)
     def step(self, data: st.DataObject, step: tuple[Any, ...]) -> None:
+        """Run one drawn read or write on an open transaction."""
         self._run([(self._pick(data)[0], step)])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
+        """Commit an open transaction: it conflicts exactly when the model says it must."""
         self._run([(self._pick(data)[0], ("commit", None))])
 
-    @precondition(lambda self: self.open)
+    @precondition(lambda self: self._open)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
+        """Cancel an open transaction: nothing it wrote is committed."""
         self._run([(self._pick(data)[0], ("cancel",))])
 
-    @precondition(lambda self: self.open and self.inject_commit_fault is not None)
+    @precondition(lambda self: self._open and self.inject_commit_fault is not None)
     @rule(data=st.data(), fault=st.sampled_from(CommitFault))
     def commit_with_fault(self, data: st.DataObject, fault: CommitFault) -> None:
+        """Commit an open transaction that writes with an injected fault (when the
+        store supports fault injection): it reports the fault, unless it really conflicts."""
         tid, tx = self._pick(data)
         if tx.writes:  # faults are drawn by commits that write
             self._run([(tid, ("commit", fault))])
@@ -457,7 +474,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
             await self.store.transact(body)
             return self._backdoor_data()
 
-        data = self.loop.run(run)
+        data = self._loop.run(run)
         new = ((self.committed.get(read) or b"") + b"+")[-8:]
         self._commit_writes([("set", write, new)], [point(write)])
         self._check_data(data)
@@ -475,7 +492,7 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
                 tr.cancel()
             return forward, backward
 
-        forward, backward = self.loop.run(read)
+        forward, backward = self._loop.run(read)
         assert forward == sorted(self.committed.items())
         assert backward == forward[::-1]
 
@@ -499,14 +516,13 @@ def run_store_machine(
     script the outcome of its next writing commit (as ``MemoryStore.inject`` does).
     *settings* defaults to :func:`machine_settings`.
     """
-    if portal is not None:
-        loop = _Loop(run=portal.call, run_sync=portal.call)
-    else:
-        loop = _Loop(run=anyio.from_thread.run, run_sync=anyio.from_thread.run_sync)
 
     def factory() -> StoreMachine[S]:
         return StoreMachine(
-            store, loop=loop, backdoor_get=backdoor_get, inject_commit_fault=inject_commit_fault
+            store,
+            backdoor_get=backdoor_get,
+            inject_commit_fault=inject_commit_fault,
+            portal=portal,
         )
 
     run_state_machine_as_test(

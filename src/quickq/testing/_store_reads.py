@@ -13,6 +13,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
     # -- basics -----------------------------------------------------------------
 
     async def test_commit_writes_and_reads_see_committed_data(self, store: S) -> None:
+        """Writes are invisible until commit, then committed; reads see committed data, and an empty
+        value is a value, not an absent key."""
         tr = store.create_transaction()
         tr.set(b"a", b"1")
         tr.set(b"empty", b"")
@@ -30,6 +32,7 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         tr.cancel()
 
     async def test_cancel_discards_writes(self, store: S) -> None:
+        """Cancel writes nothing and may be called again."""
         tr = store.create_transaction()
         tr.set(K, b"1")
         tr.cancel()
@@ -37,6 +40,7 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, K) is None
 
     async def test_clear(self, store: S) -> None:
+        """clear removes a key and leaves the others; clearing an absent key is no error."""
         self.backdoor_set(store, b"a", b"1")
         self.backdoor_set(store, b"b", b"2")
         tr = store.create_transaction()
@@ -47,6 +51,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"b") == b"2"
 
     async def test_clear_range_removes_begin_inclusive_end_exclusive(self, store: S) -> None:
+        """clear_range removes the keys in [begin, end) and nothing else; an empty range does
+        nothing."""
         for key in (b"a", b"b", b"ba", b"b\xff", b"c", b"d"):
             self.backdoor_set(store, key, key)
         tr = store.create_transaction()
@@ -59,6 +65,9 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"d") == b"d"
 
     async def test_get_range_reverse_and_limit(self, store: S) -> None:
+        """get_range returns [begin, end) in key order, reversed with reverse=True, the first
+        *limit* pairs (in that order) with a limit, everything with limit=0, and nothing for an
+        empty or inverted range."""
         pairs = [(k, k.upper()) for k in (b"a", b"b", b"c", b"d", b"e")]
         for key, value in pairs:
             self.backdoor_set(store, key, value)
@@ -77,6 +86,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         tr.cancel()
 
     async def test_atomic_add(self, store: S) -> None:
+        """add sums into a 64-bit little-endian counter, treats an absent counter as zero and wraps
+        around as FoundationDB's ADD does."""
         self.backdoor_set(store, b"n", counter(10))
         self.backdoor_set(store, b"max", counter(2**63 - 1))
         tr = store.create_transaction()
@@ -90,6 +101,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"max") == counter(-(2**63))
 
     async def test_atomic_adds_do_not_conflict(self, store: S) -> None:
+        """Two concurrent adds to one counter both commit, and both count: add takes no read
+        conflict."""
         one, two = store.create_transaction(), store.create_transaction()
         await one.get(OUT)  # both hold a read version before either commits
         await two.get(OUT)
@@ -100,6 +113,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, K) == counter(3)
 
     async def test_blind_writes_do_not_conflict(self, store: S) -> None:
+        """Two concurrent transactions that set a key without reading it both commit; the last
+        commit wins."""
         one, two = store.create_transaction(), store.create_transaction()
         await one.get(OUT)
         await two.get(OUT)
@@ -112,6 +127,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
     # -- read-your-writes ---------------------------------------------------------
 
     async def test_read_your_writes_point(self, store: S) -> None:
+        """get sees the transaction's own sets, clears and adds (an add over a value it never read,
+        or over an absent key, included), with or without snapshot."""
         self.backdoor_set(store, b"a", b"old")
         self.backdoor_set(store, b"n", counter(10))
         tr = store.create_transaction()
@@ -134,6 +151,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"m") == counter(3)
 
     async def test_read_your_writes_range(self, store: S) -> None:
+        """get_range merges the transaction's own writes over the store, in both orders and with
+        limits."""
         for key in (b"a", b"b", b"c"):
             self.backdoor_set(store, key, key)
         self.backdoor_set(store, b"d", counter(1))
@@ -154,6 +173,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"d") == counter(2)
 
     async def test_read_your_writes_clear_range_then_set(self, store: S) -> None:
+        """After clear_range, reads see the range empty, then the writes made after it; an add after
+        a clear counts from zero."""
         for key in (b"a", b"b", b"c"):
             self.backdoor_set(store, key, key)
         tr = store.create_transaction()
@@ -171,6 +192,8 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
     # -- MVCC -------------------------------------------------------------------------
 
     async def test_transaction_sees_one_consistent_snapshot(self, store: S) -> None:
+        """Once a transaction has read, every later read sees the data as of that read version,
+        whatever commits meanwhile; a new transaction sees the new data."""
         self.backdoor_set(store, b"a", b"1")
         self.backdoor_set(store, b"b", b"1")
         reader = store.create_transaction()

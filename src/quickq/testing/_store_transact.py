@@ -28,6 +28,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
     # -- transact -------------------------------------------------------------------
 
     async def test_transact_retries_conflicting_body_and_succeeds(self, store: S) -> None:
+        """transact runs the body again after a conflict, on fresh data, and returns what the
+        successful run returned."""
         self.backdoor_set(store, K, b"0")
         attempts = 0
 
@@ -45,6 +47,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, K) == b"10+"
 
     async def test_transact_does_not_retry_other_errors(self, store: S) -> None:
+        """transact runs the body once when it raises anything but a retryable error, lets the error
+        through and writes nothing."""
         attempts = 0
 
         async def body(tr: Transaction) -> None:
@@ -59,6 +63,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, K) is None
 
     async def test_concurrent_tasks_serialize(self, store: S) -> None:
+        """Concurrent read-modify-write transactions through transact lose no update."""
+
         async def bump(tr: Transaction) -> None:
             value = await tr.get(K)
             tr.set(K, b"%d" % (int(value or b"0") + 1))
@@ -71,6 +77,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
     # -- limits ---------------------------------------------------------------------
 
     async def test_oversize_value_is_refused_and_nothing_written(self, store: S) -> None:
+        """A value over the limit raises ValueTooLargeError, at the write or at commit, and the
+        transaction writes nothing; a value at the limit is fine."""
         big = b"v" * (self.limits.value_bytes + 1)
 
         async def body(tr: Transaction) -> None:
@@ -91,6 +99,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, b"b") == big[:-1]
 
     async def test_oversize_key_is_refused_and_nothing_written(self, store: S) -> None:
+        """A key over the limit raises KeyTooLargeError and the transaction writes nothing; a key at
+        the limit is fine."""
         big = b"k" * (self.limits.key_bytes + 1)
 
         async def body(tr: Transaction) -> None:
@@ -104,6 +114,7 @@ class TransactTests(StoreTestBase[S], abstract=True):
         assert self.backdoor_get(store, big[:-1]) == b"v"
 
     async def test_transaction_too_large_is_refused_and_nothing_written(self, store: S) -> None:
+        """A transaction over the size limit raises TransactionTooLargeError and writes nothing."""
         value = b"v" * self.limits.value_bytes
         count = self.limits.transaction_bytes // self.limits.value_bytes + 1
 
@@ -122,6 +133,8 @@ class TransactTests(StoreTestBase[S], abstract=True):
         [pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mockclock")],
     )
     async def test_transaction_age_limit(self, store: S) -> None:
+        """A transaction older than the age limit raises TransactionTooOldError at its next read,
+        and transact retries it (runs only where the store's age follows trio's MockClock)."""
         if not self.supports_mock_clock:
             pytest.skip("this store's transaction age does not follow trio's MockClock")
         self.backdoor_set(store, K, b"0")

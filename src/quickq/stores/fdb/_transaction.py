@@ -59,6 +59,8 @@ class FoundationDBTransaction:
     # -- reads ----------------------------------------------------------------
 
     async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        """As Transaction.get, on the key under the store's prefix; the first read
+        takes the read version."""
         self._check_open()
         full = self._store._key(key)
         future = (self._tr.snapshot if snapshot else self._tr).get(full)
@@ -147,6 +149,7 @@ class FoundationDBTransaction:
     # -- writes ---------------------------------------------------------------
 
     def set(self, key: bytes, value: bytes) -> None:
+        """As Transaction.set, under the store's prefix; sizes are checked here."""
         self._check_open()
         full = self._store._key(key)
         check_value(value, self._store.limits)
@@ -154,12 +157,14 @@ class FoundationDBTransaction:
         self._tr.set(full, value)
 
     def clear(self, key: bytes) -> None:
+        """As Transaction.clear, under the store's prefix."""
         self._check_open()
         full = self._store._key(key)
         self._grow(full, clear_bytes(len(full)))
         self._tr.clear(full)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
+        """As Transaction.clear_range, under the store's prefix; an empty range does nothing."""
         self._check_open()
         lo, hi = self._store._key(begin), self._store._key(end)
         if begin >= end:
@@ -179,6 +184,7 @@ class FoundationDBTransaction:
         self._tr.add(full, _UINT64.pack(delta % 2**64))
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        """As Transaction.add_read_conflict_range, under the store's prefix."""
         self._check_open()
         lo, hi = self._store._key(begin), self._store._key(end)
         if begin < end:
@@ -186,6 +192,7 @@ class FoundationDBTransaction:
             self._tr.add_read_conflict_range(lo, hi)
 
     def add_read_conflict_key(self, key: bytes) -> None:
+        """As Transaction.add_read_conflict_key, under the store's prefix."""
         self._check_open()
         full = self._store._key(key)
         self._size += key_range_bytes(len(full))
@@ -194,6 +201,8 @@ class FoundationDBTransaction:
     # -- ending ---------------------------------------------------------------
 
     async def commit(self) -> None:
+        """As Transaction.commit. A timeout after the commit was sent raises
+        CommitUnknownResultError, since the commit may still land."""
         self._check_open()
         self._closed = True
         future = self._tr.commit()
@@ -210,6 +219,7 @@ class FoundationDBTransaction:
             raise map_error(exc.code, str(exc)) from exc
 
     def cancel(self) -> None:
+        """As Transaction.cancel: cancels the FoundationDB transaction."""
         if not self._closed:
             self._closed = True
             self._tr.cancel()

@@ -202,6 +202,7 @@ class SQLiteStore:
         return SQLiteTransaction(self, self._version_hint, self._clock())
 
     async def transact(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """As Store.transact, giving up after *retry_limit* retries when one was set."""
         return await run_transaction(self.create_transaction, fn, retry_limit=self._retry_limit)
 
     async def aclose(self) -> None:
@@ -420,6 +421,7 @@ class SQLiteTransaction(BufferedWrites):
     # -- the Transaction protocol ---------------------------------------------
 
     async def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        """As Transaction.get: the first read of a transaction takes its snapshot."""
         self._check_open()
         return await self._buffer.get(key, snapshot, self._read_key)
 
@@ -432,6 +434,8 @@ class SQLiteTransaction(BufferedWrites):
         reverse: bool = False,
         snapshot: bool = False,
     ) -> list[KeyValue]:
+        """As Transaction.get_range, on the same snapshot as every other read of
+        the transaction (the first read takes it); bounds must be bytes."""
         self._check_open()
         if not (isinstance(begin, bytes) and isinstance(end, bytes)):
             raise TypeError("range bounds are bytes")
@@ -512,4 +516,5 @@ class SQLiteTransaction(BufferedWrites):
         store._watchers.wake(request.cleared, (key for key, _ in request.ops))
 
     def cancel(self) -> None:
+        """As Transaction.cancel: the snapshot's reader connection goes back to the pool."""
         self._close()
