@@ -10,7 +10,7 @@ import quickq
 
 from ._errors import run
 from ._listing import DEAD_LETTERS, listing_options, show
-from ._store import opened_store, store_option
+from ._store import opened_store, root_of, root_option, store_option
 
 
 @click.group()
@@ -21,10 +21,11 @@ def dead() -> None:
 @dead.command("list")
 @click.argument("queue")
 @store_option
+@root_option
 @listing_options
-def dead_list(queue: str, store_url: str, limit: int, as_json: bool) -> None:
+def dead_list(queue: str, store_url: str, root: tuple[str, ...], limit: int, as_json: bool) -> None:
     """List QUEUE's dead letters, with why each died."""
-    show(DEAD_LETTERS, queue, store_url, limit=limit, as_json=as_json)
+    show(DEAD_LETTERS, queue, store_url, root_of(root), limit=limit, as_json=as_json)
 
 
 _One = Callable[[quickq.JobQueue, str, str], Awaitable[object]]
@@ -38,13 +39,16 @@ def _action(verb: str, past: str, one: _One, every: _Every, help: str) -> click.
     @click.argument("job_id", required=False)
     @click.option("--all", "all_", is_flag=True, help=f"{verb.capitalize()} every dead letter.")
     @store_option
-    def command(queue: str, job_id: str | None, all_: bool, store_url: str) -> None:
+    @root_option
+    def command(
+        queue: str, job_id: str | None, all_: bool, store_url: str, root: tuple[str, ...]
+    ) -> None:
         if (job_id is None) == (not all_):
             raise click.UsageError("give either a JOB_ID or --all")
 
         async def body() -> int:
             async with opened_store(store_url) as store:
-                q = quickq.JobQueue(store)
+                q = quickq.JobQueue(store, root=root_of(root))
                 if job_id is None:
                     return await every(q, queue)
                 await one(q, queue, job_id)

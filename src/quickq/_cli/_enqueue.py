@@ -12,8 +12,8 @@ import quickq
 from ._errors import run
 from ._format import when
 from ._params import Seconds, parse_payload, parse_time
-from ._registry import load_registry
-from ._store import opened_store, store_option
+from ._registry import codec_option, load_codec, load_registry
+from ._store import opened_store, root_of, root_option, store_option
 
 
 @click.command()
@@ -21,6 +21,8 @@ from ._store import opened_store, store_option
 @click.argument("topic")
 @click.argument("payload_json", required=False)
 @store_option
+@root_option
+@codec_option
 @click.option("--delay", type=Seconds(), metavar="SECONDS", help="Run after this long.")
 @click.option(
     "--at", "at_text", metavar="ISO8601", help="Run at this time, e.g. 2030-01-15T10:00:00Z."
@@ -46,6 +48,8 @@ def enqueue(
     topic: str,
     payload_json: str | None,
     store_url: str,
+    root: tuple[str, ...],
+    codec_spec: str | None,
     delay: float | None,
     at_text: str | None,
     priority: int | None,
@@ -61,6 +65,7 @@ def enqueue(
     if at is not None and delay is not None:
         raise click.UsageError("give at most one of --delay and --at")
     registry = load_registry(jobs_spec, param_hint="'--jobs'") if jobs_spec else None
+    codec = load_codec(codec_spec)
     options = {
         "delay": delay,
         "at": at,
@@ -74,7 +79,8 @@ def enqueue(
 
     async def body() -> quickq.Job:
         async with opened_store(store_url) as store:
-            return await quickq.JobQueue(store, registry).enqueue(queue, topic, payload, **given)
+            q = quickq.JobQueue(store, registry, root=root_of(root), codec=codec)
+            return await q.enqueue(queue, topic, payload, **given)
 
     job = run(body)
     if quiet:

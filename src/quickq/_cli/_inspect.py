@@ -12,7 +12,7 @@ import quickq
 
 from ._errors import run
 from ._listing import DEAD_LETTERS, STATES, echo_json, jobs_in, json_option, listing_options, show
-from ._store import opened_store, store_option
+from ._store import opened_store, root_of, root_option, store_option
 
 _OLDEST_SCAN: Final = 100
 """Ready-index entries read per queue to find the oldest ready job."""
@@ -50,14 +50,15 @@ async def _queue_row(queue: quickq.JobQueue, qid: str) -> QueueRow:
 
 @click.command()
 @store_option
+@root_option
 @json_option
-def stats(store_url: str, as_json: bool) -> None:
+def stats(store_url: str, root: tuple[str, ...], as_json: bool) -> None:
     """A table of every queue: pending, scheduled, running and dead jobs, and how
     long the oldest ready job has waited."""
 
     async def body() -> list[QueueRow]:
         async with opened_store(store_url) as store:
-            queue = quickq.JobQueue(store)
+            queue = quickq.JobQueue(store, root=root_of(root))
             return [await _queue_row(queue, qid) for qid in await queue.queues()]
 
     rows = run(body)
@@ -74,11 +75,14 @@ def stats(store_url: str, as_json: bool) -> None:
 @click.command()
 @click.argument("queue")
 @store_option
+@root_option
 @click.option("--state", type=click.Choice(STATES), default="pending", show_default=True)
 @listing_options
-def jobs(queue: str, store_url: str, state: str, limit: int, as_json: bool) -> None:
+def jobs(
+    queue: str, store_url: str, root: tuple[str, ...], state: str, limit: int, as_json: bool
+) -> None:
     """List QUEUE's jobs in one state (pending in the order they will run)."""
     if state == "dead":
-        show(DEAD_LETTERS, queue, store_url, limit=limit, as_json=as_json)
+        show(DEAD_LETTERS, queue, store_url, root_of(root), limit=limit, as_json=as_json)
     else:
-        show(jobs_in(state), queue, store_url, limit=limit, as_json=as_json)
+        show(jobs_in(state), queue, store_url, root_of(root), limit=limit, as_json=as_json)

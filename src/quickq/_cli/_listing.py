@@ -126,12 +126,20 @@ def echo_json(rows: Sequence[dict[str, Any]]) -> None:
     click.echo(json.dumps(list(rows), indent=2, default=str))
 
 
-def show(listing: Listing[R], queue_id: str, store_url: str, *, limit: int, as_json: bool) -> None:
-    """Read *listing* from queue *queue_id* and print it."""
+def show(
+    listing: Listing[R],
+    queue_id: str,
+    store_url: str,
+    root: tuple[str, ...],
+    *,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Read *listing* from queue *queue_id* (under *root*) and print it."""
 
     async def body() -> Sequence[R]:
         async with opened_store(store_url) as store:
-            return await listing.fetch(quickq.JobQueue(store), queue_id, limit)
+            return await listing.fetch(quickq.JobQueue(store, root=root), queue_id, limit)
 
     rows = run(body)
     if as_json:

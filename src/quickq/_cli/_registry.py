@@ -1,12 +1,14 @@
-"""``MODULE:ATTR``: finding the user's :class:`quickq.JobRegistry`, with a hint
-for the forms people type by mistake (a file path, a missing attribute)."""
+"""``MODULE:ATTR``: finding the user's objects (the :class:`quickq.JobRegistry`,
+a codec, an event hook), with a hint for the forms people type by mistake (a
+file path, a missing attribute)."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import click
 
@@ -17,6 +19,14 @@ from ._errors import CLIError, describe
 
 def load_registry(spec: str, *, param_hint: str = "'MODULE:ATTR'") -> quickq.JobRegistry:
     """Import ``MODULE:ATTR`` (ATTR may be dotted) and return it if it is a JobRegistry."""
+    obj = load_object(spec, param_hint=param_hint)
+    if not isinstance(obj, quickq.JobRegistry):
+        raise CLIError(f"{spec} is {_a(obj)}, not a quickq.JobRegistry")
+    return obj
+
+
+def load_object(spec: str, *, param_hint: str) -> Any:
+    """Import ``MODULE:ATTR`` (ATTR may be dotted) and return that attribute."""
     module_name, colon, attr = spec.rpartition(":")
     if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
         stem = os.path.splitext(os.path.basename(module_name))[0] or "app"
@@ -51,8 +61,37 @@ def load_registry(spec: str, *, param_hint: str = "'MODULE:ATTR'") -> quickq.Job
             obj = getattr(obj, part)
         except AttributeError:
             raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(obj, quickq.JobRegistry):
-        kind = type(obj).__name__
-        article = "an" if kind[:1].lower() in "aeiou" else "a"
-        raise CLIError(f"{spec} is {article} {kind}, not a quickq.JobRegistry")
     return obj
+
+
+codec_option = click.option(
+    "--codec",
+    "codec_spec",
+    metavar="MODULE:ATTR",
+    help="The application's payload codec, as its codec= (default: JSON).",
+)
+
+
+def load_codec(spec: str | None) -> quickq.Codec | None:
+    """The codec ``--codec`` names (``None``: the default JSON codec)."""
+    if spec is None:
+        return None
+    codec = load_object(spec, param_hint="'--codec'")
+    if not (callable(getattr(codec, "encode", None)) and callable(getattr(codec, "decode", None))):
+        raise CLIError(f"{spec} is {_a(codec)}, not a codec (it needs encode() and decode())")
+    return cast(quickq.Codec, codec)
+
+
+def load_hook(spec: str | None) -> Callable[[quickq.JobEvent], object] | None:
+    """The event hook ``--on-event`` names (``None``: none)."""
+    if spec is None:
+        return None
+    hook = load_object(spec, param_hint="'--on-event'")
+    if not callable(hook):
+        raise CLIError(f"{spec} is {_a(hook)}, not a function of a quickq.JobEvent")
+    return cast(Callable[[quickq.JobEvent], object], hook)
+
+
+def _a(obj: object) -> str:
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"

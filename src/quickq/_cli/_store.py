@@ -22,6 +22,26 @@ store_option = click.option(
     "--store", "store_url", envvar=STORE_ENV, required=True, metavar="URL", help=_HELP
 )
 
+ROOT_ENV: Final = "QUICKQ_ROOT"
+DEFAULT_ROOT: Final = quickq.ConsumerConfig().root
+
+root_option = click.option(
+    "--root",
+    "root",
+    multiple=True,
+    envvar=ROOT_ENV,
+    metavar="NAME",
+    help=(
+        "The subspace the queues live in, as the application's root=: repeat for each "
+        f"element (default: {', '.join(DEFAULT_ROOT)}; env {ROOT_ENV}, space-separated)."
+    ),
+)
+
+
+def root_of(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The root tuple ``--root`` gave, or the default one."""
+    return names or DEFAULT_ROOT
+
 
 def check_store_url(url: str, *, param_hint: str | None = None) -> str:
     """The scheme of store URL *url*; a usage error if it is malformed (naming
