@@ -464,6 +464,65 @@ def test_graceful_shutdown_finishes_short_jobs_and_releases_long_ones() -> None:
     run_virtual(main)
 
 
+def test_a_hard_cancel_gives_back_every_job_of_a_batch_the_runners_hold() -> None:
+    """The consumer is cancelled as the first job of a leased batch ends: that
+    job is recorded, and the rest of the batch, still queued for the runners
+    or just started, is given back unattempted, at once."""
+    rec = Recorder()
+    doomed = trio.CancelScope()
+
+    @rec.job("b")
+    async def b(payload: Any, meta: quickq.JobMeta) -> None:
+        if payload == 0:
+            doomed.cancel()
+            return
+        await trio.sleep(3600)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = queue_for(store, rec)
+        await queue.enqueue_many([quickq.NewJob("t", "b", i) for i in range(4)])
+        with doomed:
+            async with consumer(store, rec, concurrency=4, batch_size=4) as c:
+                await trio.sleep_forever()
+        stats = c.statistics()
+        assert (stats.leased, stats.completed, stats.released, stats.running) == (4, 1, 3, 0)
+        assert await queue.stats("t") == quickq.QueueStats("t", 3, 0, 0, 0)
+        pending = await queue.list_jobs("t", "pending")
+        assert [(job.state, job.attempt) for job in pending] == [("pending", 0)] * 3
+
+    run_virtual(main)
+
+
+def test_runner_tasks_never_outnumber_the_concurrency() -> None:
+    rec = Recorder()
+    most = [0]
+
+    @rec.job("r")
+    async def r(payload: Any, meta: quickq.JobMeta) -> None:
+        tasks = trio.lowlevel.current_root_task()
+        names = [t.name for t in _all_tasks(tasks)]
+        most[0] = max(most[0], sum("quickq runner" in name for name in names))
+        await trio.sleep(payload % 3)
+
+    async def main() -> None:
+        store = MemoryStore()
+        await queue_for(store, rec).enqueue_many([quickq.NewJob("t", "r", i) for i in range(60)])
+        async with consumer(store, rec, concurrency=5, batch_size=10) as c:
+            await wait_until(lambda: c.statistics().completed == 60)
+        assert 1 <= most[0] <= 5
+
+    run_virtual(main)
+
+
+def _all_tasks(task: Any) -> list[Any]:
+    found = [task]
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            found += _all_tasks(child)
+    return found
+
+
 def test_store_faults_slow_the_consumer_but_lose_nothing() -> None:
     from quickq.stores import Faults
 
