@@ -494,23 +494,30 @@ def test_a_hard_cancel_gives_back_every_job_of_a_batch_the_runners_hold() -> Non
     run_virtual(main)
 
 
-def test_runner_tasks_never_outnumber_the_concurrency() -> None:
+def test_waiting_handlers_run_concurrency_at_a_time_in_as_many_runner_tasks() -> None:
+    """Handlers that wait fill every slot (20 one-second jobs at concurrency 5
+    take 4 s), and the runner tasks never outnumber the concurrency."""
     rec = Recorder()
-    most = [0]
+    most = [0, 0]  # runner tasks, handlers running
+    running = [0]
 
     @rec.job("r")
     async def r(payload: Any, meta: quickq.JobMeta) -> None:
-        tasks = trio.lowlevel.current_root_task()
-        names = [t.name for t in _all_tasks(tasks)]
+        names = [t.name for t in _all_tasks(trio.lowlevel.current_root_task())]
         most[0] = max(most[0], sum("quickq runner" in name for name in names))
-        await trio.sleep(payload % 3)
+        running[0] += 1
+        most[1] = max(most[1], running[0])
+        await trio.sleep(1)
+        running[0] -= 1
 
     async def main() -> None:
         store = MemoryStore()
-        await queue_for(store, rec).enqueue_many([quickq.NewJob("t", "r", i) for i in range(60)])
+        await queue_for(store, rec).enqueue_many([quickq.NewJob("t", "r", i) for i in range(20)])
+        begin = trio.current_time()
         async with consumer(store, rec, concurrency=5, batch_size=10) as c:
-            await wait_until(lambda: c.statistics().completed == 60)
-        assert 1 <= most[0] <= 5
+            await wait_until(lambda: c.statistics().completed == 20)
+            assert math.isclose(trio.current_time() - begin, 4, abs_tol=0.1)
+        assert most == [5, 5]
 
     run_virtual(main)
 

@@ -149,18 +149,17 @@ class Consumer:
         async with anyio.create_task_group() as service:
             service.start_soon(self._acker.run)
             service.start_soon(self._runner.renewals.run)
-            with self._runner.channel():
-                async with anyio.create_task_group() as jobs:
-                    self._runner.use(jobs)
-                    try:
-                        async with anyio.create_task_group() as intake:
-                            intake.start_soon(self._intake.run)
-                            task_status.started(self)
-                            await self._stop.wait()
-                            intake.cancel_scope.cancel()
-                    finally:
-                        await self._runner.close()  # runners end once the queued jobs are done
-                    jobs.cancel_scope.deadline = anyio.current_time() + self.config.grace_period
+            async with anyio.create_task_group() as jobs:
+                self._runner.use(jobs)
+                try:
+                    async with anyio.create_task_group() as intake:
+                        intake.start_soon(self._intake.run)
+                        task_status.started(self)
+                        await self._stop.wait()
+                        intake.cancel_scope.cancel()
+                finally:
+                    await self._runner.close()  # the runners end once the queued jobs are done
+                jobs.cancel_scope.deadline = anyio.current_time() + self.config.grace_period
             await self._acker.wait_drained()
             service.cancel_scope.cancel()
 

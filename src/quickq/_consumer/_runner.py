@@ -12,9 +12,9 @@ due, its own lease extender scope.
        lost, it cancels the job's scope; the handler's end cancels it, and
        the runner waits for it to end before the job's outcome is recorded
 
-The intake hands each leased job over through a channel; a free runner takes
-it. Spawning a task and a task group per job, and an extender only to cancel
-it unused, were most of the consumer's own cost per job. Most jobs end long
+The intake queues each leased job for the runners; a free runner takes it.
+Spawning a task and a task group per job, and an extender only to cancel it
+unused, were most of the consumer's own cost per job. Most jobs end long
 before a third of their lease has passed, so the extender starts late: one
 :class:`RenewalSchedule` per consumer holds each job's first renewal time
 and, when it comes, starts that job's extender in its runner's task group. A
@@ -28,7 +28,6 @@ commits, while the runner goes on to its next job.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
@@ -187,65 +186,81 @@ class JobRunner:
         self._wakeup = wakeup
         self._reporter = reporter
         self.renewals = RenewalSchedule(lease_duration / 3, self._start_extender)
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[str, Item]](math.inf)
         self._group: anyio.abc.TaskGroup | None = None
+        self._queued: deque[tuple[str, Item]] = deque()
+        """Leased jobs waiting for a runner."""
+        self._parked: deque[anyio.Event] = deque()
+        """Runners waiting for work, each by the event that wakes it."""
         self._runners = 0
-        self._free_runners = 0
-        """Runners without a job, less the jobs waiting for one (negative: all busy)."""
+        self._waking = 0
+        """Runners woken (or started) that have not yet looked for a job."""
+        self._closed = False
 
     def _now(self) -> int:
         return to_ms(self._clock())
-
-    def channel(self) -> contextlib.AbstractContextManager[object]:
-        """The channel of leased jobs, closed at the block's end."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(self._send)
-        stack.enter_context(self._receive)
-        return stack
 
     def use(self, group: anyio.abc.TaskGroup) -> None:
         """Run jobs in runner tasks of *group* from now on."""
         self._group = group
 
     def start(self, qid: str, item: Item) -> None:
-        """Hand leased *item* to a free runner (it takes a slot now)."""
-        assert self._group is not None
+        """Queue leased *item* for a runner (it takes a slot now)."""
         self._reporter.leased()
         self._idle.job_started()
         self._slots.take()
-        if self._free_runners <= 0 and self._runners < self._concurrency:
+        self._queued.append((qid, item))
+        if self._waking == 0:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Wake a parked runner, or start one if none is parked and fewer
+        than ``concurrency`` run: it takes the next queued job, and wakes the
+        next runner only if jobs remain once it has taken its own. So one
+        runner at a time is on its way, and a batch of jobs whose handlers
+        never wait runs in one runner, without a task switch per job."""
+        if self._parked:
+            self._waking += 1
+            self._parked.popleft().set()
+        elif self._runners < self._concurrency:
+            assert self._group is not None
+            self._waking += 1
             self._runners += 1
-            self._free_runners += 1
             self._group.start_soon(self._serve, name=f"quickq runner {self._runners}")
-        self._free_runners -= 1
-        self._send.send_nowait((qid, item))
 
     async def close(self) -> None:
         """No more jobs will come: runners end once the queued ones are done.
         When the caller is being cancelled, give the queued jobs back now."""
-        self._send.close()
+        self._closed = True
+        while self._parked:
+            self._waking += 1
+            self._parked.popleft().set()
         if anyio.current_effective_deadline() == -math.inf:
             await self._give_back_queued()
 
     async def _serve(self) -> None:
-        """One runner: take the next job, run it, until the channel closes."""
-        receive = self._receive
+        """One runner: take the next queued job and run it, until closed."""
+        queued = self._queued
         async with anyio.create_task_group() as group:  # its jobs' extenders
             try:
+                self._waking -= 1  # started by _wake_one
                 while True:
-                    try:
-                        # A handler that never awaits makes this loop run the
-                        # queued jobs without a checkpoint: at most a batch.
-                        qid, item = receive.receive_nowait()
-                    except anyio.WouldBlock:
-                        try:
-                            qid, item = await receive.receive()
-                        except anyio.EndOfStream:
-                            return
-                    except anyio.EndOfStream:
+                    if queued:
+                        qid, item = queued.popleft()
+                        if queued and self._waking == 0:
+                            self._wake_one()
+                        await self._run(group, qid, item)
+                        continue
+                    if self._closed:
                         return
-                    await self._run(group, qid, item)
-                    self._free_runners += 1
+                    parked = anyio.Event()
+                    self._parked.append(parked)
+                    try:
+                        await parked.wait()
+                    except BaseException:
+                        if not parked.is_set():
+                            self._parked.remove(parked)
+                        raise
+                    self._waking -= 1  # woken by _wake_one or close
             except BaseException:
                 # Cancelled: give back the jobs that no runner will take now.
                 await self._give_back_queued()
@@ -254,11 +269,8 @@ class JobRunner:
     async def _give_back_queued(self) -> None:
         """Release every job still waiting for a runner (each reports started,
         then released, as a job cancelled before its handler ran)."""
-        while True:
-            try:
-                qid, item = self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                return
+        while self._queued:
+            qid, item = self._queued.popleft()
             assert self._group is not None
             attempt = _Attempt(self, self._group, qid, item, self._clock())
             self._report_start(attempt)
