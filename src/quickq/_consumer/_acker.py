@@ -117,6 +117,7 @@ class Acker:
                 self._batch = []
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     done(outcome)
+                await anyio.lowlevel.checkpoint()  # a backlog of batches lets others run between
         finally:
             self._stopped = True
             await self._settle_left()

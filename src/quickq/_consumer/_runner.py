@@ -93,6 +93,7 @@ class _Attempt:
         self.qid = qid
         self.item = item
         self.started = started
+        """When it started, on the wall clock, if events are sent (``Reporter.now``)."""
         self.renew_at = 0.0
         self.withdrawn = False
         """The handler has ended: the extender must not start."""
@@ -272,20 +273,14 @@ class JobRunner:
         while self._queued:
             qid, item = self._queued.popleft()
             assert self._group is not None
-            attempt = _Attempt(self, self._group, qid, item, self._clock())
-            self._report_start(attempt)
+            attempt = _Attempt(self, self._group, qid, item, self._reporter.now())
+            self._reporter.started(qid, item, at=attempt.started)
             self._slots.release()
             await self._finish(attempt)
 
-    def _report_start(self, attempt: _Attempt) -> None:
-        item = attempt.item
-        self._reporter.started(
-            attempt.qid, item, wait=max(0.0, attempt.started - item.vesting / 1000)
-        )
-
     async def _run(self, group: anyio.abc.TaskGroup, qid: str, item: Item) -> None:
-        attempt = _Attempt(self, group, qid, item, self._clock())
-        self._report_start(attempt)
+        attempt = _Attempt(self, group, qid, item, self._reporter.now())
+        self._reporter.started(qid, item, at=attempt.started)
         try:
             await self._attempt(attempt)
         finally:
@@ -358,7 +353,7 @@ class JobRunner:
             attempt.qid,
             attempt.item,
             outcome,
-            duration=self._clock() - attempt.started,
+            started=attempt.started,
             result=attempt.result,
             error=settlement.error if settlement is not None else None,
         )
