@@ -522,6 +522,33 @@ def test_waiting_handlers_run_concurrency_at_a_time_in_as_many_runner_tasks() ->
     run_virtual(main)
 
 
+def test_the_settlements_waiting_for_the_acker_stay_bounded() -> None:
+    """Handlers that end at once outpace the commits of their settlements: the
+    intake waits for the acker, so jobs leased and not yet recorded stay a
+    few batches, not half of a long drain (whose leases would run out)."""
+    from quickq._consumer._acker import ACK_BACKLOG
+
+    rec = Recorder()
+    most = [0]
+    live: list[Any] = []
+
+    @rec.job("q")
+    async def q(payload: Any, meta: quickq.JobMeta) -> None:
+        most[0] = max(most[0], live[0].statistics().running)
+
+    async def main() -> None:
+        store = MemoryStore()
+        jobs = [quickq.NewJob("t", "q", i) for i in range(4000)]
+        for start in range(0, len(jobs), 500):
+            await queue_for(store, rec).enqueue_many(jobs[start : start + 500])
+        async with consumer(store, rec, concurrency=32, batch_size=32) as c:
+            live.append(c)
+            await wait_until(lambda: c.statistics().completed == 4000, limit=600)
+        assert most[0] <= ACK_BACKLOG + 2 * 32
+
+    run_virtual(main)
+
+
 def _all_tasks(task: Any) -> list[Any]:
     found = [task]
     for nursery in task.child_nurseries:

@@ -119,6 +119,7 @@ class Consumer:
             idle=self._idle,
             wakeup=wakeup,
             start_job=self._runner.start,
+            wait_room=self._acker.wait_room,
         )
 
     @property

@@ -44,6 +44,11 @@ log = logging.getLogger("quickq")
 ACK_BATCH: Final = 256
 """The most settlements one batch commits."""
 
+ACK_BACKLOG: Final = 2 * ACK_BATCH
+"""The most settlements the acker holds before the intake waits for it
+(``wait_room``): runners that outpace the commits must not leave the
+settlements of a long drain to wait past their leases."""
+
 Done: TypeAlias = Callable[[Outcome | None], None]
 """Called with a submitted settlement's outcome (None: it could not be recorded)."""
 
@@ -66,6 +71,7 @@ class Acker:
         self._batch: list[tuple[Settlement, Done]] = []  # being committed
         self._arrived: anyio.Event | None = None  # set by submit while run() waits
         self._drained: anyio.Event | None = None  # set by run() once nothing is left
+        self._room: anyio.Event | None = None  # set by run() once the backlog is short
         self._stopped = False
 
     def submit(self, settlement: Settlement, done: Done) -> bool:
@@ -93,6 +99,12 @@ class Acker:
         (outcome,) = await self._commit([settlement])
         return outcome
 
+    async def wait_room(self) -> None:
+        """Return once the acker holds at most ``ACK_BACKLOG`` settlements."""
+        while len(self._queue) + len(self._batch) > ACK_BACKLOG and not self._stopped:
+            self._room = self._room or anyio.Event()
+            await self._room.wait()
+
     async def wait_drained(self) -> None:
         """Return once every submitted settlement has been committed."""
         while self._queue or self._batch:
@@ -117,6 +129,9 @@ class Acker:
                 self._batch = []
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     done(outcome)
+                if self._room is not None and len(queue) <= ACK_BACKLOG:
+                    self._room.set()
+                    self._room = None
                 await anyio.lowlevel.checkpoint()  # a backlog of batches lets others run between
         finally:
             self._stopped = True
@@ -137,9 +152,10 @@ class Acker:
             if outcome is None:
                 log.warning("quickq: could not settle job %s at shutdown", settlement.item_id)
             done(outcome)
-        drained, self._drained = self._drained, None
-        if drained is not None:
-            drained.set()
+        for waiting in (self._drained, self._room):
+            if waiting is not None:
+                waiting.set()
+        self._drained = self._room = None
 
     async def _settle_now(self, settlement: Settlement) -> Outcome | None:
         """Settle under a shield, bounded: for callers being cancelled."""
