@@ -1,6 +1,7 @@
 """The intake (the scanner): finding due queues and leasing jobs from them.
 
-While a handler slot is free: snapshot-peek the pointers of due queues, pick a
+While a handler slot is free (and the acker is not more than two batches
+behind): snapshot-peek the pointers of due queues, pick a
 random subset (QuiCK: ``min(selection_max, ceil(n * selection_fraction))``,
 at least enough to fill the free slots), and per chosen queue take its queue
 lease (own transaction), then lease a batch of ready items (own transaction,
