@@ -433,7 +433,9 @@ class JobRunner:
         if scope is None or done is None:
             return
         scope.cancel()
-        with anyio.move_on_after(self._cleanup_timeout, shield=True):
+        # As a task group would, wait for it even while being cancelled; it
+        # was cancelled, so it ends at its next await (bounded all the same).
+        with anyio.move_on_after(self._cleanup_timeout + self._lease_duration, shield=True):
             await done.wait()
 
     async def _extend_lease(self, attempt: _Attempt) -> None:
@@ -473,8 +475,9 @@ class JobRunner:
                 if ok:
                     expiry = self._now() + lease_ms
             if not ok:
-                attempt.lost = True
-                assert attempt.scope is not None
-                attempt.scope.cancel()
+                if not attempt.withdrawn:  # else its settlement, fenced, finds it lost
+                    attempt.lost = True
+                    assert attempt.scope is not None
+                    attempt.scope.cancel()
                 return
             await anyio.sleep(interval)
