@@ -464,6 +464,99 @@ def test_graceful_shutdown_finishes_short_jobs_and_releases_long_ones() -> None:
     run_virtual(main)
 
 
+def test_a_hard_cancel_gives_back_every_job_of_a_batch_the_runners_hold() -> None:
+    """The consumer is cancelled as the first job of a leased batch ends: that
+    job is recorded, and the rest of the batch, still queued for the runners
+    or just started, is given back unattempted, at once."""
+    rec = Recorder()
+    doomed = trio.CancelScope()
+
+    @rec.job("b")
+    async def b(payload: Any, meta: quickq.JobMeta) -> None:
+        if payload == 0:
+            doomed.cancel()
+            return
+        await trio.sleep(3600)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = queue_for(store, rec)
+        await queue.enqueue_many([quickq.NewJob("t", "b", i) for i in range(4)])
+        with doomed:
+            async with consumer(store, rec, concurrency=4, batch_size=4) as c:
+                await trio.sleep_forever()
+        stats = c.statistics()
+        assert (stats.leased, stats.completed, stats.released, stats.running) == (4, 1, 3, 0)
+        assert await queue.stats("t") == quickq.QueueStats("t", 3, 0, 0, 0)
+        pending = await queue.list_jobs("t", "pending")
+        assert [(job.state, job.attempt) for job in pending] == [("pending", 0)] * 3
+
+    run_virtual(main)
+
+
+def test_waiting_handlers_run_concurrency_at_a_time_in_as_many_runner_tasks() -> None:
+    """Handlers that wait fill every slot (20 one-second jobs at concurrency 5
+    take 4 s), and the runner tasks never outnumber the concurrency."""
+    rec = Recorder()
+    most = [0, 0]  # runner tasks, handlers running
+    running = [0]
+
+    @rec.job("r")
+    async def r(payload: Any, meta: quickq.JobMeta) -> None:
+        names = [t.name for t in _all_tasks(trio.lowlevel.current_root_task())]
+        most[0] = max(most[0], sum("quickq runner" in name for name in names))
+        running[0] += 1
+        most[1] = max(most[1], running[0])
+        await trio.sleep(1)
+        running[0] -= 1
+
+    async def main() -> None:
+        store = MemoryStore()
+        await queue_for(store, rec).enqueue_many([quickq.NewJob("t", "r", i) for i in range(20)])
+        begin = trio.current_time()
+        async with consumer(store, rec, concurrency=5, batch_size=10) as c:
+            await wait_until(lambda: c.statistics().completed == 20)
+            assert math.isclose(trio.current_time() - begin, 4, abs_tol=0.1)
+        assert most == [5, 5]
+
+    run_virtual(main)
+
+
+def test_the_settlements_waiting_for_the_acker_stay_bounded() -> None:
+    """Handlers that end at once outpace the commits of their settlements: the
+    intake waits for the acker, so jobs leased and not yet recorded stay a
+    few batches, not half of a long drain (whose leases would run out)."""
+    from quickq._consumer._acker import ACK_BACKLOG
+
+    rec = Recorder()
+    most = [0]
+    live: list[Any] = []
+
+    @rec.job("q")
+    async def q(payload: Any, meta: quickq.JobMeta) -> None:
+        most[0] = max(most[0], live[0].statistics().running)
+
+    async def main() -> None:
+        store = MemoryStore()
+        jobs = [quickq.NewJob("t", "q", i) for i in range(4000)]
+        for start in range(0, len(jobs), 500):
+            await queue_for(store, rec).enqueue_many(jobs[start : start + 500])
+        async with consumer(store, rec, concurrency=32, batch_size=32) as c:
+            live.append(c)
+            await wait_until(lambda: c.statistics().completed == 4000, limit=600)
+        assert most[0] <= ACK_BACKLOG + 2 * 32
+
+    run_virtual(main)
+
+
+def _all_tasks(task: Any) -> list[Any]:
+    found = [task]
+    for nursery in task.child_nurseries:
+        for child in nursery.child_tasks:
+            found += _all_tasks(child)
+    return found
+
+
 def test_store_faults_slow_the_consumer_but_lose_nothing() -> None:
     from quickq.stores import Faults
 

@@ -6,8 +6,9 @@
     +- acker (_acker): commits the settlements of finished attempts, many per
     |    transaction
     +- renewal schedule (_runner): lease/3 into a job, starts its extender in
-    |    its nursery
-    +- jobs (_runner): one task per leased job, each a nursery of
+    |    its runner's nursery, in a cancel scope of the job's
+    +- jobs (_runner): runner tasks (at most ``concurrency``), each running
+    |  one leased job at a time, each job in a scope of its own:
     |    +- the handler (under the job's timeout)
     |    +- the lease extender, once started (jobs that end sooner never need
     |       one): renews every lease/3; when a renewal proves the lease lost,
@@ -95,7 +96,9 @@ class Consumer:
             store,
             layout,
             jobs,
+            concurrency=config.concurrency,
             lease_duration=config.lease_duration,
+            cleanup_timeout=config.cleanup_timeout,
             clock=clock,
             codec=config.codec,
             rng=self._rng,
@@ -116,6 +119,7 @@ class Consumer:
             idle=self._idle,
             wakeup=wakeup,
             start_job=self._runner.start,
+            wait_room=self._acker.wait_room,
         )
 
     @property
@@ -148,12 +152,16 @@ class Consumer:
             service.start_soon(self._runner.renewals.run)
             async with anyio.create_task_group() as jobs:
                 self._runner.use(jobs)
-                async with anyio.create_task_group() as intake:
-                    intake.start_soon(self._intake.run)
-                    task_status.started(self)
-                    await self._stop.wait()
-                    intake.cancel_scope.cancel()
+                try:
+                    async with anyio.create_task_group() as intake:
+                        intake.start_soon(self._intake.run)
+                        task_status.started(self)
+                        await self._stop.wait()
+                        intake.cancel_scope.cancel()
+                finally:
+                    await self._runner.close()  # the runners end once the queued jobs are done
                 jobs.cancel_scope.deadline = anyio.current_time() + self.config.grace_period
+            await self._acker.wait_drained()
             service.cancel_scope.cancel()
 
 

@@ -1,27 +1,34 @@
 """The acker: where every finished attempt is recorded.
 
-Every attempt ends in one call, ``await acker.settle(settlement)``, which
-returns the outcome the queue recorded. Settlements that arrive together are
-committed together, up to ``ACK_BATCH`` in one transaction, by the acker's own
-task: with a backlog, one commit records many jobs. Which way a settlement goes
-is the acker's business, not its callers':
+A runner hands a finished attempt over with ``acker.submit(settlement,
+done)`` and goes on to its next job at once: the acker's own task commits the
+settlements that arrive together, up to ``ACK_BATCH`` in one transaction,
+and then calls each one's *done* with the outcome the queue recorded. With a
+backlog, one commit records many jobs, and no job waits on an event of its
+own for it.
 
-- a plain settlement joins the next batch;
-- one carrying the handler's own writes (``Complete(writes=...)``) commits in a
-  transaction of its own, since writes that fail must not take a batch down;
-- when its caller is being cancelled, or the acker has stopped, it commits at
-  once from the caller's task, shielded and bounded by the cleanup timeout, so
-  a job cancelled at shutdown still gives its lease back.
+What is not batched is committed by ``await acker.settle(settlement)``:
 
-The acker owns its store, layout and clock and knows nothing of the consumer.
+- a settlement carrying the handler's own writes (``Complete(writes=...)``)
+  commits in a transaction of its own, since writes that fail must not take a
+  batch down;
+- when its caller is being cancelled, or the acker has stopped (``submit``
+  then returns False), it commits at once from the caller's task, shielded
+  and bounded by the cleanup timeout, so a job cancelled at shutdown still
+  gives its lease back.
+
+When the acker's task is cancelled, it commits what it still holds the same
+way (shielded, bounded) before it ends. The acker owns its store, layout and
+clock and knows nothing of the consumer.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeAlias
 
 import anyio
 import attrs
@@ -37,31 +44,20 @@ log = logging.getLogger("quickq")
 ACK_BATCH: Final = 256
 """The most settlements one batch commits."""
 
+ACK_BACKLOG: Final = 2 * ACK_BATCH
+"""The most settlements the acker holds before the intake waits for it
+(``wait_room``): runners that outpace the commits must not leave the
+settlements of a long drain to wait past their leases."""
 
-class _Pending:
-    """A settlement waiting in the batch, and the outcome it is given."""
-
-    __slots__ = ("_done", "_outcome", "settlement")
-
-    def __init__(self, settlement: Settlement) -> None:
-        self.settlement = settlement
-        self._outcome = Outcome.LOST
-        self._done = anyio.Event()
-
-    def resolve(self, outcome: Outcome) -> None:
-        self._outcome = outcome
-        self._done.set()
-
-    async def outcome(self) -> Outcome:
-        await self._done.wait()
-        return self._outcome
+Done: TypeAlias = Callable[[Outcome | None], None]
+"""Called with a submitted settlement's outcome (None: it could not be recorded)."""
 
 
 class Acker:
     """Records settlements, many per transaction (see the module docstring).
 
     Run ``await acker.run()`` in a task of its own; once it has stopped,
-    ``settle`` commits from the caller's task.
+    ``submit`` refuses and ``settle`` commits from the caller's task.
     """
 
     def __init__(
@@ -71,41 +67,95 @@ class Acker:
         self._layout = layout
         self._clock = clock
         self._cleanup_timeout = cleanup_timeout
-        self._send, self._receive = anyio.create_memory_object_stream[_Pending](math.inf)
+        self._queue: deque[tuple[Settlement, Done]] = deque()
+        self._batch: list[tuple[Settlement, Done]] = []  # being committed
+        self._arrived: anyio.Event | None = None  # set by submit while run() waits
+        self._drained: anyio.Event | None = None  # set by run() once nothing is left
+        self._room: anyio.Event | None = None  # set by run() once the backlog is short
+        self._stopped = False
+
+    def submit(self, settlement: Settlement, done: Done) -> bool:
+        """Queue a plain settlement (no writes) for the next batch; *done* gets
+        its outcome. False when the acker has stopped: ``settle`` it instead."""
+        if self._stopped:
+            return False
+        self._queue.append((settlement, done))
+        arrived = self._arrived
+        if arrived is not None:
+            self._arrived = None
+            arrived.set()
+        return True
 
     async def settle(self, settlement: Settlement) -> Outcome | None:
-        """Record *settlement*; the outcome, or None when it could not be
-        recorded while its caller was being cancelled (the lease's expiry is
-        the backstop).
+        """Record *settlement* in a transaction of its own; the outcome, or
+        None when it could not be recorded while its caller was being
+        cancelled (the lease's expiry is the backstop).
 
         A settlement with the handler's writes raises what committing them
         raised (nothing was recorded: the caller records a failed attempt).
         """
-        if anyio.current_effective_deadline() == -math.inf:
+        if anyio.current_effective_deadline() == -math.inf or self._stopped:
             return await self._settle_now(settlement)
-        if settlement.writes is not None:
-            (outcome,) = await self._commit([settlement])
-            return outcome
-        pending = _Pending(settlement)
-        try:
-            self._send.send_nowait(pending)
-        except anyio.ClosedResourceError:
-            return await self._settle_now(settlement)
-        return await pending.outcome()
+        (outcome,) = await self._commit([settlement])
+        return outcome
+
+    async def wait_room(self) -> None:
+        """Return once the acker holds at most ``ACK_BACKLOG`` settlements."""
+        while len(self._queue) + len(self._batch) > ACK_BACKLOG and not self._stopped:
+            self._room = self._room or anyio.Event()
+            await self._room.wait()
+
+    async def wait_drained(self) -> None:
+        """Return once every submitted settlement has been committed."""
+        while self._queue or self._batch:
+            self._drained = self._drained or anyio.Event()
+            await self._drained.wait()
 
     async def run(self) -> None:
-        """Commit batches until cancelled; then ``settle`` commits directly."""
-        with self._send, self._receive:
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < ACK_BATCH:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        break
-                outcomes = await self._commit([p.settlement for p in batch])
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    pending.resolve(outcome)
+        """Commit batches until cancelled; then commit what is left (shielded,
+        bounded), and from then on ``submit`` refuses."""
+        queue = self._queue
+        try:
+            while True:
+                if not queue:
+                    drained, self._drained = self._drained, None
+                    if drained is not None:
+                        drained.set()
+                    self._arrived = arrived = anyio.Event()
+                    await arrived.wait()
+                    continue
+                batch = self._batch = [queue.popleft() for _ in range(min(len(queue), ACK_BATCH))]
+                outcomes = await self._commit([settlement for settlement, _ in batch])
+                self._batch = []
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                    done(outcome)
+                if self._room is not None and len(queue) <= ACK_BACKLOG:
+                    self._room.set()
+                    self._room = None
+                await anyio.lowlevel.checkpoint()  # a backlog of batches lets others run between
+        finally:
+            self._stopped = True
+            await self._settle_left()
+
+    async def _settle_left(self) -> None:
+        """The acker is stopping: commit what it holds, shielded and bounded."""
+        left = self._batch + list(self._queue)
+        self._batch = []
+        self._queue.clear()
+        outcomes: list[Outcome | None] = []
+        with anyio.move_on_after(self._cleanup_timeout, shield=True):
+            for start in range(0, len(left), ACK_BATCH):
+                chunk = [settlement for settlement, _ in left[start : start + ACK_BATCH]]
+                outcomes += await self._commit(chunk)
+        outcomes += [None] * (len(left) - len(outcomes))
+        for (settlement, done), outcome in zip(left, outcomes, strict=True):
+            if outcome is None:
+                log.warning("quickq: could not settle job %s at shutdown", settlement.item_id)
+            done(outcome)
+        for waiting in (self._drained, self._room):
+            if waiting is not None:
+                waiting.set()
+        self._drained = self._room = None
 
     async def _settle_now(self, settlement: Settlement) -> Outcome | None:
         """Settle under a shield, bounded: for callers being cancelled."""

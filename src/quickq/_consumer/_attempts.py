@@ -8,7 +8,6 @@ a failure of the attempt, retried with backoff, then dead-lettered.
 
 from __future__ import annotations
 
-import math
 import random
 import traceback
 from typing import Any
@@ -56,16 +55,16 @@ def _delay_ms(seconds: object) -> int:
 
 
 async def call_handler(
-    handler: Handler, payload: Any, meta: JobMeta, *, limit: float | None
+    handler: Handler, payload: Any, meta: JobMeta, *, scope: anyio.CancelScope, limit: float | None
 ) -> tuple[Any, str | None]:
-    """``await handler(payload, meta)`` within *limit* seconds: (result, None),
-    or (None, the failure) when it raised or ran out of time. Only the
-    consumer's own cancellation escapes."""
-    timer = anyio.move_on_after(limit if limit else math.inf)
+    """``await handler(payload, meta)`` inside *scope*, whose deadline is the
+    job's time limit of *limit* seconds: (result, None), or (None, the failure)
+    when it raised or *scope* stopped it. Only the consumer's own cancellation
+    escapes."""
     result: Any = None
     failure: str | None = None
     try:
-        with timer:
+        with scope:
             try:
                 result = await handler(payload, meta)
             except BaseException as exc:
@@ -76,7 +75,7 @@ async def call_handler(
         if carries_cancellation(exc):
             raise
         failure = describe_failure(exc)  # what the timer left of a group it cancelled
-    if timer.cancelled_caught:
+    if scope.cancelled_caught:
         failure = f"timed out after {limit}s"
     return result, failure
 

@@ -125,7 +125,8 @@ class ConsumerOptions(TypedDict, total=False):
 
     concurrency: int
     """Handlers run at once (default 10). A slot is free again as soon as its
-    handler ends, while the outcome is still being committed."""
+    handler ends, while the outcome is still being committed (new jobs are
+    leased while at most two batches of outcomes wait to be committed)."""
     batch_size: int
     """Most jobs leased from one queue per transaction while other queues are
     due too (default 10). Fewer due queues than it takes to fill the free

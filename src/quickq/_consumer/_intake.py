@@ -1,6 +1,7 @@
 """The intake (the scanner): finding due queues and leasing jobs from them.
 
-While a handler slot is free: snapshot-peek the pointers of due queues, pick a
+While a handler slot is free (and the acker is not more than two batches
+behind): snapshot-peek the pointers of due queues, pick a
 random subset (QuiCK: ``min(selection_max, ceil(n * selection_fraction))``,
 at least enough to fill the free slots), and per chosen queue take its queue
 lease (own transaction), then lease a batch of ready items (own transaction,
@@ -15,7 +16,7 @@ import logging
 import math
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import attrs
@@ -73,6 +74,7 @@ class Intake:
         idle: IdleTracker,
         wakeup: Wakeup,
         start_job: Callable[[str, Item], None],
+        wait_room: Callable[[], Awaitable[None]],
     ) -> None:
         self._store = store
         self._layout = layout
@@ -84,6 +86,7 @@ class Intake:
         self._idle = idle
         self._wakeup = wakeup
         self._start_job = start_job
+        self._wait_room = wait_room
         self._last_housekeeping = 0
         self._watch_after = -math.inf  # after a failed watch: poll until then
         self._watch_backoff = config.scan_interval
@@ -98,6 +101,7 @@ class Intake:
         need = 1
         while True:
             await self._slots.wait_free(need)
+            await self._wait_room()  # the acker keeps up with the handlers
             number = self._idle.scan_started()
             try:
                 await self._housekeeping()

@@ -52,18 +52,30 @@ class Counts:
 
 
 class Reporter:
-    """Counts each attempt's end and sends its events to the ``on_event`` hook."""
+    """Counts each attempt's end and sends its events to the ``on_event`` hook.
+
+    Without a hook, nothing but the counts is kept: no clock is read and no
+    event is made (``hooked`` tells callers whether a start time is needed).
+    """
 
     def __init__(self, clock: Clock, on_event: EventHook | None) -> None:
         self.counts = Counts()
         self._clock = clock
         self._on_event = on_event
+        self.hooked = on_event is not None
+        """Whether events are sent: only then do attempts need their start time."""
+
+    def now(self) -> float:
+        """The wall clock when events are sent (else 0.0, unread)."""
+        return self._clock() if self.hooked else 0.0
 
     def leased(self) -> None:
         self.counts.leased += 1
 
-    def started(self, qid: str, item: Item, *, wait: float) -> None:
-        self._emit("started", qid, item, wait=wait)
+    def started(self, qid: str, item: Item, *, at: float) -> None:
+        """Report an attempt's start at wall time *at* (from :meth:`now`)."""
+        if self.hooked:
+            self._emit("started", qid, item, wait=max(0.0, at - item.vesting / 1000))
 
     def ended(
         self,
@@ -71,14 +83,18 @@ class Reporter:
         item: Item,
         outcome: Outcome | None,
         *,
-        duration: float,
+        started: float,
         result: Any = None,
         error: str | None = None,
     ) -> None:
-        """Count and report how one attempt ended (None: nothing was recorded)."""
+        """Count and report how one attempt ended (None: nothing was recorded);
+        *started* is its start time, from :meth:`now`."""
         if outcome is None:
             outcome = Outcome.LOST
         self.counts.count(outcome)
+        if not self.hooked:
+            return
+        duration = self._clock() - started
         if outcome is Outcome.LOST:
             self._emit("lost", qid, item, duration=duration)
             return
@@ -102,8 +118,7 @@ class Reporter:
         result: Any = None,
         error: str | None = None,
     ) -> None:
-        if self._on_event is None:
-            return
+        assert self._on_event is not None
         event = JobEvent(
             kind,
             qid,

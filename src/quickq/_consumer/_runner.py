@@ -1,28 +1,35 @@
-"""Running leased jobs: one task per job, each a task group of its handler and,
-once due, its lease extender.
+"""Running leased jobs: long-lived runner tasks, one per busy handler slot,
+each running one job at a time; every job gets its own cancel scope and, once
+due, its own lease extender scope.
 
 ::
 
-    job task
-    +- the handler, under the job's timeout
-    +- the lease extender, once started: renews every lease/3; when a renewal
-       proves the lease lost, it cancels the handler; the handler's end
-       cancels it
+    runner task (at most ``concurrency``, started as work arrives)
+    +- its jobs, one after another, each in a cancel scope of its own: the
+    |  handler, under the job's timeout
+    +- the lease extender of its current job, once due, in a cancel scope of
+       that job's: renews every lease/3; when a renewal proves the lease
+       lost, it cancels the job's scope; the handler's end cancels it, and
+       the runner waits for it to end before the job's outcome is recorded
 
-Every job gets its own extender in its own task group, so cancelling the job's
-scope reliably stops its extension. But most jobs end long before a third of
-their lease has passed, and spawning an extender only to cancel it unused was
-a quarter of the consumer's cost per job. So the extender starts late: one
-:class:`RenewalSchedule` per consumer holds each job's first renewal time and,
-when it comes, starts that job's extender in that job's task group. A job that
-ends first withdraws its entry, and never had an extender.
+The intake queues each leased job for the runners; a free runner takes it.
+Spawning a task and a task group per job, and an extender only to cancel it
+unused, were most of the consumer's own cost per job. Most jobs end long
+before a third of their lease has passed, so the extender starts late: one
+:class:`RenewalSchedule` per consumer holds each job's first renewal time
+and, when it comes, starts that job's extender in its runner's task group. A
+job that ends first withdraws its entry, and never had an extender.
+Cancelling a job's extender scope reliably stops its extension.
 
-However the attempt ends, it ends in one ``acker.settle()`` and one report.
+However the attempt ends, it ends in one settlement and one report: a plain
+settlement goes to the acker's next batch and is reported when that batch
+commits, while the runner goes on to its next job.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +37,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import attrs
 
 from .. import _core
 from .._codec import Codec
@@ -58,67 +64,95 @@ _MIN_RENEWAL_RETRY = 0.05
 """The shortest pause before renewing again after a renewal failed."""
 
 
-class Renewal:
-    """One job's entry in the schedule: its extender's start, unless withdrawn."""
+class _Attempt:
+    """One attempt of one leased job, from its start to its recorded end: what
+    its runner, its extender, the renewal schedule and the acker share."""
 
-    __slots__ = ("due", "start")
+    __slots__ = (
+        "extender_done",
+        "extender_scope",
+        "group",
+        "item",
+        "lost",
+        "qid",
+        "renew_at",
+        "result",
+        "runner",
+        "scope",
+        "settlement",
+        "started",
+        "withdrawn",
+    )
 
-    def __init__(self, due: float, start: Callable[[], object]) -> None:
-        self.due = due
-        self.start: Callable[[], object] | None = start
+    def __init__(
+        self, runner: JobRunner, group: anyio.abc.TaskGroup, qid: str, item: Item, started: float
+    ) -> None:
+        self.runner = runner
+        self.group = group
+        """The task group of the job's runner, where its extender runs."""
+        self.qid = qid
+        self.item = item
+        self.started = started
+        """When it started, on the wall clock, if events are sent (``Reporter.now``)."""
+        self.renew_at = 0.0
+        self.withdrawn = False
+        """The handler has ended: the extender must not start."""
+        self.scope: anyio.CancelScope | None = None
+        """The handler's scope: its deadline is the job's timeout; a lost lease cancels it."""
+        self.extender_scope: anyio.CancelScope | None = None
+        self.extender_done: anyio.Event | None = None
+        self.settlement: Settlement | None = None
+        self.result: Any = None
+        self.lost = False
+        """The lease was lost: nothing may be recorded."""
 
-    def withdraw(self) -> None:
-        """The job is ending: never start its extender (call before its scope closes)."""
-        self.start = None
+    def settled(self, outcome: Outcome | None) -> None:
+        """The acker recorded the settlement (None: it could not)."""
+        self.runner.ended(self, outcome)
 
 
 class RenewalSchedule:
     """Starts extenders *delay* seconds after their jobs were scheduled.
 
     Every entry is due a fixed delay after it is added, so the schedule is a
-    FIFO: one task sleeps until the oldest entry is due.
+    FIFO: one task sleeps until the oldest entry is due, then calls *start*
+    with it unless it was withdrawn.
     """
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, start: Callable[[_Attempt], None]) -> None:
         self._delay = delay
-        self._entries: deque[Renewal] = deque()
-        self._added = anyio.Event()
+        self._start = start
+        self._entries: deque[_Attempt] = deque()
+        self._added: anyio.Event | None = None  # set by schedule() while run() waits
 
-    def schedule(self, start: Callable[[], object]) -> Renewal:
-        """Call *start* (which starts the job's extender) after the delay."""
-        entry = Renewal(anyio.current_time() + self._delay, start)
-        self._entries.append(entry)
-        self._added.set()
-        return entry
+    def schedule(self, attempt: _Attempt) -> None:
+        """Start *attempt*'s extender after the delay, unless it is withdrawn
+        first (``attempt.withdrawn``, set before its job ends)."""
+        attempt.renew_at = anyio.current_time() + self._delay
+        self._entries.append(attempt)
+        added = self._added
+        if added is not None:
+            self._added = None
+            added.set()
 
     async def run(self) -> None:
         entries = self._entries
         while True:
             if not entries:
-                self._added = anyio.Event()
-                await self._added.wait()
+                self._added = added = anyio.Event()
+                await added.wait()
                 continue
-            wait = entries[0].due - anyio.current_time()
+            wait = entries[0].renew_at - anyio.current_time()
             if wait > 0:
                 await anyio.sleep(wait)
                 continue
-            start = entries.popleft().start
-            if start is not None:
-                start()
-
-
-@attrs.define
-class _Ended:
-    """How one attempt ended, filled in as soon as it is known."""
-
-    settlement: Settlement | None = None
-    result: Any = None
-    lost: bool = False
-    """The lease was lost: nothing may be recorded."""
+            attempt = entries.popleft()
+            if not attempt.withdrawn:
+                self._start(attempt)
 
 
 class JobRunner:
-    """Runs each leased job in the jobs task group given to ``use``."""
+    """Runs each leased job in a runner task of the task group given to ``use``."""
 
     def __init__(
         self,
@@ -126,7 +160,9 @@ class JobRunner:
         layout: Layout,
         jobs: JobRegistry,
         *,
+        concurrency: int,
         lease_duration: float,
+        cleanup_timeout: float,
         clock: Clock,
         codec: Codec,
         rng: random.Random,
@@ -139,7 +175,9 @@ class JobRunner:
         self._store = store
         self._layout = layout
         self._jobs = jobs
+        self._concurrency = concurrency
         self._lease_duration = lease_duration
+        self._cleanup_timeout = cleanup_timeout
         self._clock = clock
         self._codec = codec
         self._rng = rng
@@ -148,108 +186,201 @@ class JobRunner:
         self._idle = idle
         self._wakeup = wakeup
         self._reporter = reporter
-        self.renewals = RenewalSchedule(lease_duration / 3)
+        self.renewals = RenewalSchedule(lease_duration / 3, self._start_extender)
         self._group: anyio.abc.TaskGroup | None = None
+        self._queued: deque[tuple[str, Item]] = deque()
+        """Leased jobs waiting for a runner."""
+        self._parked: deque[anyio.Event] = deque()
+        """Runners waiting for work, each by the event that wakes it."""
+        self._runners = 0
+        self._waking = 0
+        """Runners woken (or started) that have not yet looked for a job."""
+        self._closed = False
 
     def _now(self) -> int:
         return to_ms(self._clock())
 
     def use(self, group: anyio.abc.TaskGroup) -> None:
-        """Run jobs in *group* from now on."""
+        """Run jobs in runner tasks of *group* from now on."""
         self._group = group
 
     def start(self, qid: str, item: Item) -> None:
-        """Run leased *item* in a task of its own (it takes a slot now)."""
-        assert self._group is not None
+        """Queue leased *item* for a runner (it takes a slot now)."""
         self._reporter.leased()
         self._idle.job_started()
         self._slots.take()
-        self._group.start_soon(self._run, qid, item, name=f"quickq job {item.item_id}")
+        self._queued.append((qid, item))
+        if self._waking == 0:
+            self._wake_one()
 
-    async def _run(self, qid: str, item: Item) -> None:
-        assert item.lease is not None
-        ended = _Ended()
-        outcome: Outcome | None = None
-        settled = False
-        holds_slot = True
-        started = self._clock()
-        self._reporter.started(qid, item, wait=max(0.0, started - item.vesting / 1000))
-        try:
-            await self._attempt(qid, item, ended)
-            # The handler is done: its slot may take new work while this settles.
-            holds_slot = False
+    def _wake_one(self) -> None:
+        """Wake a parked runner, or start one if none is parked and fewer
+        than ``concurrency`` run: it takes the next queued job, and wakes the
+        next runner only if jobs remain once it has taken its own. So one
+        runner at a time is on its way, and a batch of jobs whose handlers
+        never wait runs in one runner, without a task switch per job."""
+        if self._parked:
+            self._waking += 1
+            self._parked.popleft().set()
+        elif self._runners < self._concurrency:
+            assert self._group is not None
+            self._waking += 1
+            self._runners += 1
+            self._group.start_soon(self._serve, name=f"quickq runner {self._runners}")
+
+    async def close(self) -> None:
+        """No more jobs will come: runners end once the queued ones are done.
+        When the caller is being cancelled, give the queued jobs back now."""
+        self._closed = True
+        while self._parked:
+            self._waking += 1
+            self._parked.popleft().set()
+        if anyio.current_effective_deadline() == -math.inf:
+            await self._give_back_queued()
+
+    async def _serve(self) -> None:
+        """One runner: take the next queued job and run it, until closed."""
+        queued = self._queued
+        async with anyio.create_task_group() as group:  # its jobs' extenders
+            try:
+                self._waking -= 1  # started by _wake_one
+                while True:
+                    if queued:
+                        qid, item = queued.popleft()
+                        if queued and self._waking == 0:
+                            self._wake_one()
+                        await self._run(group, qid, item)
+                        continue
+                    if self._closed:
+                        return
+                    parked = anyio.Event()
+                    self._parked.append(parked)
+                    try:
+                        await parked.wait()
+                    except BaseException:
+                        if not parked.is_set():
+                            self._parked.remove(parked)
+                        raise
+                    self._waking -= 1  # woken by _wake_one or close
+            except BaseException:
+                # Cancelled: give back the jobs that no runner will take now.
+                await self._give_back_queued()
+                raise
+
+    async def _give_back_queued(self) -> None:
+        """Release every job still waiting for a runner (each reports started,
+        then released, as a job cancelled before its handler ran)."""
+        while self._queued:
+            qid, item = self._queued.popleft()
+            assert self._group is not None
+            attempt = _Attempt(self, self._group, qid, item, self._reporter.now())
+            self._reporter.started(qid, item, at=attempt.started)
             self._slots.release()
-            if not ended.lost:
-                outcome = await self._settle(item, ended)
-                settled = True
-        finally:
-            if not settled and not ended.lost:
-                # Cancelled: record how the attempt ended if it did, else give
-                # the job back (the acker does it at once, shielded, bounded).
-                release = Settlement(Action.RELEASE, qid, item.item_id, item.lease.lease_id)
-                ended.settlement = ended.settlement or release
-                outcome = await self._acker.settle(ended.settlement)
-            self._report_end(qid, item, ended, outcome, duration=self._clock() - started)
-            if holds_slot:
-                self._slots.release()
-            self._idle.job_ended()
+            await self._finish(attempt)
 
-    async def _settle(self, item: Item, ended: _Ended) -> Outcome | None:
+    async def _run(self, group: anyio.abc.TaskGroup, qid: str, item: Item) -> None:
+        attempt = _Attempt(self, group, qid, item, self._reporter.now())
+        self._reporter.started(qid, item, at=attempt.started)
+        try:
+            await self._attempt(attempt)
+        finally:
+            # The handler is done: its slot may take new work while this settles.
+            self._slots.release()
+            await self._finish(attempt)
+
+    async def _finish(self, attempt: _Attempt) -> None:
+        """Record how *attempt* ended: a plain settlement joins the acker's
+        next batch; one with the handler's writes commits alone (in a task of
+        the runner's, unless the runner is being cancelled)."""
+        if attempt.lost:
+            self.ended(attempt, None)
+            return
+        item = attempt.item
+        assert item.lease is not None
+        settlement = attempt.settlement
+        if settlement is None:
+            # Cancelled before an outcome: give the job back.
+            settlement = Settlement(Action.RELEASE, attempt.qid, item.item_id, item.lease.lease_id)
+            attempt.settlement = settlement
+        if settlement.writes is None and self._acker.submit(settlement, attempt.settled):
+            return
+        if settlement.writes is None or anyio.current_effective_deadline() == -math.inf:
+            await self._settle_alone(attempt)
+        else:
+            attempt.group.start_soon(self._settle_alone, attempt)
+
+    async def _settle_alone(self, attempt: _Attempt) -> None:
+        """Commit *attempt*'s settlement in a transaction of its own, and report it."""
+        outcome: Outcome | None = None
+        try:
+            outcome = await self._settle(attempt)
+        except BaseException as exc:
+            if carries_cancellation(exc):
+                # Cancelled mid-commit: record it now (the acker commits it
+                # shielded, bounded).
+                assert attempt.settlement is not None
+                outcome = await self._acker.settle(attempt.settlement)
+            raise
+        finally:
+            self.ended(attempt, outcome)
+
+    async def _settle(self, attempt: _Attempt) -> Outcome | None:
         """Record the finished attempt; if the handler's own writes fail, the
         attempt counts as failed and is retried."""
-        settlement = ended.settlement
+        settlement = attempt.settlement
         assert settlement is not None
         try:
             return await self._acker.settle(settlement)
         except BaseException as exc:
             if settlement.writes is None or carries_cancellation(exc):
                 raise
+            item = attempt.item
             definition = self._jobs.get(item.topic)
             assert definition is not None  # it ran the handler
             make = SettlementMaker(settlement.queue_id, settlement.item_id, settlement.lease_id)
             failed = failure_settlement(
                 make, definition, item, self._rng, f"completion writes failed: {exc!r}"
             )
-            outcome = await self._acker.settle(failed)
-            ended.settlement = failed
-            return outcome
+            attempt.settlement = failed
+            return await self._acker.settle(failed)
 
-    def _report_end(
-        self, qid: str, item: Item, ended: _Ended, outcome: Outcome | None, duration: float
-    ) -> None:
-        if ended.lost:
+    def ended(self, attempt: _Attempt, outcome: Outcome | None) -> None:
+        """Count and report how *attempt* ended, once its outcome is known."""
+        if attempt.lost:
             outcome = None
-        settlement = ended.settlement
+        settlement = attempt.settlement
         self._reporter.ended(
-            qid,
-            item,
+            attempt.qid,
+            attempt.item,
             outcome,
-            duration=duration,
-            result=ended.result,
+            started=attempt.started,
+            result=attempt.result,
             error=settlement.error if settlement is not None else None,
         )
         if outcome is Outcome.RETRIED or outcome is Outcome.RELEASED:
             self._wakeup.set()  # it is ready again, perhaps at once: look
+        self._idle.job_ended()
 
-    async def _attempt(self, qid: str, item: Item, ended: _Ended) -> None:
-        """Run one attempt, filling in *ended* the moment its outcome is known.
+    async def _attempt(self, attempt: _Attempt) -> None:
+        """Run one attempt, filling in *attempt* the moment its outcome is known.
 
         Whatever the handler does (any return value, any exception but the
         consumer's own cancellation) ends as a settlement: an outcome the queue
         cannot record is a failure of the attempt, retried then dead-lettered.
         """
+        qid, item = attempt.qid, attempt.item
         assert item.lease is not None
         make = SettlementMaker(qid, item.item_id, item.lease.lease_id)
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
-            ended.settlement = make(Action.DEAD_LETTER, reason="no_handler", error=missing)
+            attempt.settlement = make(Action.DEAD_LETTER, reason="no_handler", error=missing)
             return
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
             error = f"payload cannot be decoded: {exc!r}"
-            ended.settlement = make(Action.DEAD_LETTER, error=error)
+            attempt.settlement = make(Action.DEAD_LETTER, error=error)
             return
         meta = JobMeta(
             topic=item.topic,
@@ -263,44 +394,64 @@ class JobRunner:
             last_error=item.last_error,
         )
         timeout = item.timeout or definition.timeout
-        lost = anyio.Event()
+        deadline = anyio.current_time() + timeout if timeout else math.inf
+        scope = attempt.scope = anyio.CancelScope(deadline=deadline)
+        self.renewals.schedule(attempt)
         try:
-            async with anyio.create_task_group() as job_scope:
-                renewal = self.renewals.schedule(
-                    lambda: job_scope.start_soon(
-                        self._extend_lease, qid, item, job_scope.cancel_scope, lost
-                    )
-                )
-                try:
-                    result, failure = await call_handler(
-                        definition.handler, payload, meta, limit=timeout
-                    )
-                    # Known before the scope closes, so a cancellation landing at its
-                    # exit cannot turn a finished attempt into an unattempted one.
-                    ended.settlement, ended.result = outcome_settlement(
-                        make, definition, item, self._rng, result, failure
-                    )
-                finally:
-                    renewal.withdraw()  # before the scope closes: nothing may start in it after
-                job_scope.cancel_scope.cancel()  # the handler is done: stop extending
+            result, failure = await call_handler(
+                definition.handler, payload, meta, scope=scope, limit=timeout
+            )
+            # Known before anything else can happen, so a cancellation landing
+            # now cannot turn a finished attempt into an unattempted one.
+            attempt.settlement, attempt.result = outcome_settlement(
+                make, definition, item, self._rng, result, failure
+            )
         except BaseException as exc:
-            # What is left of a group once the scope has taken out its own
-            # cancellation: the handler's nursery failed as the job was stopped.
-            if carries_cancellation(exc) or ended.settlement is not None:
+            if carries_cancellation(exc) or attempt.settlement is not None:
                 raise
-            ended.settlement = failure_settlement(
+            attempt.settlement = failure_settlement(
                 make, definition, item, self._rng, describe_failure(exc)
             )
-        if lost.is_set():
+        finally:
+            attempt.withdrawn = True  # the extender must not start now
+            await self._stop_extender(attempt)
+        if attempt.lost:
             log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
-            ended.lost = True
 
-    async def _extend_lease(
-        self, qid: str, item: Item, handler_scope: anyio.CancelScope, lost: anyio.Event
-    ) -> None:
+    def _start_extender(self, attempt: _Attempt) -> None:
+        """The job's first renewal is due: start its extender in its runner's group."""
+        attempt.extender_scope = anyio.CancelScope()
+        attempt.extender_done = anyio.Event()
+        attempt.group.start_soon(
+            self._extend_lease, attempt, name=f"quickq extender {attempt.item.item_id}"
+        )
+
+    async def _stop_extender(self, attempt: _Attempt) -> None:
+        """Cancel the job's extender, if it started, and wait for it to end
+        (shielded, bounded), so that no renewal runs once the job settles."""
+        scope, done = attempt.extender_scope, attempt.extender_done
+        if scope is None or done is None:
+            return
+        scope.cancel()
+        # As a task group would, wait for it even while being cancelled; it
+        # was cancelled, so it ends at its next await (bounded all the same).
+        with anyio.move_on_after(self._cleanup_timeout + self._lease_duration, shield=True):
+            await done.wait()
+
+    async def _extend_lease(self, attempt: _Attempt) -> None:
         """Renew the lease now and every lease/3 until cancelled; cancel the
         handler once it is lost. Started by the renewal schedule, lease/3 after
         the job started."""
+        scope, done = attempt.extender_scope, attempt.extender_done
+        assert scope is not None and done is not None
+        try:
+            with scope:
+                await self._renew(attempt)
+        finally:
+            done.set()
+
+    async def _renew(self, attempt: _Attempt) -> None:
+        qid, item = attempt.qid, attempt.item
         assert item.lease is not None
         lease_ms = to_ms(self._lease_duration)
         expiry = item.lease.expiry
@@ -324,7 +475,9 @@ class JobRunner:
                 if ok:
                     expiry = self._now() + lease_ms
             if not ok:
-                lost.set()
-                handler_scope.cancel()
+                if not attempt.withdrawn:  # else its settlement, fenced, finds it lost
+                    attempt.lost = True
+                    assert attempt.scope is not None
+                    attempt.scope.cancel()
                 return
             await anyio.sleep(interval)
