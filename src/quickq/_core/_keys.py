@@ -3,7 +3,7 @@
 Every key is ``root + fdb.tuple.pack(...)`` under a root subspace the
 application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
 
-    (q, qid, i, item_id)                  item record (header JSON, NUL, payload)
+    (q, qid, i, item_id)                  item record (binary header, payload)
     (q, qid, r, priority, vesting, id)    ready index: pending items, best first
     (q, qid, s, vesting, id)              schedule index: items waiting for their time
     (q, qid, l, expiry, id)               lease index: running items by lease expiry
