@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import attrs
 import fdb.tuple as fdb_tuple
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quickq._core import DeadLetterRecord, Item, Layout, Lease, State
-from quickq._core._keys import _pack
+from quickq._core._keys import _pack, _unpack
 from quickq._core._records import BINARY_FORMAT
 
 ids = st.text(min_size=1, max_size=40)
@@ -187,3 +189,34 @@ def test_records_of_the_json_format_still_read() -> None:
 )
 def test_fast_key_packing_is_the_bindings_encoding(parts: list[object]) -> None:
     assert _pack(tuple(parts)) == fdb_tuple.pack(tuple(parts))
+    assert _unpack(fdb_tuple.pack(tuple(parts))) == fdb_tuple.unpack(fdb_tuple.pack(tuple(parts)))
+
+
+edges = [0, 1, -1, 255, -255, 256, -256, 2**63, -(2**63), 2**64 - 2, -(2**64 - 2)]
+edges += [2**64 - 1, -(2**64 - 1), 2**64, -(2**64), 10**300, -(10**300)]
+
+
+@given(qid=ids, item_id=ids, n=st.sampled_from(edges) | st.integers(), m=st.integers())
+def test_the_hot_keys_are_the_bindings_encoding_at_every_int(
+    qid: str, item_id: str, n: int, m: int
+) -> None:
+    layout = Layout()
+    root = ("quickq", "q", qid)
+    assert layout.ready(qid, n, m, item_id) == fdb_tuple.pack((*root, "r", n, m, item_id))
+    assert layout.scheduled(qid, n, item_id) == fdb_tuple.pack((*root, "s", n, item_id))
+    assert layout.leased(qid, n, item_id) == fdb_tuple.pack((*root, "l", n, item_id))
+    assert layout.tail(qid, layout.ready(qid, n, m, item_id), "r") == (n, m, item_id)
+    assert _pack((n, item_id)) == fdb_tuple.pack((n, item_id))
+
+
+def test_fast_key_unpacking_refuses_what_the_bindings_refuse() -> None:
+    bad: list[tuple[bytes, type[Exception]]] = [
+        (b"\x16\x01", struct.error),  # an int cut short
+        (b"\x02\xff\xfe\x00", UnicodeDecodeError),
+    ]
+    for key, error in bad:
+        with pytest.raises(error):
+            _unpack(key)
+        with pytest.raises(error):
+            fdb_tuple.unpack(key)
+    assert _unpack(b"\x02a\x00\xffb") == fdb_tuple.unpack(b"\x02a\x00\xffb") == ("a\x00b",)
