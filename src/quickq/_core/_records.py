@@ -73,6 +73,26 @@ class Item:
         assert self.lease is not None
         return layout.leased(qid, self.lease.expiry, self.item_id)
 
+    def leased(self, lease: Lease) -> Item:
+        """This item running under *lease*, its attempt counted (``attrs.evolve``
+        spelled out: leasing does it for every job)."""
+        return Item(
+            self.item_id,
+            self.topic,
+            self.payload,
+            self.priority,
+            self.vesting,
+            self.max_retries,
+            self.enqueued_at,
+            State.RUNNING,
+            self.attempt + 1,
+            self.errors,
+            self.timeout,
+            lease,
+            self.last_error,
+            self.settled_by,
+        )
+
     def to_bytes(self) -> bytes:
         """The stored record: a binary header, then the payload as it is.
 
