@@ -1,10 +1,10 @@
 """Enqueue: store new jobs, first enqueue of an id wins, once per call.
 
 The producer (:class:`quickq.JobQueue`) validates and encodes; this module
-writes. A batch makes its items, their index entries, its counters (one add per
-queue and state), the queue names, the wake-up bump and one pointer update per queue, and leaves
-a receipt so that a re-run after commit-unknown-result enqueues nothing
-twice.
+writes. A batch makes its items, their index entries, its counters (one add
+per queue and state), the queue names, the wake-up bump and one pointer
+update per queue, and leaves a receipt so that a re-run after
+commit-unknown-result enqueues nothing twice.
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ class Tally:
     """Counter changes gathered over a batch, then added once per counter.
 
     Atomic adds commute, so the counters end the same as with one add per
-    item; the batch makes one add per queue and counter instead of one or
-    two per item (FoundationDB too sends one mutation per key and transaction).
+    item. The commit carries one mutation per counter either way (FoundationDB's
+    client, like quickq's stores, coalesces adds to one key); the batch saves
+    the work of one or two adds per item.
     """
 
     __slots__ = ("_deltas",)
