@@ -203,3 +203,27 @@ async def test_cancel_removes_a_pending_job(store: TestStore) -> None:
         await queue.cancel("t", job.job_id)
     with pytest.raises(quickq.JobNotFoundError):
         await queue.get_job("t", job.job_id)
+
+
+@pytest.mark.parametrize("qid_chars", [1, 256])
+async def test_keys_up_to_the_store_limit_are_taken_and_one_byte_more_is_refused(
+    qid_chars: int,
+) -> None:
+    from quickq._core import Layout
+    from quickq._queue import MAX_KEY_BYTES
+
+    qid, job_id = "\U0001f600" * qid_chars, "\x00" * 100  # 4 bytes a char; 2 once escaped
+    # The root whose longest job key is exactly the limit.
+    key = quickq._core.NewItem(qid, job_id, "t", b"", -(2**31), 10**14, 0).longest_key(
+        Layout(("",))
+    )
+    root = ("x" * (MAX_KEY_BYTES - key),)
+    store = quickq.stores.MemoryStore()
+    at = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # the longest vesting time
+    queue = quickq.JobQueue(store, root=root, clock=lambda: NOW)
+    await queue.enqueue(qid, "t", None, job_id=job_id, priority=-(2**31), at=at)
+    longer = quickq.JobQueue(store, root=(root[0] + "x",), clock=lambda: NOW)
+    with pytest.raises(quickq.InvalidJobError, match="make a key over 10000 bytes"):
+        await longer.enqueue(qid, "t", None, job_id=job_id, priority=-(2**31), at=at)
+    with pytest.raises(quickq.InvalidJobError, match="make a key over"):
+        await quickq.JobQueue(store, root=("x" * MAX_KEY_BYTES,)).enqueue("q", "t")

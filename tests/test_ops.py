@@ -217,6 +217,54 @@ async def test_a_lease_batch_stops_at_about_a_megabyte_of_payloads(store: TestSt
     assert [i.item_id for i in await lease(store, now=T0 + 1, limit=20)] == ["i11"]
 
 
+async def test_a_store_of_json_records_is_leased_settled_and_replayed(store: TestStore) -> None:
+    """Records written before the binary format (JSON headers) keep working:
+    leased, retried, completed, dead-lettered and replayed, and each one the
+    queue rewrites is rewritten in the binary format."""
+    await put(store, new("a"), new("b"), new("c", retries=0), new("later", vesting=T0 + 60_000))
+
+    async def to_json(tr: Transaction) -> None:
+        for item_id in ("a", "b", "c", "later"):
+            raw = await tr.get(layout.item("q", item_id))
+            assert raw is not None and raw[:1] == b"\x01"
+            tr.set(layout.item("q", item_id), Item.from_bytes(raw).to_json_bytes())
+
+    await store.transact(to_json)
+    a, b, c = sorted(await lease(store, limit=3), key=lambda i: i.item_id)
+    assert a.lease and b.lease and c.lease
+    for item_id in ("a", "b", "c"):
+        raw = await read(store, layout.item("q", item_id))
+        assert raw is not None and raw[:1] == b"\x01"
+    untouched = await read(store, layout.item("q", "later"))  # not due: not rewritten
+    assert untouched is not None and untouched[:1] == b"{"
+    now = T0 + 1
+    done = Settlement(Action.COMPLETE, "q", "a", a.lease.lease_id)
+    retry = Settlement(Action.RETRY, "q", "b", b.lease.lease_id, delay_ms=10, error="boom")
+    dead = Settlement(Action.RETRY, "q", "c", c.lease.lease_id, error="gone")
+    assert [await settle(store, s, now) for s in (done, retry, dead)] == [
+        Outcome.COMPLETED,
+        Outcome.RETRIED,
+        Outcome.DEAD_LETTERED,
+    ]
+
+    async def dead_to_json(tr: Transaction) -> None:
+        raw = await tr.get(layout.dead_letter("q", "c"))
+        assert raw is not None
+        head, _, record = raw.partition(b"\x00")
+        tr.set(
+            layout.dead_letter("q", "c"), head + b"\x00" + Item.from_bytes(record).to_json_bytes()
+        )
+
+    await store.transact(dead_to_json)
+    (letter,) = await store.transact(lambda tr: _core.dead_letters(tr, layout, "q", 10))
+    assert (letter.item.item_id, letter.error, letter.item.last_error) == ("c", "gone", "gone")
+    assert await store.transact(lambda tr: _core.replay_dead_letter(tr, layout, "q", "c", now))
+    later = T0 + 60_000
+    leased = await lease(store, now=later, limit=10)
+    assert sorted((i.item_id, i.attempt) for i in leased) == [("b", 2), ("c", 1), ("later", 1)]
+    assert await counts(store) == {"pending": 0, "scheduled": 0, "running": 3, "dead": 0}
+
+
 # -- interleavings: a transaction open while another commits ----------------------
 
 

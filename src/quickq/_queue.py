@@ -46,6 +46,11 @@ MAX_PAYLOAD_BYTES: Final = MAX_VALUE_BYTES - record_overhead(
 job can become (its item, with a lease and an error; its dead letter) fits in
 one value, whatever its ids, topic and options."""
 
+_KEY_PARTS: Final = 40
+"""More than a job's keys hold beyond the root and the two ids' characters:
+the tags ``q`` and ``r`` or ``d``, two ints of at most 9 bytes, the strings'
+type codes and terminators (28 bytes in the longest, the ready entry)."""
+
 JobState = Literal["pending", "scheduled", "running", "dead"]
 """The states a job is listed in (``list_jobs``, ``Job.state``); dead means a dead letter."""
 _LIVE: Final[dict[str, State]] = {state.counter: state for state in State}
@@ -283,8 +288,9 @@ class JobQueue:
         item_id = _validate_id(job.job_id, "job_id") if custom else new_job_id(now, token, n)
         payload = self.codec.encode(job.payload)
         new = _core.NewItem(
-            qid, item_id, topic, payload, priority, vesting, max_retries, timeout, custom
-        )
+            qid, item_id, topic, payload, priority, vesting, max_retries, timeout, custom,
+            token=f"{token}.{n}",  # unique to the job, without a random draw per job
+        )  # fmt: skip
         self._check_sizes(new)
         return new
 
@@ -306,7 +312,11 @@ class JobQueue:
         return now + to_ms(check_seconds(delay, "delay", error=InvalidJobError))
 
     def _check_sizes(self, new: _core.NewItem) -> None:
-        if new.longest_key(self._layout) > MAX_KEY_BYTES:
+        # A job's keys are the root, a few tags and ints (_KEY_PARTS at most),
+        # and the two ids, at most 4 bytes a character: build them to measure
+        # only when that bound exceeds the limit.
+        bound = len(self._layout.prefix) + _KEY_PARTS + 4 * (len(new.queue_id) + len(new.item_id))
+        if bound > MAX_KEY_BYTES and new.longest_key(self._layout) > MAX_KEY_BYTES:
             raise InvalidJobError(f"queue_id and job_id make a key over {MAX_KEY_BYTES} bytes")
         if len(new.payload) > MAX_PAYLOAD_BYTES:
             raise InvalidJobError(

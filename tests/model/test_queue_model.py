@@ -592,10 +592,33 @@ class QueueMachine(RuleBasedStateMachine):
         outcome = self.transact(body)
         assert outcome is self.expected_settlement(held, action, delay), outcome
 
+    @precondition(lambda self: any(self.held.values()))
+    @rule(data=st.data(), count=st.integers(1, 4))
+    def settle_batch(self, data: st.DataObject, count: int) -> None:
+        """End several attempts in one transaction (``settle_many``, counters
+        adjusted once): the same outcomes, in order, as one settle each."""
+        picks: list[tuple[Held, str, int]] = []
+        while len(picks) < count and any(self.held.values()):
+            consumer, held = self.draw_held(data)
+            self.held[consumer].remove(held)
+            action = data.draw(
+                st.sampled_from(["complete", "fail", "snooze", "discard", "release"])
+            )
+            picks.append((held, action, data.draw(st.sampled_from([0, 1, 500, 2 * LEASE]))))
+        batch = [self.settlement(held, action, delay) for held, action, delay in picks]
+        clock = self.clock()
+        outcomes = self.transact(lambda tr: _core.settle_many(tr, layout, batch, clock))
+        assert outcomes == [self.expected_settlement(*pick) for pick in picks], outcomes
+
     def settling(
         self, held: Held, action: str, delay: int
     ) -> Callable[[Transaction], Awaitable[Outcome]]:
-        s = {
+        s = self.settlement(held, action, delay)
+        clock = self.clock()
+        return lambda tr: _core.settle(tr, layout, s, clock)
+
+    def settlement(self, held: Held, action: str, delay: int) -> Settlement:
+        return {
             "complete": Settlement(Action.COMPLETE, held.qid, held.item_id, held.lease_id),
             "fail": Settlement(
                 Action.RETRY, held.qid, held.item_id, held.lease_id, delay, error="boom"
@@ -611,8 +634,6 @@ class QueueMachine(RuleBasedStateMachine):
             ),
             "release": Settlement(Action.RELEASE, held.qid, held.item_id, held.lease_id),
         }[action]
-        clock = self.clock()
-        return lambda tr: _core.settle(tr, layout, s, clock)
 
     @precondition(lambda self: any(self.held.values()))
     @rule(

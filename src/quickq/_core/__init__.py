@@ -12,6 +12,8 @@ snapshot reads; read conflicts are taken only on what an operation claims
 (the items it leases, the pointer it moves, the emptiness it relies on).
 Fencing operations (extend, settle) take a clock rather than a time, and read
 it after their reads, so a lease is judged at the moment of the write.
+Operations on batches (enqueue_many, lease_items with its promotion,
+settle_many) adjust each counter once per queue, by one atomic add.
 
 Modules, bottom up: ``_keys`` (Layout, State), ``_records`` (the stored
 values), ``_items`` and ``_pointers`` (the shared reads and writes),
@@ -53,3 +55,4 @@ from ._settle import Action as Action
 from ._settle import Outcome as Outcome
 from ._settle import Settlement as Settlement
 from ._settle import settle as settle
+from ._settle import settle_many as settle_many

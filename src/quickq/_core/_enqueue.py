@@ -1,10 +1,10 @@
 """Enqueue: store new jobs, first enqueue of an id wins, once per call.
 
 The producer (:class:`quickq.JobQueue`) validates and encodes; this module
-writes. A batch makes its items, their index entries and counters, the
-queue names, the wake-up bump and one pointer update per queue, and leaves
-a receipt so that a re-run after commit-unknown-result enqueues nothing
-twice.
+writes. A batch makes its items, their index entries, its counters (one add
+per queue and state), the queue names, the wake-up bump and one pointer
+update per queue, and leaves a receipt so that a re-run after
+commit-unknown-result enqueues nothing twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import secrets
 import attrs
 
 from ..stores._protocol import Transaction, get_many
-from ._items import count, put
+from ._items import Tally, put
 from ._keys import Layout, State
 from ._pointers import ensure_pointer_as_read
 from ._receipts import enqueue_receipt
@@ -69,6 +69,7 @@ async def enqueue_many(
     found = await _existing_many(tr, layout, check)
     out: list[tuple[Item, bool]] = []
     due: dict[str, int] = {}  # queue -> earliest vesting among the new jobs
+    tally = Tally()  # counters change once per queue and state, not per job
     for n, new in enumerate(news):
         qid = new.queue_id
         if earlier is not None:
@@ -94,10 +95,11 @@ async def enqueue_many(
         if new.custom_id:  # a repeat of this id later in the batch finds this job
             found[qid, new.item_id] = item
         put(tr, layout, qid, item)
-        count(tr, layout, qid, item.state, 1)
+        tally.count(qid, item.state, 1)
         if qid not in due:
             tr.set(layout.name(qid), b"")
         due[qid] = min(due.get(qid, new.vesting), new.vesting)
+    tally.flush(tr, layout)
     if earlier is None:
         tr.set(receipt, b"".join(b"1" if created else b"0" for _, created in out))
     if due:

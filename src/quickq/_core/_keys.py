@@ -3,7 +3,7 @@
 Every key is ``root + fdb.tuple.pack(...)`` under a root subspace the
 application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
 
-    (q, qid, i, item_id)                  item record (header JSON, NUL, payload)
+    (q, qid, i, item_id)                  item record (binary header, payload)
     (q, qid, r, priority, vesting, id)    ready index: pending items, best first
     (q, qid, s, vesting, id)              schedule index: items waiting for their time
     (q, qid, l, expiry, id)               lease index: running items by lease expiry
@@ -34,7 +34,8 @@ from typing import Any, Final, Literal
 
 import fdb.tuple as fdb_tuple
 
-_INT_LIMIT: Final = 1 << 64
+_INT_LIMIT: Final = (1 << 64) - 1
+"""Ints of at most eight bytes (the bindings encode +-(2**64 - 1) in the longer form)."""
 _PREFIX_CACHE_SIZE: Final = 50_000
 """Cached key prefixes (a few per queue) before the cache starts over."""
 
@@ -66,32 +67,72 @@ _COUNTER_OF: Final[dict[State, Literal["pending", "scheduled", "running"]]] = {
 }
 
 
+def _str(text: str) -> bytes:
+    """The tuple encoding of one str element."""
+    return b"\x02" + text.encode().replace(b"\x00", b"\x00\xff") + b"\x00"
+
+
+def _int(n: int) -> bytes:
+    """The tuple encoding of one int element."""
+    if not -_INT_LIMIT < n < _INT_LIMIT:
+        packed: bytes = fdb_tuple.pack((n,))
+        return packed
+    if n > 0:
+        size = (n.bit_length() + 7) // 8
+        return _INT_CODES[20 + size] + n.to_bytes(size, "big")
+    if n == 0:
+        return b"\x14"
+    size = ((-n).bit_length() + 7) // 8
+    return _INT_CODES[20 - size] + (n + (1 << (8 * size)) - 1).to_bytes(size, "big")
+
+
+_INT_CODES: Final = [bytes([code]) for code in range(256)]
+
+
 def _pack(parts: tuple[Any, ...]) -> bytes:
     """``fdb.tuple.pack(parts)``, with a fast path for the str and int elements
     of quickq's own keys (the bindings' generic packer dominated the hot path).
     Byte-for-byte the same encoding; anything else goes to the bindings."""
-    out = bytearray()
+    out = b""
     for part in parts:
         kind = type(part)
         if kind is str:
-            out += b"\x02"
-            out += part.encode().replace(b"\x00", b"\x00\xff")
-            out += b"\x00"
+            out += _str(part)
         elif kind is int and -_INT_LIMIT < part < _INT_LIMIT:
-            if part == 0:
-                out += b"\x14"
-            elif part > 0:
-                size = (part.bit_length() + 7) // 8
-                out.append(0x14 + size)
-                out += part.to_bytes(size, "big")
-            else:
-                size = ((-part).bit_length() + 7) // 8
-                out.append(0x14 - size)
-                out += (part + (1 << (8 * size)) - 1).to_bytes(size, "big")
+            out += _int(part)
         else:
             packed: bytes = fdb_tuple.pack(parts)
             return packed
-    return bytes(out)
+    return out
+
+
+def _unpack(data: bytes) -> tuple[Any, ...]:
+    """``fdb.tuple.unpack(data)``, with a fast path for tuples of str and int
+    elements (quickq's index keys); anything else goes to the bindings."""
+    out: list[Any] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        code = data[pos]
+        if code == 0x02:
+            stop = data.find(b"\x00", pos + 1)
+            while stop >= 0 and data[stop + 1 : stop + 2] == b"\xff":  # an escaped NUL
+                stop = data.find(b"\x00", stop + 2)
+            if stop < 0:
+                break
+            out.append(data[pos + 1 : stop].replace(b"\x00\xff", b"\x00").decode())
+            pos = stop + 1
+        elif 0x0B < code < 0x1D:
+            size = code - 0x14 if code >= 0x14 else 0x14 - code
+            pos += 1 + size
+            if pos > end:
+                break
+            n = int.from_bytes(data[pos - size : pos], "big")
+            out.append(n if code >= 0x14 else n - (1 << (8 * size)) + 1)
+        else:
+            break
+    else:
+        return tuple(out)
+    return fdb_tuple.unpack(data)  # type: ignore[no-any-return]
 
 
 class Layout:
@@ -124,17 +165,19 @@ class Layout:
         key = self.sub(qid, part, *rest)
         return key + b"\x00", key + b"\xff"
 
+    # The keys written for every job, packed without the generic loop.
+
     def item(self, qid: str, item_id: str) -> bytes:
-        return self.sub(qid, "i", item_id)
+        return self._prefix(qid, "i") + _str(item_id)
 
     def ready(self, qid: str, priority: int, vesting: int, item_id: str) -> bytes:
-        return self.sub(qid, State.PENDING, priority, vesting, item_id)
+        return self._prefix(qid, State.PENDING) + _int(priority) + _int(vesting) + _str(item_id)
 
     def scheduled(self, qid: str, vesting: int, item_id: str) -> bytes:
-        return self.sub(qid, State.SCHEDULED, vesting, item_id)
+        return self._prefix(qid, State.SCHEDULED) + _int(vesting) + _str(item_id)
 
     def leased(self, qid: str, expiry: int, item_id: str) -> bytes:
-        return self.sub(qid, State.RUNNING, expiry, item_id)
+        return self._prefix(qid, State.RUNNING) + _int(expiry) + _str(item_id)
 
     def dead_letter(self, qid: str, item_id: str) -> bytes:
         return self.sub(qid, "d", item_id)
@@ -179,4 +222,4 @@ class Layout:
 
     def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
         """The elements of *key* after ``(q, qid, part)``."""
-        return fdb_tuple.unpack(key[len(self._prefix(qid, part)) :])  # type: ignore[no-any-return]
+        return _unpack(key[len(self._prefix(qid, part)) :])

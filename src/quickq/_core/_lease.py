@@ -16,7 +16,7 @@ import attrs
 
 from .._limits import LEASE_BYTES, PROMOTE_MIN, PROMOTE_PER_LEASED
 from ..stores._protocol import Transaction, get_many
-from ._items import MsClock, dead_letter, move, read_item
+from ._items import MsClock, Tally, dead_letter, move, read_item
 from ._keys import Layout, State
 from ._pointers import get_pointer, set_pointer
 from ._records import Item, Lease, QueuePointer
@@ -84,17 +84,19 @@ async def lease_items(
     pointer = await get_pointer(tr, layout, qid)
     if pointer is None or pointer.holder != holder or pointer.token != token:
         return LeaseBatch([], more_ready=False)  # our queue lease is gone
-    await _promote(tr, layout, qid, now, limit=max(limit * PROMOTE_PER_LEASED, PROMOTE_MIN))
+    tally = Tally()  # counters change once per batch, not per item
+    promote_limit = max(limit * PROMOTE_PER_LEASED, PROMOTE_MIN)
+    await _promote(tr, layout, qid, now, limit=promote_limit, tally=tally)
     ready_begin, ready_end = layout.range(qid, State.PENDING)
     ready = await tr.get_range(ready_begin, ready_end, limit=limit + 1, snapshot=True)
     leased: list[Item] = []
     size = 0
     more_ready = len(ready) > limit
     # Read the items together (snapshot); each one leased takes its conflict below.
-    item_keys = [
-        layout.item(qid, layout.tail(qid, key, State.PENDING)[2]) for key, _ in ready[:limit]
-    ]
+    tails = [layout.tail(qid, key, State.PENDING) for key, _ in ready[:limit]]
+    item_keys = [layout.item(qid, tail[2]) for tail in tails]
     raws = await get_many(tr, item_keys, snapshot=True)
+    expiry = now + lease_ms
     for n, (key, _) in enumerate(ready[:limit]):
         if size >= LEASE_BYTES:  # keep the transaction small, whatever the limit
             more_ready = True
@@ -105,11 +107,13 @@ async def lease_items(
         item = None if raw is None else Item.from_bytes(raw)
         if item is None or item.state is not State.PENDING:
             continue
-        lease = Lease(holder, f"{batch_token}.{n}", now + lease_ms)
-        new = attrs.evolve(item, state=State.RUNNING, lease=lease, attempt=item.attempt + 1)
-        move(tr, layout, qid, item, new)
+        new = item.leased(Lease(holder, f"{batch_token}.{n}", expiry))
+        # The entry read is the item's own ready entry, unless the two disagree.
+        index = key if tails[n][:2] == (item.priority, item.vesting) else None
+        move(tr, layout, qid, item, new, tally, keys=(item_keys[n], index) if index else None)
         size += len(new.payload)
         leased.append(new)
+    tally.flush(tr, layout)
     if not more_ready:
         tr.add_read_conflict_range(ready_begin, ready_end)  # we rely on it being drained
     next_due = await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
@@ -118,8 +122,11 @@ async def lease_items(
     return LeaseBatch(leased, more_ready, next_due)
 
 
-async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: int) -> None:
-    """Move due scheduled items and expired leases into the ready index.
+async def _promote(
+    tr: Transaction, layout: Layout, qid: str, now: int, limit: int, tally: Tally
+) -> None:
+    """Move due scheduled items and expired leases into the ready index
+    (their counters into *tally*).
 
     Stops once the rewritten items' payloads reach LEASE_BYTES, like leasing,
     so that a promotion of large items stays a small transaction; the rest
@@ -143,14 +150,14 @@ async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: i
                 continue
             size += len(item.payload)
             if state is State.SCHEDULED:
-                move(tr, layout, qid, item, attrs.evolve(item, state=State.PENDING))
+                move(tr, layout, qid, item, attrs.evolve(item, state=State.PENDING), tally)
                 continue
             assert item.lease is not None
             error = f"lease expired (holder {item.lease.holder} stopped extending it)"
             if item.attempt > item.max_retries:
                 # The expired attempt is a failure like any other: count it.
                 spent = attrs.evolve(item, errors=item.errors + 1)
-                dead_letter(tr, layout, qid, spent, "failed", error, now, settled_by=None)
+                dead_letter(tr, layout, qid, spent, "failed", error, now, None, tally)
             else:
                 expired = attrs.evolve(
                     item,
@@ -160,7 +167,7 @@ async def _promote(tr: Transaction, layout: Layout, qid: str, now: int, limit: i
                     errors=item.errors + 1,
                     last_error=error,
                 )
-                move(tr, layout, qid, item, expired)
+                move(tr, layout, qid, item, expired, tally)
 
 
 async def _release_pointer(

@@ -1,16 +1,22 @@
 """The records stored as values: items, leases, dead letters and queue pointers.
 
-Each record encodes itself as compact JSON (an item's payload follows its
-header after a NUL, unencoded), and the field tags are the stored format:
-they never change. Errors are cut by bytes before they are stored, and
-:func:`record_overhead` bounds what a record adds to its payload, so the
-producer can refuse a payload that could not be stored at every step of its
-life.
+An item, written and read for every job at every step, is a compact binary
+header (fixed fields, then length-prefixed UTF-8 strings) followed by its
+payload, unencoded. Its first byte names the format; records of the earlier
+format (a JSON header with fixed field tags, a NUL, the payload) start with
+``{`` and are read as well, so a store written before keeps working. The
+rarer records stay JSON: a dead letter (a JSON header with why and when, a
+NUL, the item's record) and a queue pointer. The stored formats never change
+in place: a new one gets a new first byte. Errors are cut by bytes before
+they are stored, and :func:`record_overhead` bounds what a record adds to its
+payload, so the producer can refuse a payload that could not be stored at
+every step of its life.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from typing import Final, Literal
 
@@ -67,7 +73,145 @@ class Item:
         assert self.lease is not None
         return layout.leased(qid, self.lease.expiry, self.item_id)
 
+    def leased(self, lease: Lease) -> Item:
+        """This item running under *lease*, its attempt counted (``attrs.evolve``
+        spelled out: leasing does it for every job)."""
+        return Item(
+            self.item_id,
+            self.topic,
+            self.payload,
+            self.priority,
+            self.vesting,
+            self.max_retries,
+            self.enqueued_at,
+            State.RUNNING,
+            self.attempt + 1,
+            self.errors,
+            self.timeout,
+            lease,
+            self.last_error,
+            self.settled_by,
+        )
+
     def to_bytes(self) -> bytes:
+        """The stored record: a binary header, then the payload as it is.
+
+        The header is fixed fields (struct-packed, little-endian) then the
+        strings, each UTF-8 after its length (see :data:`_HEAD`). A record
+        with an integer outside the header's fields (never written since
+        times and counts were bounded) is stored in the JSON format instead,
+        which :meth:`from_bytes` reads as well.
+        """
+        item_id = self.item_id.encode("utf-8", "surrogatepass")
+        topic = self.topic.encode("utf-8", "surrogatepass")
+        parts = [b"", item_id, topic]
+        flags = 0
+        try:
+            if self.timeout is not None:
+                flags |= _TIMEOUT_SET
+                parts.append(_TIMEOUT.pack(self.timeout))
+            lease = self.lease
+            if lease is not None:
+                flags |= _LEASE_SET
+                holder = lease.holder.encode("utf-8", "surrogatepass")
+                lease_id = lease.lease_id.encode("utf-8", "surrogatepass")
+                parts += (_LEASE.pack(lease.expiry, len(holder), len(lease_id)), holder, lease_id)
+            if self.last_error is not None:
+                flags |= _ERROR_SET
+                error = self.last_error.encode("utf-8", "surrogatepass")
+                parts += (_LENGTH.pack(len(error)), error)
+            if self.settled_by is not None:
+                flags |= _SETTLED_SET
+                settled_by = self.settled_by.encode("utf-8", "surrogatepass")
+                parts += (_LENGTH.pack(len(settled_by)), settled_by)
+            parts[0] = _HEAD.pack(
+                BINARY_FORMAT,
+                _TAG_OF[self.state],
+                flags,
+                self.priority,
+                self.vesting,
+                self.enqueued_at,
+                self.max_retries,
+                self.attempt,
+                self.errors,
+                len(item_id),
+                len(topic),
+            )
+        except struct.error:
+            return self.to_json_bytes()
+        parts.append(self.payload)
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Item:
+        """The item stored as *data*, in the binary format or the JSON one."""
+        first = data[:1]
+        if first != _BINARY_FIRST:
+            if first == b"{":
+                return cls._from_json_bytes(data)
+            raise ValueError(f"not an item record of a known format (first byte {first!r})")
+        (
+            _,
+            tag,
+            flags,
+            priority,
+            vesting,
+            enqueued_at,
+            max_retries,
+            attempt,
+            errors,
+            n_id,
+            n_topic,
+        ) = _HEAD.unpack_from(data)
+        start = _HEAD_SIZE + n_id
+        pos = start + n_topic
+        item_id = data[_HEAD_SIZE:start].decode("utf-8", "surrogatepass")
+        topic = data[start:pos].decode("utf-8", "surrogatepass")
+        timeout = lease = last_error = settled_by = None
+        if flags:
+            if flags & _TIMEOUT_SET:
+                (timeout,) = _TIMEOUT.unpack_from(data, pos)
+                pos += _TIMEOUT.size
+            if flags & _LEASE_SET:
+                expiry, n_holder, n_lease_id = _LEASE.unpack_from(data, pos)
+                start = pos + _LEASE.size
+                middle = start + n_holder
+                pos = middle + n_lease_id
+                lease = Lease(
+                    data[start:middle].decode("utf-8", "surrogatepass"),
+                    data[middle:pos].decode("utf-8", "surrogatepass"),
+                    expiry,
+                )
+            if flags & _ERROR_SET:
+                (n,) = _LENGTH.unpack_from(data, pos)
+                pos += _LENGTH_SIZE + n
+                last_error = data[pos - n : pos].decode("utf-8", "surrogatepass")
+            if flags & _SETTLED_SET:
+                (n,) = _LENGTH.unpack_from(data, pos)
+                pos += _LENGTH_SIZE + n
+                settled_by = data[pos - n : pos].decode("utf-8", "surrogatepass")
+            if flags & ~_ALL_SET:
+                raise ValueError(f"item record with unknown fields (flags {flags:#x})")
+        return cls(
+            item_id,
+            topic,
+            data[pos:],
+            priority,
+            vesting,
+            max_retries,
+            enqueued_at,
+            _STATE_OF[tag],
+            attempt,
+            errors,
+            timeout,
+            lease,
+            last_error,
+            settled_by,
+        )
+
+    def to_json_bytes(self) -> bytes:
+        """The record in the JSON format (the format before the binary one):
+        a JSON header with fixed field tags, a NUL, then the payload."""
         header = {
             "id": self.item_id,
             "t": self.topic,
@@ -88,7 +232,7 @@ class Item:
         return json.dumps(header, separators=(",", ":")).encode() + b"\x00" + self.payload
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Item:
+    def _from_json_bytes(cls, data: bytes) -> Item:
         head, _, payload = data.partition(b"\x00")
         h = json.loads(head)
         lease = Lease(h["l"][0], h["l"][1], h["l"][2]) if h["l"] else None
@@ -108,6 +252,32 @@ class Item:
             last_error=h["le"],
             settled_by=h["sb"],
         )
+
+
+# -- the binary item record ----------------------------------------------------------
+
+BINARY_FORMAT: Final = 1
+"""The first byte of a binary item record. A JSON header (the earlier format)
+starts with ``{``, so the first byte tells the two apart."""
+_BINARY_FIRST: Final = bytes([BINARY_FORMAT])
+_HEAD: Final = struct.Struct("<BBBiqqiiiHH")
+"""format, state tag, flags, priority, vesting, enqueued_at, max_retries,
+attempt, errors, and the byte lengths of the id and the topic, which follow.
+Then, each only when its flag is set: the timeout (a double), the lease
+(expiry, the lengths of holder and lease id, then both), the last error and
+settled_by (each a length, then its bytes). The payload takes the rest."""
+_HEAD_SIZE: Final = _HEAD.size
+_TIMEOUT: Final = struct.Struct("<d")
+_LEASE: Final = struct.Struct("<qHH")
+_LENGTH: Final = struct.Struct("<H")
+_LENGTH_SIZE: Final = _LENGTH.size
+_TIMEOUT_SET: Final = 1
+_LEASE_SET: Final = 2
+_ERROR_SET: Final = 4
+_SETTLED_SET: Final = 8
+_ALL_SET: Final = 15
+_TAG_OF: Final = {state: ord(state.value) for state in State}
+_STATE_OF: Final = {tag: state for state, tag in _TAG_OF.items()}
 
 
 DeadReason = Literal["failed", "discarded", "no_handler", "snoozed_out", "unrecordable"]
@@ -201,8 +371,12 @@ def _json_bytes(text: str) -> int:
 
 def record_overhead(*, id_chars: int, topic_chars: int, max_retries: int) -> int:
     """The most bytes an item's record, or its dead letter, takes beyond its
-    payload: every field at its longest (ids of characters with the longest
-    JSON escape, times of 16 digits, a lease, an error of ERROR_BYTES)."""
+    payload: every field at its longest (ids of characters of the longest
+    UTF-8 encoding, times of 16 digits in the dead letter's JSON, a lease, an
+    error of ERROR_BYTES as JSON, so of at most ERROR_BYTES - 2 in UTF-8).
+
+    The bound is the binary format's: the JSON format is written only for
+    integers beyond the binary fields, which validated jobs never hold."""
     big = 10**16 - 1
     lease_id = "f" * 12 + "." + "9" * 10  # a batch token, a dot, an index in the batch
     error = "e" * (ERROR_BYTES - 2)
