@@ -209,4 +209,5 @@ class Acker:
                 backoff = min(backoff * 2, STORE_BACKOFF_MAX)
 
     async def _settle_all(self, tr: Transaction, batch: list[Settlement]) -> list[Outcome]:
-        return [await _core.settle(tr, self._layout, s, self._clock) for s in batch]
+        # One transaction, each queue's counters adjusted once for the batch.
+        return await _core.settle_many(tr, self._layout, batch, self._clock)
