@@ -17,6 +17,7 @@ object with the surface of the ``fdb`` module that ``quickq.stores.fdb`` uses:
 - ``Database.create_transaction``;
 - ``Transaction``: ``get``, ``_get_range`` (the page future behind the bindings'
   range iterator), ``snapshot``, ``set``, ``clear``, ``clear_range``, ``add``,
+  ``compare_and_clear``,
   ``add_read_conflict_range``/``_key``, ``watch``, ``get_read_version``,
   ``commit``, ``on_error``, ``cancel``, ``options`` (timeout, retry limit, max
   retry delay);

@@ -224,6 +224,9 @@ class StandinTransaction(_Reader):
         self.fdb.add_params.append(param)
         self._mutate(lambda m: m.add(key, delta))
 
+    def compare_and_clear(self, key: bytes, param: bytes) -> None:
+        self._mutate(lambda m: m.compare_and_clear(key, param))
+
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         self._mutate(lambda m: m.add_read_conflict_range(begin, end))
 

@@ -47,16 +47,66 @@ class Delta:
     delta: int
 
 
-Op = Known | Delta
+@attrs.frozen
+class CompareClear:
+    """FoundationDB's atomic COMPARE_AND_CLEAR on a value this transaction has
+    not read: at commit, the key is cleared if its value is then *value*."""
+
+    value: bytes
+
+
+@attrs.frozen
+class Stacked:
+    """Atomic ops on a value this transaction has not read that FoundationDB
+    cannot merge into one (a compare-and-clear beside any other atomic op):
+    applied in order at commit, each its own mutation (``WriteMap::coalesceOver``)."""
+
+    ops: tuple[Delta | CompareClear, ...]
+
+
+Op = Known | Delta | CompareClear | Stacked
+
+
+def resolve(op: Op, stored: bytes | None) -> bytes | None:
+    """The key's value once *op* is applied over *stored* (None: absent)."""
+    if isinstance(op, Known):
+        return op.value
+    if isinstance(op, Delta):
+        return add_to_counter(stored, op.delta)
+    if isinstance(op, CompareClear):
+        return None if stored == op.value else stored
+    for step in op.ops:
+        stored = resolve(step, stored)
+    return stored
 
 
 def _mutation_bytes(key: bytes, op: Op) -> int:
-    """The mutation FoundationDB sends for a key's last op (see ``_limits``)."""
+    """The mutations FoundationDB sends for a key's last op (see ``_limits``)."""
     if isinstance(op, Delta):
         return MUTATION_BYTES + len(key) + COUNTER_BYTES
+    if isinstance(op, CompareClear):
+        return MUTATION_BYTES + len(key) + len(op.value)
+    if isinstance(op, Stacked):
+        return sum(_mutation_bytes(key, step) for step in op.ops)
     if op.value is None:
         return MUTATION_BYTES + 2 * len(key) + 1
     return MUTATION_BYTES + len(key) + len(op.value)
+
+
+def _stack(old: Op | None, new: Delta | CompareClear) -> Op:
+    """*new* atomic op after *old*, an atomic op on an unread value (or none),
+    as FoundationDB's write map keeps them: adds merge, anything else stacks."""
+    if old is None:
+        return new
+    steps = old.ops if isinstance(old, Stacked) else (old,)
+    top = steps[-1]
+    if isinstance(top, Delta) and isinstance(new, Delta):
+        return _unstack((*steps[:-1], Delta(top.delta + new.delta)))
+    return _unstack((*steps, new))
+
+
+def _unstack(steps: tuple[Delta | CompareClear, ...]) -> Op:
+    return steps[0] if len(steps) == 1 else Stacked(steps)
 
 
 class WriteBuffer:
@@ -128,15 +178,23 @@ class WriteBuffer:
 
     def add(self, key: bytes, delta: int) -> None:
         self._check_key(key)
+        self._atomic(key, Delta(delta))
+
+    def compare_and_clear(self, key: bytes, value: bytes) -> None:
+        self._check_key(key)
+        check_value(value, self.limits)
+        self._atomic(key, CompareClear(value))
+
+    def _atomic(self, key: bytes, atomic: Delta | CompareClear) -> None:
+        """Record an atomic op: applied at once over a value this transaction
+        decided (FoundationDB resolves it there too), else kept for commit."""
         op = self.ops.get(key)
         if isinstance(op, Known):
-            new: Op = Known(add_to_counter(op.value, delta))
-        elif isinstance(op, Delta):
-            new = Delta(op.delta + delta)
-        elif self.in_cleared(key):
-            new = Known(add_to_counter(None, delta))
+            new: Op = Known(resolve(atomic, op.value))
+        elif op is None and self.in_cleared(key):
+            new = Known(resolve(atomic, None))
         else:
-            new = Delta(delta)
+            new = _stack(op, atomic)
         self._write(key, new)
         self.write_conflicts.append((key, key_after(key)))
 
@@ -153,7 +211,7 @@ class WriteBuffer:
         lo, hi = ops.bisect_left(begin), ops.bisect_left(end)
         if lo != hi:
             for key in ops.islice(lo, hi):
-                if isinstance(ops[key], Known):  # a Delta depends on the read: no split
+                if isinstance(ops[key], Known):  # an atomic op depends on the read: no split
                     cost += key_range_bytes(len(key))
         for b, e in self.cleared:
             if b < end and begin < e:
@@ -196,13 +254,11 @@ class WriteBuffer:
     def _observed(
         self, key: bytes, stored: bytes | None, op: Op | None, snapshot: bool
     ) -> bytes | None:
-        """*key*'s value read from the store: its conflict recorded, an add applied."""
+        """*key*'s value read from the store: its conflict recorded, atomic ops applied."""
         if not snapshot:
             self.read_conflicts.append((key, key_after(key)))
             self.size += key_range_bytes(len(key))
-        if isinstance(op, Delta):
-            return add_to_counter(stored, op.delta)
-        return stored
+        return stored if op is None else resolve(op, stored)
 
     def read_range(
         self,
@@ -246,14 +302,14 @@ class WriteBuffer:
                 continue
             # Keys only this transaction wrote come first.
             while i < n and (keys[i] > key if reverse else keys[i] < key):
-                mine = self._resolve(ops[keys[i]], None)
+                mine = resolve(ops[keys[i]], None)
                 if mine is not None:
                     out.append((keys[i], mine))
                     if len(out) == limit:
                         return out
                 i += 1
             if i < n and keys[i] == key:
-                merged = self._resolve(ops[key], value)
+                merged = resolve(ops[key], value)
                 i += 1
                 if merged is None:
                     continue
@@ -262,18 +318,12 @@ class WriteBuffer:
             if len(out) == limit:
                 return out
         for key in keys[i:]:
-            mine = self._resolve(ops[key], None)
+            mine = resolve(ops[key], None)
             if mine is not None:
                 out.append((key, mine))
                 if len(out) == limit:
                     break
         return out
-
-    @staticmethod
-    def _resolve(op: Op, stored: bytes | None) -> bytes | None:
-        if isinstance(op, Known):
-            return op.value
-        return add_to_counter(stored, op.delta)
 
     # -- commit ---------------------------------------------------------------
 
@@ -336,6 +386,12 @@ class BufferedWrites:
         transaction wrote at *key*), and takes no read conflict."""
         self._check_writable()
         self._buffer.add(key, delta)
+
+    def compare_and_clear(self, key: bytes, value: bytes) -> None:
+        """As Transaction.compare_and_clear: buffered until commit (applied at
+        once to any value this transaction wrote at *key*), no read conflict."""
+        self._check_writable()
+        self._buffer.compare_and_clear(key, value)
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         """As Transaction.add_read_conflict_range: checked at commit."""

@@ -8,10 +8,11 @@ proven on one store holds on every store:
 - commits are strictly serializable by optimistic concurrency: a commit fails
   with :class:`~quickq.ConflictError` when anything it read (except snapshot
   reads) was written by a transaction that committed after it began;
-- atomic ``add`` mutates a counter without reading it (and without conflicts).
+- atomic ``add`` mutates a counter, and atomic ``compare_and_clear`` clears a
+  key still holding a given value, without reading it (and without conflicts).
 
 Optional capabilities are separate runtime-checkable protocols
-(:class:`SupportsWatch`, :class:`SupportsRetryState`,
+(:class:`SupportsWatch`, :class:`SupportsWatchMany`, :class:`SupportsRetryState`,
 :class:`SupportsGetMany`); the queue works without them.
 
 The shapes every store shares live here too: :data:`Range`, the counters
@@ -23,7 +24,7 @@ is counted against them is ``_limits``).
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 import attrs
@@ -78,6 +79,15 @@ class Transaction(Protocol):
         """
         ...
 
+    def compare_and_clear(self, key: bytes, value: bytes) -> None:
+        """FoundationDB's atomic COMPARE_AND_CLEAR: at commit, clear *key* if its
+        value is then *value* (else leave it). Takes no read conflict.
+
+        A read of *key* later in the same transaction applies it to the value
+        read (over a value this transaction wrote, it applies at once).
+        """
+        ...
+
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         """Make the commit fail if anyone commits a write to ``[begin, end)`` first."""
         ...
@@ -129,6 +139,20 @@ class SupportsWatch(Protocol):
 
         May return spuriously; callers re-check. Callers bound the wait with a
         cancel scope.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsWatchMany(Protocol):
+    """A store that can wake a task when any of several keys changes, at the
+    cost of one watch (see :func:`quickq.stores._watchers.wait_for_any_change`,
+    which serves other stores too)."""
+
+    async def wait_for_any_change(self, seen: Mapping[bytes, bytes | None]) -> None:
+        """Return once the value at any key of *seen* differs from its value there.
+
+        May return spuriously; callers re-check and bound the wait.
         """
         ...
 

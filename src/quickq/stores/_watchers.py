@@ -9,11 +9,11 @@ point read and polling); this module only keeps the waiters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import anyio
 
-from ._protocol import Range
+from ._protocol import Range, Store, SupportsWatch, SupportsWatchMany
 
 
 class Watchers(dict[bytes, set[anyio.Event]]):
@@ -30,6 +30,18 @@ class Watchers(dict[bytes, set[anyio.Event]]):
         event = anyio.Event()
         self.setdefault(key, set()).add(event)
         return event
+
+    def add_many(self, keys: Iterable[bytes]) -> anyio.Event:
+        """A new event, set by the next commit that writes or clears any of *keys*."""
+        event = anyio.Event()
+        for key in keys:
+            self.setdefault(key, set()).add(event)
+        return event
+
+    def discard_many(self, keys: Iterable[bytes], event: anyio.Event) -> None:
+        """Forget *event*, registered on *keys* by :meth:`add_many`."""
+        for key in keys:
+            self.discard(key, event)
 
     def discard(self, key: bytes, event: anyio.Event) -> None:
         """Forget *event* (the waiter is done, woken or not)."""
@@ -50,3 +62,57 @@ class Watchers(dict[bytes, set[anyio.Event]]):
             for key in [k for k in self if begin <= k < end]:
                 for event in self.pop(key):
                     event.set()
+
+
+async def wait_for_any_change(
+    store: Store, seen: Mapping[bytes, bytes | None], *, poll: float
+) -> None:
+    """Return once the value at any key of *seen* differs from its value there
+    (may return spuriously; callers bound the wait with a cancel scope).
+
+    A store that can (:class:`~quickq.stores.SupportsWatchMany`) does it with
+    one watch. A store that wakes this module's :class:`Watchers` at its
+    commits (the SQLite store) gets one event on every key and one read of
+    them all, then a re-read every *poll* seconds (the store's
+    ``poll_interval`` if it has one) for commits of other processes. Any
+    other :class:`~quickq.stores.SupportsWatch` store watches each key.
+    """
+    if isinstance(store, SupportsWatchMany):
+        await store.wait_for_any_change(seen)
+        return
+    watchers = getattr(store, "_watchers", None)
+    if isinstance(watchers, Watchers):
+        poll = getattr(store, "poll_interval", poll)
+        while True:
+            # Register before reading, so that a commit in between is not missed.
+            event = watchers.add_many(seen)
+            try:
+                if await _changed(store, seen):
+                    return
+                with anyio.move_on_after(poll):
+                    await event.wait()
+                if event.is_set():
+                    return
+            finally:
+                watchers.discard_many(seen, event)
+    if not isinstance(store, SupportsWatch):
+        raise TypeError(f"{type(store).__name__} cannot watch keys")
+    async with anyio.create_task_group() as tg:
+
+        async def watch(key: bytes, value: bytes | None) -> None:
+            await store.wait_for_change(key, value)
+            tg.cancel_scope.cancel()
+
+        for key, value in seen.items():
+            tg.start_soon(watch, key, value)
+
+
+async def _changed(store: Store, seen: Mapping[bytes, bytes | None]) -> bool:
+    """Whether any key of *seen* holds another value now: one snapshot range
+    read from the first key to the last (callers watch keys side by side)."""
+    tr = store.create_transaction()
+    try:
+        rows = dict(await tr.get_range(min(seen), max(seen) + b"\x00", snapshot=True))
+    finally:
+        tr.cancel()
+    return any(rows.get(key) != value for key, value in seen.items())

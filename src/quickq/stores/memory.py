@@ -19,7 +19,7 @@ import heapq
 import random
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import anyio
@@ -30,10 +30,10 @@ from .._exceptions import (
     CommitUnknownResultError,
     ConflictError,
 )
-from ._buffer import BufferedWrites, Known, WriteBuffer, key_after
+from ._buffer import BufferedWrites, Known, Op, WriteBuffer, key_after, resolve
 from ._clock import loop_time
 from ._faults import CommitFault, Faults
-from ._protocol import KeyValue, Limits, Range, Transaction, add_to_counter
+from ._protocol import KeyValue, Limits, Range, Transaction
 from ._ranges import RangeSet
 from ._retry import run_transaction
 from ._watchers import Watchers
@@ -115,6 +115,19 @@ class MemoryStore:
             with self._lock:
                 self._watchers.discard(key, event)
 
+    async def wait_for_any_change(self, seen: Mapping[bytes, bytes | None]) -> None:
+        """Return once the value at any key of *seen* differs from it (SupportsWatchMany):
+        one event, registered on every key."""
+        with self._lock:
+            if any(self._data.get(key) != value for key, value in seen.items()):
+                return
+            event = self._watchers.add_many(seen)
+        try:
+            await event.wait()
+        finally:
+            with self._lock:
+                self._watchers.discard_many(seen, event)
+
     # -- test helpers ---------------------------------------------------------
 
     def inject(self, *faults: CommitFault | None) -> None:
@@ -191,7 +204,7 @@ class MemoryStore:
     def _apply(
         self,
         cleared: list[Range],
-        ops: list[tuple[bytes, object]],
+        ops: list[tuple[bytes, Op]],
         written: list[Range],
     ) -> None:
         """Apply one commit's mutations as a new version (lock held)."""
@@ -212,8 +225,7 @@ class MemoryStore:
                 remember(key)
                 del self._data[key]
         for key, op in ops:
-            old = self._data.get(key)
-            new = op.value if isinstance(op, Known) else add_to_counter(old, op.delta)  # type: ignore[attr-defined]
+            new = resolve(op, self._data.get(key))
             remember(key)
             if new is None:
                 self._data.pop(key, None)

@@ -283,9 +283,9 @@ class StoreMachine(RuleBasedStateMachine, Generic[S]):
                     tx.must.append(point(key))
         elif name == "get_range":
             self._check_range(tx, result, *args)
-        elif name in ("set", "clear", "add"):
+        elif name in ("set", "clear", "add", "compare_and_clear"):
             tx.write(step, point(args[0]))
-            if name != "add":  # add depends on the value before it
+            if name in ("set", "clear"):  # atomic ops depend on the value before them
                 tx.own_keys.add(args[0])
         elif name == "clear_range":
             begin, end = args

@@ -28,7 +28,8 @@ keys = st.sampled_from(KEYS)
 #: Ranges ``(begin, end)`` with ``begin <= end`` (a few empty); the named tests
 #: cover inverted ones.
 spans = st.sampled_from([(b, e) for b in BOUNDS for e in BOUNDS if b <= e])
-values = st.binary(max_size=10)
+values = st.one_of(st.sampled_from([b"", b"v", b"w"]), st.binary(max_size=10))
+"""Values: often one of a few, so that a compare-and-clear often matches."""
 deltas = st.one_of(st.integers(-3, 3), st.integers(-(2**63), 2**63 - 1))
 limits = st.integers(0, 3)
 
@@ -48,6 +49,7 @@ writes = st.one_of(
     st.tuples(st.just("clear"), keys),
     spans.map(lambda span: ("clear_range", *span)),
     st.tuples(st.just("add"), keys, deltas),
+    st.tuples(st.just("compare_and_clear"), keys, values),
 )
 """A write step of a transaction, as ``(method name, *arguments)``."""
 steps = st.one_of(
@@ -105,6 +107,9 @@ def apply_op(data: dict[bytes, bytes], op: tuple[Any, ...]) -> None:
     elif kind == "clear_range":
         for key in [k for k in data if op[1] <= k < op[2]]:
             del data[key]
+    elif kind == "compare_and_clear":
+        if data.get(op[1]) == op[2]:
+            del data[op[1]]
     else:  # add
         data[op[1]] = added(data.get(op[1]), op[2])
 

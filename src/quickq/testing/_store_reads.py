@@ -124,6 +124,63 @@ class ReadWriteTests(StoreTestBase[S], abstract=True):
         await two.commit()  # it read nothing: the last commit wins
         assert self.backdoor_get(store, K) == b"2"
 
+    async def test_compare_and_clear(self, store: S) -> None:
+        """compare_and_clear clears a key holding exactly the given value, leaves a key holding
+        another value, and leaves an absent key absent, as FoundationDB's COMPARE_AND_CLEAR does."""
+        self.backdoor_set(store, b"a", b"token")
+        self.backdoor_set(store, b"b", b"other")
+        self.backdoor_set(store, b"c", b"")
+        tr = store.create_transaction()
+        tr.compare_and_clear(b"a", b"token")
+        tr.compare_and_clear(b"b", b"token")
+        tr.compare_and_clear(b"c", b"")  # an empty value is a value like any other
+        tr.compare_and_clear(b"absent", b"token")
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") is None
+        assert self.backdoor_get(store, b"b") == b"other"
+        assert self.backdoor_get(store, b"c") is None
+        assert self.backdoor_get(store, b"absent") is None
+
+    async def test_compare_and_clear_applies_to_the_value_at_commit(self, store: S) -> None:
+        """compare_and_clear takes no read conflict and compares with the value as of its commit:
+        a concurrent commit that rewrote the key first makes it leave the key alone, and neither
+        transaction conflicts."""
+        self.backdoor_set(store, K, b"old")
+        clearer, writer = store.create_transaction(), store.create_transaction()
+        assert await clearer.get(K, snapshot=True) == b"old"
+        await writer.get(OUT)
+        clearer.compare_and_clear(K, b"old")
+        writer.set(K, b"new")
+        await writer.commit()
+        await clearer.commit()  # no conflict: it read the key only as a snapshot
+        assert self.backdoor_get(store, K) == b"new"  # it changed: not cleared
+
+    async def test_read_your_writes_compare_and_clear(self, store: S) -> None:
+        """Reads after compare_and_clear see it applied: over the stored value when the
+        transaction never wrote the key, at once over a value it wrote, and in order with the
+        atomic adds around it, in point and range reads."""
+        self.backdoor_set(store, b"a", b"token")
+        self.backdoor_set(store, b"b", b"other")
+        self.backdoor_set(store, b"n", counter(1))
+        tr = store.create_transaction()
+        tr.compare_and_clear(b"a", b"token")
+        tr.compare_and_clear(b"b", b"token")
+        assert await tr.get(b"a") is None
+        assert await tr.get(b"b", snapshot=True) == b"other"
+        tr.set(b"c", b"mine")
+        tr.compare_and_clear(b"c", b"mine")  # over its own write: applied at once
+        assert await tr.get(b"c") is None
+        tr.add(b"n", 1)  # counter(2) at commit, then compared, then added to
+        tr.compare_and_clear(b"n", counter(2))
+        tr.add(b"n", 5)
+        assert await tr.get(b"n") == counter(5)
+        assert await tr.get_range(b"", b"\xff") == [(b"b", b"other"), (b"n", counter(5))]
+        await tr.commit()
+        assert self.backdoor_get(store, b"a") is None
+        assert self.backdoor_get(store, b"b") == b"other"
+        assert self.backdoor_get(store, b"c") is None
+        assert self.backdoor_get(store, b"n") == counter(5)
+
     # -- read-your-writes ---------------------------------------------------------
 
     async def test_read_your_writes_point(self, store: S) -> None:

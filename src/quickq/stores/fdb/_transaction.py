@@ -43,7 +43,17 @@ class FoundationDBTransaction:
     commit stays the authority.
     """
 
-    __slots__ = ("_closed", "_fdb", "_prefix", "_size", "_store", "_tr", "_written", "retry_state")
+    __slots__ = (
+        "_closed",
+        "_fdb",
+        "_prefix",
+        "_size",
+        "_stacked",
+        "_store",
+        "_tr",
+        "_written",
+        "retry_state",
+    )
 
     def __init__(self, store: FoundationDBStore, tr: Any) -> None:
         self._store = store
@@ -53,6 +63,9 @@ class FoundationDBTransaction:
         self._closed = False
         self._size = 0
         self._written: dict[bytes, int] = {}  # key -> bytes of its mutation (one per key)
+        # Keys whose ops include a compare-and-clear: FoundationDB keeps each
+        # later atomic op there as a mutation of its own (``WriteMap::coalesceOver``).
+        self._stacked: set[bytes] = set()
         # The transact call's RetryState (None for a transaction made by hand).
         self.retry_state: RetryState | None = None
 
@@ -180,8 +193,17 @@ class FoundationDBTransaction:
         """
         self._check_open()
         full = self._store._key(key)
-        self._grow(full, add_bytes(len(full)))
+        self._atomic(full, add_bytes(len(full)))
         self._tr.add(full, _UINT64.pack(delta % 2**64))
+
+    def compare_and_clear(self, key: bytes, value: bytes) -> None:
+        """FoundationDB's atomic ``COMPARE_AND_CLEAR``: at commit, clears the key
+        if its value is then *value*."""
+        self._check_open()
+        full = self._store._key(key)
+        check_value(value, self._store.limits)
+        self._atomic(full, set_bytes(len(full), len(value)), stacks=True)
+        self._tr.compare_and_clear(full, value)
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         """As Transaction.add_read_conflict_range, under the store's prefix."""
@@ -259,12 +281,26 @@ class FoundationDBTransaction:
                 self._size += range_bytes(len(lo), len(hi))
         return out
 
+    def _atomic(self, full: bytes, nbytes: int, *, stacks: bool = False) -> None:
+        """Charge an atomic op: on top of the key's earlier ops once a
+        compare-and-clear is among them (an upper bound when they were sets)."""
+        if full in self._stacked or (stacks and full in self._written):
+            mutation = nbytes - key_range_bytes(len(full))
+            self._written[full] += mutation
+            self._size += mutation
+            self._check_size()
+        else:
+            self._grow(full, nbytes)
+        if stacks:
+            self._stacked.add(full)
+
     def _grow(self, full: bytes, nbytes: int) -> None:
         """Charge a write of *nbytes* (``_limits``) to *full*; FoundationDB keeps
         one mutation per key, so a rewrite replaces the key's earlier one."""
         mutation = nbytes - key_range_bytes(len(full))
         earlier = self._written.get(full)
         self._written[full] = mutation
+        self._stacked.discard(full)
         self._size += nbytes if earlier is None else mutation - earlier
         self._check_size()
 

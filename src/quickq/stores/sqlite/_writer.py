@@ -34,9 +34,9 @@ from ..._exceptions import (
     TransactionTooOldError,
 )
 from .. import _ranges as ranges
-from .._buffer import Known, Op
+from .._buffer import Known, Op, resolve
 from .._faults import CommitFault
-from .._protocol import Range, add_to_counter
+from .._protocol import Range
 from ._schema import SELECT_PRUNED, SELECT_VERSION, is_busy, is_disk_full, unavailable
 
 _PRUNE_EVERY: Final = 1.0  # seconds between commit-log prunes by one writer
@@ -241,13 +241,14 @@ class Writer:
         deletes: list[tuple[bytes]] = []
         for key, op in commit.ops:
             if isinstance(op, Known):
-                if op.value is None:
-                    deletes.append((key,))
-                else:
-                    sets.append((key, op.value))
-            else:
+                value = op.value
+            else:  # an atomic op (add, compare-and-clear): applied to the stored value
                 row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                sets.append((key, add_to_counter(None if row is None else bytes(row[0]), op.delta)))
+                value = resolve(op, None if row is None else bytes(row[0]))
+            if value is None:
+                deletes.append((key,))
+            else:
+                sets.append((key, value))
         if deletes:
             db.executemany("DELETE FROM kv WHERE key = ?", deletes)
         if sets:
