@@ -172,7 +172,7 @@ async def test_settle_many_matches_one_settle_call_each() -> None:
             Outcome.DEAD_LETTERED,
         ]
     )
-    assert stores[1].raw_items() == stores[0].raw_items()
+    assert without_mark_tokens(stores[1]) == without_mark_tokens(stores[0])
     assert sorted(counter_adds(spies[-1])) == [
         ("q", "dead", 2),
         ("q", "pending", 2),  # snoozed for no time, released
@@ -202,3 +202,10 @@ async def test_settle_many_brings_counters_up_to_date_before_a_handlers_writes()
     assert outcomes == [Outcome.COMPLETED, Outcome.COMPLETED]
     assert [decode_counter(v) for v in seen] == [1]  # a's completion counted already
     assert await counts(store) == {"pending": 0, "scheduled": 0, "running": 0, "dead": 0}
+
+
+def without_mark_tokens(store: MemoryStore) -> list[tuple[bytes, bytes]]:
+    """The store's pairs, each due mark's random token blanked (two runs that
+    mark the same queues draw different tokens, by design)."""
+    begin, end = layout.marks_range()
+    return [(k, b"" if begin <= k < end else v) for k, v in store.raw_items()]

@@ -326,3 +326,88 @@ async def test_a_job_scheduled_before_the_next_due_time_while_a_batch_runs_is_no
     assert [i.item_id for i in batch.items] == ["a"]
     assert await due(store, T0 + 1_000) == ["q"], "the job scheduled meanwhile is stranded"
     assert [i.item_id for i in await lease(store, now=T0 + 1_000)] == ["soon"]
+
+
+# -- due marks: producers and leasing never conflict --------------------------
+
+
+async def committed_meanwhile(
+    store: TestStore,
+    first: Callable[[Transaction], Awaitable[T]],
+    meanwhile: Callable[[Transaction], Awaitable[object]],
+) -> T:
+    """As :func:`interleave`, but *first* must commit without a conflict."""
+    tr = store.create_transaction()
+    result = await first(tr)
+    await store.transact(meanwhile)
+    await tr.commit()  # a ConflictError here fails the test
+    return result
+
+
+@pytest.mark.parametrize("marked_before", [False, True])
+async def test_an_enqueue_during_a_batch_lease_conflicts_with_nothing_and_is_not_stranded(
+    store: TestStore, marked_before: bool
+) -> None:
+    """An enqueue writes its queue's due mark blindly and the batch clears
+    only the mark it read (compare-and-clear), so neither conflicts and the
+    job enqueued meanwhile keeps its queue due. *marked_before*: a job
+    enqueued under the queue lease left a mark that the batch reads."""
+    await put(store, new("a"))
+    await store.transact(lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000))
+    if marked_before:
+        await put(store, new("b"))
+    batch = await committed_meanwhile(store, leasing(), enqueuing(new("c")))
+    leased = [i.item_id for i in batch.items]
+    assert leased == (["a", "b"] if marked_before else ["a"])
+    assert await due(store, T0) == ["q"], "the job enqueued meanwhile is stranded"
+    assert [i.item_id for i in await lease(store, now=T0 + 1)] == ["c"]
+    assert await due(store, T0 + 1) == []
+
+
+async def test_taking_the_queue_lease_does_not_conflict_with_an_enqueue(store: TestStore) -> None:
+    """The queue lease reads the mark as a snapshot: an enqueue committing
+    meanwhile does not make it conflict, and its mark survives the lease."""
+    await put(store, new("a"))
+
+    def taking(tr: Transaction) -> Awaitable[bool]:
+        return _core.take_queue_lease(tr, layout, "q", "c1", "tok", T0, 5_000)
+
+    assert await committed_meanwhile(store, taking, enqueuing(new("b")))
+    batch = await committed_meanwhile(store, leasing(), enqueuing(new("c")))
+    assert [i.item_id for i in batch.items] == ["a", "b"]
+    assert [i.item_id for i in await lease(store, now=T0 + 1)] == ["c"]
+
+
+async def test_a_delayed_enqueue_marks_its_queue_and_leasing_sets_the_pointer(
+    store: TestStore,
+) -> None:
+    """A job enqueued for later marks its queue due now (no read of the
+    pointer); the lease that follows finds nothing ready, clears the mark and
+    moves the pointer to the job's time."""
+    await put(store, new("later", vesting=T0 + 5_000))
+    assert await due(store, T0) == ["q"]
+    assert await lease(store) == []
+    assert await due(store, T0) == []
+    assert await due(store, T0 + 5_000) == ["q"]
+    assert [i.item_id for i in await lease(store, now=T0 + 5_000)] == ["later"]
+
+
+async def test_a_queue_with_a_pointer_and_no_mark_is_served(store: TestStore) -> None:
+    """Queues written before due marks existed have a pointer row and no
+    mark: they are found and leased from as before."""
+    await put(store, new("a"))
+    assert await lease(store, now=T0, limit=0) == []  # clears the mark, leaves a due pointer
+    assert await store.transact(lambda tr: tr.get_range(*layout.marks_range())) == []
+    assert await due(store, T0) == ["q"]
+    assert [i.item_id for i in await lease(store, now=T0 + 1)] == ["a"]
+
+
+async def test_an_enqueue_bumps_only_its_queues_wake_shard(store: TestStore) -> None:
+    """The wake-up signal is sharded by queue: an enqueue adds one to its
+    queue's shard and writes no other wake-up key (the old single key
+    ``(w,)`` included)."""
+    await put(store, new("a"), new("b", qid="other"))
+    counters = await store.transact(lambda tr: _core.wake_counters(tr, layout))
+    bumped = {key for key, value in counters.items() if value is not None}
+    assert bumped == {layout.wake_key("q"), layout.wake_key("other")}
+    assert layout.wake not in bumped

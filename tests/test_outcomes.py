@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -162,6 +162,9 @@ class _BrokenWatch(MemoryStore):
         self.failed_watches += 1
         await trio.sleep(0.01)
         raise StoreError("watch failed (injected)")
+
+    async def wait_for_any_change(self, seen: Mapping[bytes, bytes | None]) -> None:
+        await self.wait_for_change(b"", None)  # the consumer watches every wake-up shard
 
 
 def test_a_failing_watch_falls_back_to_polling() -> None:

@@ -69,10 +69,12 @@ class StoreView:
     names: set[str]
     receipts: set[str]
     """The token of every enqueue receipt kept."""
+    marks: dict[str, bytes]
+    """qid -> the token of its due mark."""
 
     @classmethod
     def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
-        view = cls({}, {}, {}, {}, {}, [], [], set(), set())
+        view = cls({}, {}, {}, {}, {}, [], [], set(), set(), {})
         for key, value in store.raw_items():
             if not key.startswith(layout.prefix):
                 continue
@@ -99,6 +101,8 @@ class StoreView:
                 view.names.add(t[1])
             elif t[0] == "x":
                 view.receipts.add(t[2])
+            elif t[0] == "m":
+                view.marks[t[1]] = value
             elif t[0] != "w":
                 raise AssertionError(f"unexpected key {t!r}")
         return view

@@ -397,7 +397,8 @@ class ConsumerMachine(RuleBasedStateMachine):
                 assert view.count(qid, name) == len(items) == len(view.index.get((qid, where), []))
             assert view.count(qid, "dead") == sum(q == qid for q, _ in view.dead)
             if any(q == qid for q, _ in view.items):
-                assert qid in view.pointer_records, f"queue {qid} has work and no pointer"
+                findable = qid in view.pointer_records or qid in view.marks
+                assert findable, f"queue {qid} has work and neither a pointer nor a mark"
         now = self.clock.current_time()
         for (_, item_id), item in view.items.items():
             if item.state == "l":

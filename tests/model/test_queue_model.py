@@ -20,9 +20,11 @@ After every step the whole store is read back and checked against the model:
 - attempts and errors counted exactly; failures and snoozes dead-letter a job
   exactly after ``max_retries + 1`` attempts;
 - the counters (and ``JobQueue.stats``) equal the model's counts;
-- every non-empty queue has exactly one pointer, due no later than its
-  earliest work (or, while a queue lease is held, at that lease's end): no job
-  is ever stranded.
+- every non-empty queue is marked due, or has a pointer due no later than
+  its earliest work (or, while a queue lease is held, at that lease's end):
+  no job is ever stranded. Enqueues commit in the middle of batch leases
+  (which no longer conflict with them), so a mark dropped, or cleared when a
+  newer one replaced it, strands a job and fails this.
 
 The same machine runs again with the memory store's fault injection on:
 random conflicts and commit-unknown-result in both flavours (the write
@@ -418,15 +420,23 @@ class QueueMachine(RuleBasedStateMachine):
         meanwhile=st.lists(
             st.sampled_from(["enqueue", "settle", "extend", "cancel"]), min_size=1, max_size=3
         ),
+        first=st.lists(st.sampled_from(["enqueue", "settle"]), max_size=2),
     )
     def lease_batch_while_others_commit(
-        self, data: st.DataObject, limit: int, meanwhile: list[str]
+        self, data: st.DataObject, limit: int, meanwhile: list[str], first: list[str]
     ) -> None:
-        """Open a batch lease's transaction and run its body; let other
-        operations commit; then commit it. It must conflict (and its re-run
-        match the model then), or its result must be the one its reads saw,
-        with nothing stranded (checked by the invariant)."""
+        """Let *first* operations commit under the queue lease (their marks are
+        there when the batch reads), open a batch lease's transaction and run
+        its body; let other operations commit (marking the queue again); then
+        commit it. It must conflict (and its re-run match the model then), or
+        its result must be the one its reads saw, with nothing stranded
+        (checked by the invariant: a mark it clears must be the one it read)."""
         consumer, qid, token = self.draw_queue_lease(data)
+        for op in first:
+            if op == "enqueue" and len(self.live) < MAX_LIVE:  # into the leased queue
+                self.enqueue([(qid, *data.draw(new_jobs)[1:])])
+            else:
+                self.meanwhile(op, data)
         body, batch_token = self.leasing(consumer, qid, token, limit)
         tr = self.store.create_transaction()
         opened = self.portal.call(body, tr)
@@ -789,7 +799,9 @@ class QueueMachine(RuleBasedStateMachine):
                 continue
             if not jobs:
                 continue
-            assert pointer is not None, f"non-empty queue {qid} has no pointer"
+            if qid in view.marks:
+                continue  # marked due: the next scan leases from it
+            assert pointer is not None, f"non-empty queue {qid} has no pointer and no mark"
             assert pointer.holder is None, qid
             earliest = min(j.due for j in jobs)
             assert pointer.time <= max(now, earliest), f"queue {qid}'s work is stranded"

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import attrs
@@ -26,7 +26,8 @@ from .._core import Item, Layout, LeaseBatch
 from .._exceptions import StoreError
 from .._limits import STORE_BACKOFF_MAX
 from .._time import to_ms
-from ..stores._protocol import Store, SupportsWatch, Transaction
+from ..stores._protocol import Store, SupportsWatch, SupportsWatchMany, Transaction
+from ..stores._watchers import wait_for_any_change
 from ._config import ConsumerConfig
 from ._idle import IdleTracker, Wakeup
 from ._slots import Slots
@@ -47,15 +48,18 @@ class ScanRound:
     that peek would cost as much as the leasing)."""
     next_due: int | None
     """When the next job is due (ms), if known."""
-    seen: bytes | None
-    """The wake counter as the peek read it, for the watch."""
+    seen: Mapping[bytes, bytes | None]
+    """The wake-up counters as the peek read them, for the watch."""
+    again: bool = False
+    """Look again at once: a chosen queue had nothing ready (its mark only
+    announced later work, and is gone now) while other due queues wait."""
 
 
 @attrs.frozen
 class _Peek:
     due: list[str]
     next_due: int | None
-    seen: bytes | None
+    seen: Mapping[bytes, bytes | None]
 
 
 class Intake:
@@ -115,7 +119,7 @@ class Intake:
                 continue
             need = refill if scan.leased_any else 1
             self._idle.scan_ended(number, found=scan.leased_any)
-            if scan.leased_any and not scan.complete:
+            if (scan.leased_any and not scan.complete) or scan.again:
                 await anyio.lowlevel.checkpoint()
                 continue
             await self._wait_for_work(scan.next_due, scan.seen)
@@ -150,7 +154,7 @@ class Intake:
         want = max(want, -(-free // per_queue), 1)
         chosen = self._rng.sample(due, min(len(due), want))
         complete = len(chosen) == len(due) < c.peek_limit
-        leased_any = False
+        leased_any = emptied = False
         for qid in chosen:
             free = self._slots.free
             if free <= 0:
@@ -161,6 +165,7 @@ class Intake:
                 # Shielded so a stop never abandons a committed lease unused.
                 with anyio.move_on_after(c.cleanup_timeout + c.queue_lease_duration):
                     batch = await self._lease_from(qid, min(free, per_queue))
+            emptied = emptied or (batch is not None and not batch.items)
             if batch is None or batch.more_ready or batch.next_due is None:
                 complete = False
             elif next_due is None or batch.next_due < next_due:
@@ -168,15 +173,16 @@ class Intake:
             for item in batch.items if batch else ():
                 self._start_job(qid, item)
                 leased_any = True
+        again = emptied and len(chosen) < len(due)
         if not leased_any:  # due queues, all taken by others: look again shortly
             next_due = now + to_ms(c.scan_interval)
-        return ScanRound(leased_any, complete and leased_any, next_due, peek.seen)
+        return ScanRound(leased_any, complete and leased_any, next_due, peek.seen, again)
 
     async def _peek(self, tr: Transaction, now: int) -> _Peek:
         layout = self._layout
         due = await _core.due_queues(tr, layout, now, self._config.peek_limit)
         next_due = await _core.next_due_time(tr, layout, after=now)
-        seen = await tr.get(layout.wake, snapshot=True)
+        seen = await _core.wake_counters(tr, layout)
         return _Peek(due, next_due, seen)
 
     async def _lease_from(self, qid: str, limit: int) -> LeaseBatch | None:
@@ -209,26 +215,30 @@ class Intake:
 
         return await self._store.transact(lease)
 
-    async def _wait_for_work(self, next_due: int | None, seen: bytes | None) -> None:
+    async def _wait_for_work(
+        self, next_due: int | None, seen: Mapping[bytes, bytes | None]
+    ) -> None:
         c = self._config
         store = self._store
-        # A store that can watch wakes us; after a failed watch, poll for a
-        # while (backing off) before watching again.
-        watch = isinstance(store, SupportsWatch) and anyio.current_time() >= self._watch_after
+        # A store that can watch wakes us (on a change of any shard's wake-up
+        # counter); after a failed watch, poll for a while (backing off)
+        # before watching again.
+        can_watch = isinstance(store, SupportsWatch | SupportsWatchMany)
+        watch = can_watch and anyio.current_time() >= self._watch_after
         delay = c.idle_poll if watch else c.scan_interval
         delay *= self._rng.uniform(0.8, 1.2)
         if next_due is not None:
             delay = max(0.0, min(delay, (next_due - self._now()) / 1000))
         woken = self._wakeup.arm()
         with anyio.move_on_after(delay):
-            if not isinstance(store, SupportsWatch) or not watch:
+            if not watch:
                 await woken.wait()
                 return
             async with anyio.create_task_group() as tg:
 
-                async def watch_wake(store: SupportsWatch) -> None:
+                async def watch_wake(store: Store) -> None:
                     try:
-                        await store.wait_for_change(self._layout.wake, seen)
+                        await wait_for_any_change(store, seen, poll=c.scan_interval)
                     except StoreError as exc:
                         self._watch_failed(exc)
                         await anyio.sleep(c.scan_interval)  # poll instead, this once

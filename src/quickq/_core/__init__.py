@@ -9,7 +9,9 @@ after commit-unknown-result: enqueue finds its receipt; leasing finds its
 batch marker; settling finds its lease id in ``settled_by`` (or its
 completion receipt); control calls run under :func:`run_once`. Peeks use
 snapshot reads; read conflicts are taken only on what an operation claims
-(the items it leases, the pointer it moves, the emptiness it relies on).
+(the items it leases, the pointer it moves). Producers never read what
+leasing writes: they mark a queue due with a blind write that the leasing
+consumer clears by compare-and-clear, so the two never conflict.
 Fencing operations (extend, settle) take a clock rather than a time, and read
 it after their reads, so a lease is judged at the moment of the write.
 Operations on batches (enqueue_many, lease_items with its promotion,
@@ -41,6 +43,7 @@ from ._lease import lease_items as lease_items
 from ._lease import take_queue_lease as take_queue_lease
 from ._pointers import due_queues as due_queues
 from ._pointers import next_due_time as next_due_time
+from ._pointers import wake_counters as wake_counters
 from ._receipts import RECEIPT_KEEP_MS as RECEIPT_KEEP_MS
 from ._receipts import forget_receipts as forget_receipts
 from ._receipts import run_once as run_once

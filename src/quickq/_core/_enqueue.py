@@ -2,8 +2,9 @@
 
 The producer (:class:`quickq.JobQueue`) validates and encodes; this module
 writes. A batch makes its items, their index entries, its counters (one add
-per queue and state), the queue names, the wake-up bump and one pointer
-update per queue, and leaves a receipt so that a re-run after
+per queue and state), the queue names, and one due mark and wake-up bump
+per queue (blind writes: an enqueue never reads what leasing writes, so the
+two never conflict), and leaves a receipt so that a re-run after
 commit-unknown-result enqueues nothing twice.
 """
 
@@ -16,9 +17,9 @@ import attrs
 from ..stores._protocol import Transaction, get_many
 from ._items import Tally, put
 from ._keys import Layout, State
-from ._pointers import ensure_pointer_as_read
+from ._pointers import mark_due
 from ._receipts import enqueue_receipt
-from ._records import DeadLetterRecord, Item, QueuePointer
+from ._records import DeadLetterRecord, Item
 
 
 @attrs.frozen
@@ -57,8 +58,8 @@ async def enqueue_many(
     each time the body runs: the batch leaves a receipt under *token*, so a
     re-run after commit-unknown-result recognises its own earlier commit, even
     after consumers have finished its jobs, and enqueues nothing twice. Reads,
-    in three round trips whatever the batch: the receipt, the ids of custom-id
-    jobs only (together), and one pointer per queue (together).
+    in two round trips whatever the batch: the receipt, and the ids of
+    custom-id jobs only (together).
     """
     receipt = enqueue_receipt(layout, token, now)
     earlier = await tr.get(receipt)  # which jobs our own earlier commit created
@@ -68,7 +69,7 @@ async def enqueue_many(
         check = [new for n, new in enumerate(news) if earlier[n : n + 1] != b"1"]
     found = await _existing_many(tr, layout, check)
     out: list[tuple[Item, bool]] = []
-    due: dict[str, int] = {}  # queue -> earliest vesting among the new jobs
+    marked: set[str] = set()  # queues given a new job
     tally = Tally()  # counters change once per queue and state, not per job
     for n, new in enumerate(news):
         qid = new.queue_id
@@ -96,18 +97,13 @@ async def enqueue_many(
             found[qid, new.item_id] = item
         put(tr, layout, qid, item)
         tally.count(qid, item.state, 1)
-        if qid not in due:
+        if qid not in marked:
+            marked.add(qid)
             tr.set(layout.name(qid), b"")
-        due[qid] = min(due.get(qid, new.vesting), new.vesting)
+            mark_due(tr, layout, qid)
     tally.flush(tr, layout)
     if earlier is None:
         tr.set(receipt, b"".join(b"1" if created else b"0" for _, created in out))
-    if due:
-        tr.add(layout.wake, 1)
-        pointers = await get_many(tr, [layout.queue_pointer(qid) for qid in due])
-        for (qid, vesting), raw in zip(due.items(), pointers, strict=True):
-            pointer = None if raw is None else QueuePointer.from_bytes(raw)
-            ensure_pointer_as_read(tr, layout, qid, pointer, vesting)
     return out
 
 

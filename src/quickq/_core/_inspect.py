@@ -13,7 +13,7 @@ import attrs
 from ..stores._protocol import Transaction, decode_counter
 from ._items import DEAD, count, put, read_dead_letter, read_item, remove
 from ._keys import Layout, State
-from ._pointers import ensure_pointer
+from ._pointers import mark_due
 from ._records import COUNTERS, DeadLetterRecord, Item
 
 
@@ -70,8 +70,7 @@ async def replay_dead_letter(
     )
     put(tr, layout, qid, item)
     count(tr, layout, qid, item.state, 1)
-    tr.add(layout.wake, 1)
-    await ensure_pointer(tr, layout, qid, now)
+    mark_due(tr, layout, qid)
     return True
 
 

@@ -11,10 +11,20 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (q, qid, c, name)                     counters (atomic add): pending/scheduled/running/dead
     (q, qid, p)                           the queue's pointer record
     (p, time, qid)                        pointer index: one row per non-empty queue
+    (m, qid)                              due mark: a random token, set blindly by whatever
+                                          makes the queue's work due without its queue lease
     (n, qid)                              names of queues ever used (for listing)
     (b, consumer, token)                  a consumer's last lease batch (idempotent retries)
     (x, minute, token)                    enqueue, completion and control receipts
-    (w,)                                  wake-up counter, bumped by every enqueue
+    (w, shard)                            wake-up counters (atomic add), one per shard of
+                                          queues (WAKE_SHARDS), bumped with each due mark
+
+A queue is found due through its pointer row, or through its due mark: a
+producer marks the queue (one blind write, no read, so no conflict with the
+consumer that holds the queue lease), and the consumer that next leases
+from the queue clears the mark it read with a compare-and-clear, so a mark
+written meanwhile survives. One mark per queue, so a busy queue cannot hide
+the others from a peek. The old global wake key ``(w,)`` is no longer written.
 
 A pending item is found through the ready index, whose order is the run order
 (priority, then vesting time); items that are not yet due sit in the schedule
@@ -30,12 +40,17 @@ item record stores the same tag, so the records build on this module.
 from __future__ import annotations
 
 import enum
+import zlib
 from typing import Any, Final, Literal
 
 import fdb.tuple as fdb_tuple
 
 _INT_LIMIT: Final = (1 << 64) - 1
 """Ints of at most eight bytes (the bindings encode +-(2**64 - 1) in the longer form)."""
+WAKE_SHARDS: Final = 16
+"""Wake-up counters: a queue's marks bump one of these (by a stable hash of
+its id), so that no one key takes every enqueue of a cluster (FoundationDB
+advises splitting keys written more than 10-100 times a second)."""
 _PREFIX_CACHE_SIZE: Final = 50_000
 """Cached key prefixes (a few per queue) before the cache starts over."""
 
@@ -144,7 +159,9 @@ class Layout:
         self._prefixes: dict[tuple[str, str], bytes] = {}
         self.pointers = self.prefix + _pack(("p",))
         self.names = self.prefix + _pack(("n",))
+        self.marks = self.prefix + _pack(("m",))
         self.wake = self.prefix + _pack(("w",))
+        self.wake_keys = [self.wake + _int(shard) for shard in range(WAKE_SHARDS)]
 
     def _prefix(self, qid: str, part: str) -> bytes:
         """The packed ``(q, qid, part)``, the prefix of one range of queue *qid*; cached."""
@@ -198,6 +215,20 @@ class Layout:
     def parse_pointer(self, key: bytes) -> tuple[int, str]:
         time, qid = fdb_tuple.unpack(key[len(self.pointers) :])
         return time, qid
+
+    def mark(self, qid: str) -> bytes:
+        return self.marks + _str(qid)
+
+    def marks_range(self) -> tuple[bytes, bytes]:
+        return self.marks + b"\x00", self.marks + b"\xff"
+
+    def parse_mark(self, key: bytes) -> str:
+        (qid,) = _unpack(key[len(self.marks) :])
+        return str(qid)
+
+    def wake_key(self, qid: str) -> bytes:
+        """The wake-up counter of *qid*'s shard (a hash stable across processes)."""
+        return self.wake_keys[zlib.crc32(qid.encode()) % WAKE_SHARDS]
 
     def receipt(self, bucket: int, token: str) -> bytes:
         return self.prefix + _pack(("x", bucket, token))

@@ -28,17 +28,26 @@ async def take_queue_lease(
     """Lease a due queue by moving its pointer to ``now + duration`` (QuiCK).
 
     Committed on its own, before any item is leased, so other consumers see the
-    queue is taken and go elsewhere. False when the queue is not due (taken).
+    queue is taken and go elsewhere. A queue is due when its pointer is, or
+    when it is marked due and no one holds its lease; a marked queue without
+    a pointer (new, or collected) gets one here. False when the queue is not
+    due (or taken). The mark is a snapshot read: producers marking the queue
+    never conflict with this; two consumers taking it conflict on the pointer.
     """
     pointer = await get_pointer(tr, layout, qid)
-    if pointer is None:
-        return False
-    if pointer.holder == holder and pointer.token == token:
+    if pointer is not None and pointer.holder == holder and pointer.token == token:
         return True  # our own earlier commit
-    if pointer.time > now:
-        return False
-    leased = QueuePointer(now + duration, holder, token, pointer.empty_since)
-    set_pointer(tr, layout, qid, pointer, leased)
+    mark = await tr.get(layout.mark(qid), snapshot=True)
+    held = pointer is not None and pointer.holder is not None
+    if (pointer is None or pointer.time > now) and (mark is None or held):
+        return False  # due only if marked, and then only if no one holds it
+    empty_since = None if pointer is None else pointer.empty_since
+    set_pointer(tr, layout, qid, pointer, QueuePointer(now + duration, holder, token, empty_since))
+    if mark is not None:
+        # Leasing will see the work this mark announced (it reads later), so
+        # the mark can go now, and scanners stop finding the queue while it is
+        # held; a mark written since survives, and leasing reads that one.
+        tr.compare_and_clear(layout.mark(qid), mark)
     return True
 
 
@@ -84,6 +93,9 @@ async def lease_items(
     pointer = await get_pointer(tr, layout, qid)
     if pointer is None or pointer.holder != holder or pointer.token != token:
         return LeaseBatch([], more_ready=False)  # our queue lease is gone
+    # Work made due from now on comes with a new mark, which the clear below
+    # leaves alone: so no conflict with the ready range or the heads is needed.
+    mark = await tr.get(layout.mark(qid), snapshot=True)
     tally = Tally()  # counters change once per batch, not per item
     promote_limit = max(limit * PROMOTE_PER_LEASED, PROMOTE_MIN)
     await _promote(tr, layout, qid, now, limit=promote_limit, tally=tally)
@@ -114,9 +126,9 @@ async def lease_items(
         size += len(new.payload)
         leased.append(new)
     tally.flush(tr, layout)
-    if not more_ready:
-        tr.add_read_conflict_range(ready_begin, ready_end)  # we rely on it being drained
     next_due = await _release_pointer(tr, layout, qid, pointer, more_ready, now, idle_gc_ms)
+    if mark is not None:
+        tr.compare_and_clear(layout.mark(qid), mark)
     tr.clear_range(*layout.batches(holder))
     tr.set(marker_key, json.dumps([i.item_id for i in leased]).encode())
     return LeaseBatch(leased, more_ready, next_due)
@@ -180,7 +192,14 @@ async def _release_pointer(
     idle_gc_ms: int,
 ) -> int | None:
     """Set the pointer to the queue's next due time, ending the queue lease;
-    return that time (None once the pointer is garbage collected)."""
+    return that time (None once the pointer is garbage collected).
+
+    The heads are snapshot reads: what others insert before them outside the
+    queue lease (a delayed enqueue, a retry with backoff) comes with a new due
+    mark, which makes the queue due again, so nothing is stranded and these
+    reads need not conflict with it. (A head removed meanwhile, a job
+    finishing, only makes the pointer a little early.)
+    """
     if more_ready:
         set_pointer(tr, layout, qid, pointer, QueuePointer(now))
         return now
@@ -188,17 +207,15 @@ async def _release_pointer(
     for state in (State.SCHEDULED, State.RUNNING):
         begin, end = layout.range(qid, state)
         rows = await tr.get_range(begin, end, limit=1, snapshot=True)
-        # Conflict only with entries inserted before the head (they would make
-        # the queue due earlier), not with the head's own removal (a job
-        # finishing), which only makes the pointer a little early.
-        tr.add_read_conflict_range(begin, rows[0][0] if rows else end)
         if rows:
             heads.append(layout.tail(qid, rows[0][0], state)[0])
     if heads:
         set_pointer(tr, layout, qid, pointer, QueuePointer(min(heads)))
         return min(heads)
     if pointer.empty_since is not None and now - pointer.empty_since >= idle_gc_ms:
-        set_pointer(tr, layout, qid, pointer, None)  # the reads above prove it empty
+        # Empty as this transaction saw it; work added since carries a mark,
+        # and a marked queue without a pointer gets a new one when leased.
+        set_pointer(tr, layout, qid, pointer, None)
         return None
     empty_since = pointer.empty_since if pointer.empty_since is not None else now
     set_pointer(tr, layout, qid, pointer, QueuePointer(now + idle_gc_ms, None, None, empty_since))

@@ -1,12 +1,23 @@
-"""The pointer index: one row per non-empty queue, keyed by when it is next due.
+"""The pointer index and the due marks: how scanners find queues with due work.
 
-Scanners find queues with due work by a snapshot read of the rows due by now,
-without visiting every queue. A queue's pointer record holds the time of its
-row and, while a consumer holds the queue lease, that lease (QuiCK leases the
-pointer itself by moving its time forward).
+The pointer index has one row per non-empty queue, keyed by when it is next
+due. A queue's pointer record holds the time of its row and, while a
+consumer holds the queue lease, that lease (QuiCK leases the pointer itself
+by moving its time forward). Only the holder of the queue lease writes it.
+
+Whatever makes work due without the queue lease (enqueue, a retry, a
+release, a replayed dead letter) writes the queue's due mark instead: one
+blind ``set`` of a fresh random token, with no read, so it never conflicts
+with the consumer leasing from the queue. That consumer clears the mark it
+read with a compare-and-clear, so a mark written meanwhile survives and the
+queue is due again. Scanners peek (snapshot reads, no conflicts) at the
+pointer rows due by now and at the marks.
 """
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
 
 from ..stores._protocol import Transaction
 from ._keys import Layout
@@ -31,30 +42,43 @@ def set_pointer(
         tr.set(layout.queue_pointer(qid), new.to_bytes())
 
 
-async def ensure_pointer(tr: Transaction, layout: Layout, qid: str, time: int) -> None:
-    """Make the queue's pointer due no later than *time* (work becomes visible then).
+def mark_due(tr: Transaction, layout: Layout, qid: str) -> None:
+    """Mark the queue due, and bump its shard's wake-up counter (blind writes).
 
-    A leased pointer is left alone: its holder recomputes it on release, and the
-    read here conflicts with that release, so nothing is missed.
+    The next consumer to lease from the queue finds its work, moves the
+    pointer to the queue's next due time, and clears this mark unless a newer
+    one replaced it. Work due later (a delay, a backoff) costs that consumer
+    one look too soon; no read here means no conflict with it.
     """
-    ensure_pointer_as_read(tr, layout, qid, await get_pointer(tr, layout, qid), time)
+    tr.set(layout.mark(qid), secrets.token_bytes(8))
+    tr.add(layout.wake_key(qid), 1)
 
 
-def ensure_pointer_as_read(
-    tr: Transaction, layout: Layout, qid: str, pointer: QueuePointer | None, time: int
-) -> None:
-    """:func:`ensure_pointer`, given the pointer as read (reads issued together)."""
-    if pointer is None:
-        set_pointer(tr, layout, qid, None, QueuePointer(time))
-    elif pointer.holder is None and pointer.time > time:
-        set_pointer(tr, layout, qid, pointer, QueuePointer(time))
+async def ensure_pointer(tr: Transaction, layout: Layout, qid: str, time: int) -> None:
+    """Make the queue's work due at *time* visible: :func:`mark_due` (which
+    does not read, and so does not wait on anything, whatever *time* is)."""
+    mark_due(tr, layout, qid)
 
 
 async def due_queues(tr: Transaction, layout: Layout, now: int, limit: int) -> list[str]:
-    """Queues whose pointer is due, oldest first (snapshot read: no conflicts)."""
+    """Queues due now: those whose pointer is due (oldest first), then those
+    marked due, each read up to *limit* (snapshot reads: no conflicts). Fewer
+    than *limit* means neither read stopped at its limit: these are all."""
     begin, end = layout.pointer_range(now)
     rows = await tr.get_range(begin, end, limit=limit, snapshot=True)
-    return [layout.parse_pointer(key)[1] for key, _ in rows]
+    marks = await tr.get_range(*layout.marks_range(), limit=limit, snapshot=True)
+    due = dict.fromkeys(layout.parse_pointer(key)[1] for key, _ in rows)
+    due.update(dict.fromkeys(layout.parse_mark(key) for key, _ in marks))
+    return list(due)
+
+
+async def wake_counters(tr: Transaction, layout: Layout) -> Mapping[bytes, bytes | None]:
+    """The wake-up counters as they are now (one snapshot range read), to
+    watch: every shard's, and the single key ``(w,)`` that producers of
+    earlier versions bump."""
+    keys = [layout.wake, *layout.wake_keys]
+    rows = dict(await tr.get_range(keys[0], keys[-1] + b"\x00", snapshot=True))
+    return {key: rows.get(key) for key in keys}
 
 
 async def next_due_time(tr: Transaction, layout: Layout, after: int | None = None) -> int | None:
