@@ -70,7 +70,7 @@ async def wait_for_any_change(
     """Return once the value at any key of *seen* differs from its value there
     (may return spuriously; callers bound the wait with a cancel scope).
 
-    A store that can (:class:`~quickq.stores.SupportsWatchMany`) does it with
+    A store that can (``SupportsWatchMany``) does it with
     one watch. A store that wakes this module's :class:`Watchers` at its
     commits (the SQLite store) gets one event on every key and one read of
     them all, then a re-read every *poll* seconds (the store's
