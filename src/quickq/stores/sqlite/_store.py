@@ -9,7 +9,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -47,6 +47,7 @@ T = TypeVar("T")
 __all__ = ["SQLiteStore", "SQLiteTransaction"]
 
 _MAX_IDLE_READERS: Final = 8
+_SELECT_VALUE: Final = "SELECT value FROM kv WHERE key = ?"
 
 
 class SQLiteStore:
@@ -299,7 +300,7 @@ class SQLiteStore:
         try:
             with conn.lock:
                 conn.end_read()
-                row = conn.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                row = conn.db.execute(_SELECT_VALUE, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         finally:
@@ -403,7 +404,7 @@ class SQLiteTransaction(BufferedWrites):
 
     async def _read_key(self, key: bytes) -> bytes | None:
         def read(db: sqlite3.Connection) -> bytes | None:
-            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            row = db.execute(_SELECT_VALUE, (key,)).fetchone()
             return None if row is None else bytes(row[0])
 
         return await self._read(read)
@@ -424,6 +425,26 @@ class SQLiteTransaction(BufferedWrites):
         """As Transaction.get: the first read of a transaction takes its snapshot."""
         self._check_open()
         return await self._buffer.get(key, snapshot, self._read_key)
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys* (SupportsGetMany): one pass over the snapshot for
+        all of them, not one read each; the same conflicts as that many gets."""
+        self._check_open()
+        keys = list(keys)
+
+        def fetch(db: sqlite3.Connection) -> dict[bytes, bytes | None]:
+            out: dict[bytes, bytes | None] = {}
+            for key in keys:
+                row = db.execute(_SELECT_VALUE, (key,)).fetchone()
+                out[key] = None if row is None else bytes(row[0])
+            return out
+
+        stored = await self._read(fetch)
+        # The buffer answers from this transaction's writes first, as for get.
+        lookup = self._buffer.lookup
+        return [lookup(key, snapshot, stored.__getitem__) for key in keys]
 
     async def get_range(
         self,
@@ -492,27 +513,10 @@ class SQLiteTransaction(BufferedWrites):
             written=buffer.write_conflicts,
         )
 
-        def commit_sync() -> None:
-            # End our snapshot first: the conflict check reads the commit log.
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with conn.lock:
-                    # Unless the janitor took the connection back (and maybe
-                    # lent it to another transaction, whose snapshot it is now).
-                    mine = conn.owned_by(self)
-                    try:
-                        if mine:
-                            conn.end_read()
-                        clean = True
-                    except sqlite3.Error:
-                        clean = False
-                store._pool.checkin(conn, self, clean=clean)
-            store._writer.commit(request)
-
-        try:
-            await store._run(commit_sync)
-        finally:
-            self._close()
+        # End the snapshot before the hand-off (on the loop, where that is as
+        # quick as a read; else the janitor does): the thread only commits.
+        self._close()
+        await store._run(store._writer.commit, request)
         store._watchers.wake(request.cleared, (key for key, _ in request.ops))
 
     def cancel(self) -> None:
