@@ -23,7 +23,7 @@ from quickq import (
     StoreUnavailableError,
     TransactionTooOldError,
 )
-from quickq.stores import CommitFault, Transaction, decode_counter
+from quickq.stores import CommitFault, Transaction, decode_counter, get_many
 from quickq.stores.sqlite import SQLiteStore
 
 from ._sqlite import SRC, backdoor_get, get_key, increment, run_python, set_key
@@ -363,3 +363,23 @@ async def test_sqlite_failures_surface_as_store_errors(store: SQLiteStore) -> No
     with closing(sqlite3.connect(store.path)) as db, db:
         db.execute("ALTER TABLE kv_gone RENAME TO kv")
     assert await get_key(store, b"k") == b"1"
+
+
+@pytest.mark.parametrize("count", [1, 3, 256, 300])
+async def test_get_many_answers_every_key_in_order(store: SQLiteStore, count: int) -> None:
+    # get_many pads and splits its IN queries: every size must answer each key.
+    async def fill(tr: Transaction) -> None:
+        for i in range(0, 600, 2):
+            tr.set(b"k/%03d" % i, b"v%d" % i)
+
+    await store.transact(fill)
+    keys = [b"k/%03d" % i for i in range(count)] + [b"k/000"]  # a repeat, too
+
+    async def read(tr: Transaction) -> list[bytes | None]:
+        tr.set(b"k/001", b"mine")  # read-your-writes through get_many
+        return await get_many(tr, keys)
+
+    want = [b"v%d" % i if i % 2 == 0 else None for i in range(count)] + [b"v0"]
+    if count > 1:
+        want[1] = b"mine"
+    assert await store.transact(read) == want

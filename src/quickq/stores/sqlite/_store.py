@@ -48,6 +48,7 @@ __all__ = ["SQLiteStore", "SQLiteTransaction"]
 
 _MAX_IDLE_READERS: Final = 8
 _SELECT_VALUE: Final = "SELECT value FROM kv WHERE key = ?"
+_IN_MAX: Final = 256  # keys per IN query of get_many
 
 
 class SQLiteStore:
@@ -228,7 +229,7 @@ class SQLiteStore:
             # Register before reading, so a commit in between is not missed.
             event = self._watchers.add(key)
             try:
-                if await self._run(self._point_read, key) != seen:
+                if await self._latest(key) != seen:
                     return
                 with anyio.move_on_after(self.poll_interval):
                     await event.wait()
@@ -294,8 +295,18 @@ class SQLiteStore:
         if version > self._version_hint:
             self._version_hint = version
 
+    async def _latest(self, key: bytes) -> bytes | None:
+        """The latest committed value of *key*: on the loop, as reads are, unless
+        reads are threaded (a watch's poll then costs no thread hand-off)."""
+        if self.threaded_reads:
+            return await self._run(self._point_read, key)
+        if self._closed:
+            raise StoreUnavailableError(self._closed_message)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        return self._point_read(key)
+
     def _point_read(self, key: bytes) -> bytes | None:
-        """Read the latest committed value of *key* (worker thread)."""
+        """Read the latest committed value of *key* (blocking)."""
         conn = self._pool.checkout(self)
         try:
             with conn.lock:
@@ -306,6 +317,28 @@ class SQLiteStore:
         finally:
             self._pool.checkin(conn, self, clean=True)
         return None if row is None else bytes(row[0])
+
+
+def _select_many(db: sqlite3.Connection, *, keys: list[bytes]) -> dict[bytes, bytes | None]:
+    """The stored values of *keys* (None: absent), by ``IN`` queries.
+
+    One ``IN`` query costs a quarter of the CPU of point queries for 100
+    keys. Each query's list is padded (with a repeated key) to a power of two,
+    so a handful of statements serve every size from SQLite's statement cache.
+    """
+    out: dict[bytes, bytes | None] = dict.fromkeys(keys)
+    for start in range(0, len(keys), _IN_MAX):
+        chunk = keys[start : start + _IN_MAX]
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += [chunk[-1]] * (size - len(chunk))
+        for key, value in db.execute(_select_in(size), chunk):
+            out[bytes(key)] = bytes(value)
+    return out
+
+
+@functools.cache
+def _select_in(size: int) -> str:
+    return f"SELECT key, value FROM kv WHERE key IN ({', '.join('?' * size)})"
 
 
 async def _in_trio_thread(call: Callable[[], T]) -> T:
@@ -433,15 +466,9 @@ class SQLiteTransaction(BufferedWrites):
         all of them, not one read each; the same conflicts as that many gets."""
         self._check_open()
         keys = list(keys)
-
-        def fetch(db: sqlite3.Connection) -> dict[bytes, bytes | None]:
-            out: dict[bytes, bytes | None] = {}
-            for key in keys:
-                row = db.execute(_SELECT_VALUE, (key,)).fetchone()
-                out[key] = None if row is None else bytes(row[0])
-            return out
-
-        stored = await self._read(fetch)
+        if not keys:
+            return []
+        stored = await self._read(functools.partial(_select_many, keys=keys))
         # The buffer answers from this transaction's writes first, as for get.
         lookup = self._buffer.lookup
         return [lookup(key, snapshot, stored.__getitem__) for key in keys]
