@@ -18,11 +18,12 @@ import anyio
 import pytest
 
 from quickq import (
+    CommitUnknownResultError,
     ConflictError,
     StoreUnavailableError,
     TransactionTooOldError,
 )
-from quickq.stores import Transaction, decode_counter
+from quickq.stores import CommitFault, Transaction, decode_counter, get_many
 from quickq.stores.sqlite import SQLiteStore
 
 from ._sqlite import SRC, backdoor_get, get_key, increment, run_python, set_key
@@ -286,6 +287,71 @@ async def test_group_commit_keeps_concurrent_commits_serializable(store: SQLiteS
     assert await store.transact(check) == (180, 180, 180)
 
 
+async def test_one_group_commit_decides_each_transaction_in_order(store: SQLiteStore) -> None:
+    # Hold the writer's lock so that three commits queue, then let them go
+    # as one group: each is checked as if committed alone, in queue order.
+    await set_key(store, b"a", b"0")
+    reader = store.create_transaction()
+    assert await reader.get(b"a") == b"0"  # read before the group's first commit
+    reader.set(b"b", b"from-reader")
+    first = store.create_transaction()
+    first.set(b"a", b"1")
+    blind = store.create_transaction()
+    blind.set(b"c", b"blind")
+    failing = store.create_transaction()
+    failing.set(b"d", b"never")
+    store.inject(None, None, CommitFault.UNKNOWN_NOT_APPLIED, None)
+    writer = store._writer
+    outcomes: dict[str, str] = {}
+
+    async def commit(name: str, tr: Transaction) -> None:
+        try:
+            await tr.commit()
+            outcomes[name] = "committed"
+        except (ConflictError, CommitUnknownResultError) as exc:
+            outcomes[name] = type(exc).__name__
+
+    writer._lock.acquire()  # the first thread to take it next commits the whole queue
+    async with anyio.create_task_group() as tg:
+        try:
+            queued = [("first", first), ("reader", reader), ("failing", failing), ("blind", blind)]
+            for n, (name, tr) in enumerate(queued, 1):
+                tg.start_soon(commit, name, tr)
+                while len(writer._queue) < n:  # noqa: ASYNC110 (a thread fills it)
+                    await anyio.sleep(0.001)
+        finally:
+            writer._lock.release()
+    assert outcomes == {
+        "first": "committed",
+        "reader": "ConflictError",  # it read what "first", earlier in the group, wrote
+        "failing": "CommitUnknownResultError",
+        "blind": "committed",
+    }
+    assert [await get_key(store, k) for k in (b"a", b"b", b"c", b"d")] == [
+        b"1",
+        None,
+        b"blind",
+        None,
+    ]
+
+
+async def test_commit_waits_for_another_connections_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    async with await SQLiteStore.open(path, busy_timeout=5.0) as s:
+        locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            locker.execute("INSERT INTO kv VALUES (x'6f74686572', x'31')")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(set_key, s, b"k", b"v")
+                await anyio.sleep(0.2)  # the commit keeps trying meanwhile
+                locker.execute("COMMIT")
+        finally:
+            locker.close()
+        assert await get_key(s, b"k") == b"v"
+        assert await get_key(s, b"other") == b"1"
+
+
 async def test_sqlite_failures_surface_as_store_errors(store: SQLiteStore) -> None:
     await set_key(store, b"k", b"1")
     with closing(sqlite3.connect(store.path)) as db, db:
@@ -297,3 +363,23 @@ async def test_sqlite_failures_surface_as_store_errors(store: SQLiteStore) -> No
     with closing(sqlite3.connect(store.path)) as db, db:
         db.execute("ALTER TABLE kv_gone RENAME TO kv")
     assert await get_key(store, b"k") == b"1"
+
+
+@pytest.mark.parametrize("count", [1, 3, 256, 300])
+async def test_get_many_answers_every_key_in_order(store: SQLiteStore, count: int) -> None:
+    # get_many pads and splits its IN queries: every size must answer each key.
+    async def fill(tr: Transaction) -> None:
+        for i in range(0, 600, 2):
+            tr.set(b"k/%03d" % i, b"v%d" % i)
+
+    await store.transact(fill)
+    keys = [b"k/%03d" % i for i in range(count)] + [b"k/000"]  # a repeat, too
+
+    async def read(tr: Transaction) -> list[bytes | None]:
+        tr.set(b"k/001", b"mine")  # read-your-writes through get_many
+        return await get_many(tr, keys)
+
+    want = [b"v%d" % i if i % 2 == 0 else None for i in range(count)] + [b"v0"]
+    if count > 1:
+        want[1] = b"mine"
+    assert await store.transact(read) == want

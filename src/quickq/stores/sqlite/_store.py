@@ -9,7 +9,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -47,6 +47,8 @@ T = TypeVar("T")
 __all__ = ["SQLiteStore", "SQLiteTransaction"]
 
 _MAX_IDLE_READERS: Final = 8
+_SELECT_VALUE: Final = "SELECT value FROM kv WHERE key = ?"
+_IN_MAX: Final = 256  # keys per IN query of get_many
 
 
 class SQLiteStore:
@@ -227,7 +229,7 @@ class SQLiteStore:
             # Register before reading, so a commit in between is not missed.
             event = self._watchers.add(key)
             try:
-                if await self._run(self._point_read, key) != seen:
+                if await self._latest(key) != seen:
                     return
                 with anyio.move_on_after(self.poll_interval):
                     await event.wait()
@@ -293,18 +295,50 @@ class SQLiteStore:
         if version > self._version_hint:
             self._version_hint = version
 
+    async def _latest(self, key: bytes) -> bytes | None:
+        """The latest committed value of *key*: on the loop, as reads are, unless
+        reads are threaded (a watch's poll then costs no thread hand-off)."""
+        if self.threaded_reads:
+            return await self._run(self._point_read, key)
+        if self._closed:
+            raise StoreUnavailableError(self._closed_message)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        return self._point_read(key)
+
     def _point_read(self, key: bytes) -> bytes | None:
-        """Read the latest committed value of *key* (worker thread)."""
+        """Read the latest committed value of *key* (blocking)."""
         conn = self._pool.checkout(self)
         try:
             with conn.lock:
                 conn.end_read()
-                row = conn.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                row = conn.db.execute(_SELECT_VALUE, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         finally:
             self._pool.checkin(conn, self, clean=True)
         return None if row is None else bytes(row[0])
+
+
+def _select_many(db: sqlite3.Connection, *, keys: list[bytes]) -> dict[bytes, bytes | None]:
+    """The stored values of *keys* (None: absent), by ``IN`` queries.
+
+    One ``IN`` query costs a quarter of the CPU of point queries for 100
+    keys. Each query's list is padded (with a repeated key) to a power of two,
+    so a handful of statements serve every size from SQLite's statement cache.
+    """
+    out: dict[bytes, bytes | None] = dict.fromkeys(keys)
+    for start in range(0, len(keys), _IN_MAX):
+        chunk = keys[start : start + _IN_MAX]
+        size = 1 << (len(chunk) - 1).bit_length()
+        chunk += [chunk[-1]] * (size - len(chunk))
+        for key, value in db.execute(_select_in(size), chunk):
+            out[bytes(key)] = bytes(value)
+    return out
+
+
+@functools.cache
+def _select_in(size: int) -> str:
+    return f"SELECT key, value FROM kv WHERE key IN ({', '.join('?' * size)})"
 
 
 async def _in_trio_thread(call: Callable[[], T]) -> T:
@@ -403,7 +437,7 @@ class SQLiteTransaction(BufferedWrites):
 
     async def _read_key(self, key: bytes) -> bytes | None:
         def read(db: sqlite3.Connection) -> bytes | None:
-            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            row = db.execute(_SELECT_VALUE, (key,)).fetchone()
             return None if row is None else bytes(row[0])
 
         return await self._read(read)
@@ -424,6 +458,20 @@ class SQLiteTransaction(BufferedWrites):
         """As Transaction.get: the first read of a transaction takes its snapshot."""
         self._check_open()
         return await self._buffer.get(key, snapshot, self._read_key)
+
+    async def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False
+    ) -> list[bytes | None]:
+        """The values of *keys* (SupportsGetMany): one pass over the snapshot for
+        all of them, not one read each; the same conflicts as that many gets."""
+        self._check_open()
+        keys = list(keys)
+        if not keys:
+            return []
+        stored = await self._read(functools.partial(_select_many, keys=keys))
+        # The buffer answers from this transaction's writes first, as for get.
+        lookup = self._buffer.lookup
+        return [lookup(key, snapshot, stored.__getitem__) for key in keys]
 
     async def get_range(
         self,
@@ -492,27 +540,10 @@ class SQLiteTransaction(BufferedWrites):
             written=buffer.write_conflicts,
         )
 
-        def commit_sync() -> None:
-            # End our snapshot first: the conflict check reads the commit log.
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with conn.lock:
-                    # Unless the janitor took the connection back (and maybe
-                    # lent it to another transaction, whose snapshot it is now).
-                    mine = conn.owned_by(self)
-                    try:
-                        if mine:
-                            conn.end_read()
-                        clean = True
-                    except sqlite3.Error:
-                        clean = False
-                store._pool.checkin(conn, self, clean=clean)
-            store._writer.commit(request)
-
-        try:
-            await store._run(commit_sync)
-        finally:
-            self._close()
+        # End the snapshot before the hand-off (on the loop, where that is as
+        # quick as a read; else the janitor does): the thread only commits.
+        self._close()
+        await store._run(store._writer.commit, request)
         store._watchers.wake(request.cleared, (key for key, _ in request.ops))
 
     def cancel(self) -> None:
