@@ -1,0 +1,143 @@
+"""quickq across processes on one SQLite file: ``quickq worker`` processes
+draining a backlog (scenario 11), and an open-loop producer whose consumer
+is another process (scenario 4c).
+
+Worker processes report completions through a record file, as in the crash
+scenario (:mod:`_common.processes`); they are stopped with SIGTERM, the way
+an operator stops ``quickq worker``, and killed only if they do not exit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+from _common.processes import kill_group, read_done
+
+ADAPTERS = Path(__file__).resolve().parent
+QUICKQ = Path(sys.executable).with_name("quickq")
+QUEUES = 8
+RECORD_ENV = "QUICKQ_BENCH_RECORD"  # where quickq_cli_jobs records completions
+STOP_S = 20.0  # a worker given SIGTERM finishes within its grace period (10 s)
+
+
+def count_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def spawn_cli_worker(
+    db: Path, record: Path, concurrency: int, args: list[str], log: Path
+) -> subprocess.Popen[bytes]:
+    """``quickq worker quickq_cli_jobs:jobs`` on *db*, at the CLI's defaults but
+    ``--concurrency`` and *args*, in a session of its own."""
+    env = {**os.environ, RECORD_ENV: str(record), "PYTHONPATH": str(ADAPTERS)}
+    cmd = [str(QUICKQ), "worker", "quickq_cli_jobs:jobs", "--store", f"sqlite:///{db}"]
+    cmd += ["--concurrency", str(concurrency), *args]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=out, env=env, cwd=str(ADAPTERS), start_new_session=True
+        )
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
+    """SIGTERM every worker, wait for them to drain and exit, kill any left."""
+    for w in procs:
+        w.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_S
+    codes: list[int | None] = []
+    for w in procs:
+        try:
+            codes.append(w.wait(max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            kill_group(w)
+            codes.append(None)
+    return codes
+
+
+def drain_with_workers(
+    p: c.Params, k: int, fill: Any, db: Path, record: Path, log: Path
+) -> dict[str, float]:
+    """One round: *fill* queues the jobs on *db*, then *k* CLI workers drain them."""
+    n = p["n"]
+    fill(db)
+    t0 = time.perf_counter()
+    procs = [
+        spawn_cli_worker(db, record, p["concurrency"], list(p.get("worker_args", [])), log)
+        for _ in range(k)
+    ]
+    first = None
+    deadline = t0 + p.get("timeout_s", 300)
+    try:
+        while (done := count_lines(record)) < n:
+            if first is None and done:
+                first = time.perf_counter() - t0
+            if time.perf_counter() > deadline or any(w.poll() is not None for w in procs):
+                raise RuntimeError(f"{k} workers: {done} of {n} done; see {log}")
+            time.sleep(0.005)
+        wall = time.perf_counter() - t0
+    finally:
+        codes = stop(procs)
+    ids = read_done(record)
+    if len(set(ids)) != n or len(ids) != n:
+        raise RuntimeError(f"{k} workers: {len(set(ids))} distinct of {len(ids)} completions")
+    if any(code != 0 for code in codes):
+        raise RuntimeError(f"{k} workers exited {codes}; see {log}")
+    return {"wall": wall, "first": first or wall}
+
+
+def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
+    """Scenario 11: *n* no-op jobs in 8 queues drained by 1, 2 and 4 CLI workers,
+    start-up included, in interleaved rounds (medians reported)."""
+    work = Path(p["workdir"])
+    n, counts = p["n"], list(p.get("processes", (1, 2, 4)))
+    walls: dict[int, list[float]] = {k: [] for k in counts}
+    firsts: dict[int, list[float]] = {k: [] for k in counts}
+    for r in range(p.get("rounds", 1)):
+        for k in counts:
+            tag = f"{k}-{r}"
+            db, record = work / f"workers-{tag}.db", work / f"workers-{tag}.txt"
+            m = drain_with_workers(p, k, fill, db, record, work / f"workers-{tag}.log")
+            walls[k].append(m["wall"])
+            firsts[k].append(m["first"])
+            for f in work.glob(f"workers-{tag}.db*"):
+                f.unlink()
+    out: c.Metrics = {"jobs": n, "queues": QUEUES, "rounds": p.get("rounds", 1)}
+    for k in counts:
+        out[f"p{k}_jobs_per_s"] = n / statistics.median(walls[k])
+        out[f"p{k}_jobs_per_s_min"] = n / max(walls[k])
+        out[f"p{k}_jobs_per_s_max"] = n / min(walls[k])
+        out[f"p{k}_first_s"] = statistics.median(firsts[k])
+    lo, hi = counts[0], counts[-1]
+    out["scaling"] = out[f"p{hi}_jobs_per_s"] / out[f"p{lo}_jobs_per_s"]
+    rising = all(
+        out[f"p{b}_jobs_per_s"] > out[f"p{a}_jobs_per_s"] for a, b in itertools.pairwise(counts)
+    )
+    out["rising"] = 1 if rising else 0
+    args = " ".join(p.get("worker_args", [])) or "the CLI's defaults"
+    out["note"] = f"quickq worker --concurrency {p['concurrency']}, otherwise {args}"
+    return out
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
