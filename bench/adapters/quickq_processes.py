@@ -92,9 +92,10 @@ def drain_with_workers(
     ids = read_done(record)
     if len(set(ids)) != n or len(ids) != n:
         raise RuntimeError(f"{k} workers: {len(set(ids))} distinct of {len(ids)} completions")
-    if any(code != 0 for code in codes):
+    # 143: SIGTERM before the worker was serving (all done before it started).
+    if any(code not in (0, 143) for code in codes):
         raise RuntimeError(f"{k} workers exited {codes}; see {log}")
-    return {"wall": wall, "first": first or wall}
+    return {"wall": wall, "first": first or wall, "late": sum(code == 143 for code in codes)}
 
 
 def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
@@ -104,6 +105,7 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
     n, counts = p["n"], list(p.get("processes", (1, 2, 4)))
     walls: dict[int, list[float]] = {k: [] for k in counts}
     firsts: dict[int, list[float]] = {k: [] for k in counts}
+    late = 0
     for r in range(p.get("rounds", 1)):
         for k in counts:
             tag = f"{k}-{r}"
@@ -111,6 +113,7 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
             m = drain_with_workers(p, k, fill, db, record, work / f"workers-{tag}.log")
             walls[k].append(m["wall"])
             firsts[k].append(m["first"])
+            late += int(m["late"])
             for f in work.glob(f"workers-{tag}.db*"):
                 f.unlink()
     out: c.Metrics = {"jobs": n, "queues": QUEUES, "rounds": p.get("rounds", 1)}
@@ -127,6 +130,9 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
     out["rising"] = 1 if rising else 0
     args = " ".join(p.get("worker_args", [])) or "the CLI's defaults"
     out["note"] = f"quickq worker --concurrency {p['concurrency']}, otherwise {args}"
+    if late:
+        out["late_workers"] = late
+        out["note"] += f"; {late} workers were stopped before they served (all jobs done)"
     return out
 
 
