@@ -63,6 +63,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("p2_jobs_per_s", "2 processes, jobs/s", "{:,.0f}"),
         ("p4_jobs_per_s", "4 processes, jobs/s", "{:,.0f}"),
         ("scaling", "4 / 1", "{:.2f}"),
+        ("p1_cpu_us_per_job", "workers' CPU us/job, 1 process", "{:,.0f}"),
+        ("p4_cpu_us_per_job", "4 processes", "{:,.0f}"),
         ("p1_first_s", "first job after start, s", "{:.2f}"),
     ],
 }

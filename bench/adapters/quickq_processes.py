@@ -51,19 +51,28 @@ def spawn_cli_worker(
         )
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
-    """SIGTERM every worker, wait for them to drain and exit, kill any left."""
+def stop(procs: list[subprocess.Popen[bytes]]) -> tuple[list[int | None], float]:
+    """SIGTERM every worker, wait for them to drain and exit, kill any left;
+    their exit codes and the CPU seconds they used (``wait4``)."""
     for w in procs:
         w.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_S
-    codes: list[int | None] = []
+    codes: dict[int, int | None] = {}
+    cpu = 0.0
+    while len(codes) < len(procs) and time.monotonic() < deadline:
+        for w in procs:
+            if w.pid in codes:
+                continue
+            pid, status, ru = os.wait4(w.pid, os.WNOHANG)
+            if pid:
+                w.returncode = codes[w.pid] = os.waitstatus_to_exitcode(status)
+                cpu += ru.ru_utime + ru.ru_stime
+        time.sleep(0.01)
     for w in procs:
-        try:
-            codes.append(w.wait(max(0.1, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
+        if w.pid not in codes:
             kill_group(w)
-            codes.append(None)
-    return codes
+            codes[w.pid] = None
+    return [codes[w.pid] for w in procs], cpu
 
 
 def drain_with_workers(
@@ -88,14 +97,15 @@ def drain_with_workers(
             time.sleep(0.005)
         wall = time.perf_counter() - t0
     finally:
-        codes = stop(procs)
+        codes, cpu = stop(procs)
     ids = read_done(record)
     if len(set(ids)) != n or len(ids) != n:
         raise RuntimeError(f"{k} workers: {len(set(ids))} distinct of {len(ids)} completions")
     # 143: SIGTERM before the worker was serving (all done before it started).
     if any(code not in (0, 143) for code in codes):
         raise RuntimeError(f"{k} workers exited {codes}; see {log}")
-    return {"wall": wall, "first": first or wall, "late": sum(code == 143 for code in codes)}
+    late = sum(code == 143 for code in codes)
+    return {"wall": wall, "first": first or wall, "late": late, "cpu_us": cpu / n * 1e6}
 
 
 def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
@@ -105,6 +115,7 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
     n, counts = p["n"], list(p.get("processes", (1, 2, 4)))
     walls: dict[int, list[float]] = {k: [] for k in counts}
     firsts: dict[int, list[float]] = {k: [] for k in counts}
+    cpus: dict[int, list[float]] = {k: [] for k in counts}
     late = 0
     for r in range(p.get("rounds", 1)):
         for k in counts:
@@ -113,6 +124,7 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
             m = drain_with_workers(p, k, fill, db, record, work / f"workers-{tag}.log")
             walls[k].append(m["wall"])
             firsts[k].append(m["first"])
+            cpus[k].append(m["cpu_us"])
             late += int(m["late"])
             for f in work.glob(f"workers-{tag}.db*"):
                 f.unlink()
@@ -122,6 +134,8 @@ def workers_scaling(p: c.Params, fill: Any) -> c.Metrics:
         out[f"p{k}_jobs_per_s_min"] = n / max(walls[k])
         out[f"p{k}_jobs_per_s_max"] = n / min(walls[k])
         out[f"p{k}_first_s"] = statistics.median(firsts[k])
+        # the workers' CPU, start-up and the drain after SIGTERM included
+        out[f"p{k}_cpu_us_per_job"] = statistics.median(cpus[k])
     lo, hi = counts[0], counts[-1]
     out["scaling"] = out[f"p{hi}_jobs_per_s"] / out[f"p{lo}_jobs_per_s"]
     rising = all(
