@@ -42,7 +42,8 @@ def spawn_cli_worker(
 ) -> subprocess.Popen[bytes]:
     """``quickq worker quickq_cli_jobs:jobs`` on *db*, at the CLI's defaults but
     ``--concurrency`` and *args*, in a session of its own."""
-    env = {**os.environ, RECORD_ENV: str(record), "PYTHONPATH": str(ADAPTERS)}
+    path = os.pathsep.join(x for x in (str(ADAPTERS), os.environ.get("PYTHONPATH")) if x)
+    env = {**os.environ, RECORD_ENV: str(record), "PYTHONPATH": path}
     cmd = [str(QUICKQ), "worker", "quickq_cli_jobs:jobs", "--store", f"sqlite:///{db}"]
     cmd += ["--concurrency", str(concurrency), *args]
     with log.open("ab") as out:
