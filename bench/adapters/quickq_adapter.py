@@ -2,9 +2,9 @@
 
 Runs with the project's own Python (quickq installed in editable mode), so it
 measures the working tree. Producer and consumer share one process and one
-event loop, as when quickq is embedded. Consumer options are quickq's
-defaults (batch 10, scan 0.1 s) except ``concurrency`` and, where a scenario
-says so, ``lease_duration``.
+event loop, as when quickq is embedded (scenarios 4c and 11 put consumers in
+other processes: quickq_processes.py). Consumer options are quickq's
+defaults except ``concurrency`` and, where a scenario says so, ``lease_duration``.
 """
 
 from __future__ import annotations
@@ -215,12 +215,16 @@ def worker(p: P) -> None:
     """The ``role=worker`` process: a consumer until killed, writing its retry
     counts to ``counts_file`` every 50 ms when asked to."""
 
+    parent = os.getppid()
+
     async def go(s: Quickq) -> None:
         counts = count_retries(s.store) if p.get("counts_file") else None
         await s.start_worker(p["concurrency"])
         while True:
             if counts is not None:
                 write_json_atomic(Path(p["counts_file"]), counts.metrics())
+                if os.getppid() != parent:  # the scenario's process died: do not linger
+                    os._exit(1)
             await anyio.sleep(0.05 if counts is not None else 3600)
 
     run(p, go)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
-from _common.processes import kill_group, read_done
+from _common.processes import read_done
 
 ADAPTERS = Path(__file__).resolve().parent
 QUICKQ = Path(sys.executable).with_name("quickq")
@@ -41,15 +41,15 @@ def spawn_cli_worker(
     db: Path, record: Path, concurrency: int, args: list[str], log: Path
 ) -> subprocess.Popen[bytes]:
     """``quickq worker quickq_cli_jobs:jobs`` on *db*, at the CLI's defaults but
-    ``--concurrency`` and *args*, in a session of its own."""
+    ``--concurrency`` and *args*."""
     path = os.pathsep.join(x for x in (str(ADAPTERS), os.environ.get("PYTHONPATH")) if x)
     env = {**os.environ, RECORD_ENV: str(record), "PYTHONPATH": path}
     cmd = [str(QUICKQ), "worker", "quickq_cli_jobs:jobs", "--store", f"sqlite:///{db}"]
     cmd += ["--concurrency", str(concurrency), *args]
     with log.open("ab") as out:
-        return subprocess.Popen(
-            cmd, stdout=out, stderr=out, env=env, cwd=str(ADAPTERS), start_new_session=True
-        )
+        # In the adapter's process group, so that the harness's kill of a timed-out
+        # adapter takes its workers with it.
+        return subprocess.Popen(cmd, stdout=out, stderr=out, env=env, cwd=str(ADAPTERS))
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> tuple[list[int | None], float]:
@@ -71,7 +71,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> tuple[list[int | None], float]
         time.sleep(0.01)
     for w in procs:
         if w.pid not in codes:
-            kill_group(w)
+            w.kill()
+            w.wait()
             codes[w.pid] = None
     return [codes[w.pid] for w in procs], cpu
 
