@@ -80,6 +80,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     prof = dict(PROFILES[profile_name])
     if args.reps is not None:
         prof["reps"] = args.reps
+        prof["reps_of"] = {}  # the override is for every scenario
     if args.budget is not None:
         prof["budget_s"] = args.budget
     if args.run_budget is not None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Transactions whose body ran more than once (quickq only, counted bench-side).
+RETRIES = [
+    ("enqueue_retried", "enqueue txns retried", "{:,.0f}"),
+    ("consumer_retried", "consumer txns retried", "{:,.0f}"),
+]
 # Columns per scenario: (metric, header, format).
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "enqueue": [
@@ -19,6 +24,13 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("p95_ms", "p95 ms", "{:.1f}"),
         ("p99_ms", "p99 ms", "{:.1f}"),
         ("max_ms", "max ms", "{:.1f}"),
+    ],
+    "latency500x": [
+        ("p50_ms", "p50 ms", "{:.1f}"),
+        ("p95_ms", "p95 ms", "{:.1f}"),
+        ("p99_ms", "p99 ms", "{:.1f}"),
+        ("max_ms", "max ms", "{:.1f}"),
+        *RETRIES,
     ],
     "crash": [
         ("lost", "lost", "{:.0f}"),
@@ -46,7 +58,17 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("quickq_jobs_per_s", "quickq enqueue+drain jobs/s", "{:,.0f}"),
         ("ratio", "ratio", "{:.3f}"),
     ],
+    "workers": [
+        ("p1_jobs_per_s", "1 process, jobs/s", "{:,.0f}"),
+        ("p2_jobs_per_s", "2 processes, jobs/s", "{:,.0f}"),
+        ("p4_jobs_per_s", "4 processes, jobs/s", "{:,.0f}"),
+        ("scaling", "4 / 1", "{:.2f}"),
+        ("p1_cpu_us_per_job", "workers' CPU us/job, 1 process", "{:,.0f}"),
+        ("p4_cpu_us_per_job", "4 processes", "{:,.0f}"),
+        ("p1_first_s", "first job after start, s", "{:.2f}"),
+    ],
 }
+COLUMNS["latency50"] = [*COLUMNS["latency50"], *RETRIES]
 COLUMNS["latency500"] = COLUMNS["latency50"]
 
 
@@ -61,11 +83,33 @@ HEADLINES = [
 ]
 
 
+# quickq's own targets (issue 12): (scenario, metric, system prefix, label,
+# target, whether the value must be at most the target, else at least it).
+TARGETS = [
+    ("latency500", "p99_ms", "quickq-memory", "p99 enqueue-to-start at 500/s, ms", 10.0, True),
+    ("latency500", "p99_ms", "quickq-sqlite", "p99 enqueue-to-start at 500/s, ms", 10.0, True),
+    ("latency500", "retried", "quickq", "transactions retried at 500/s", 0.0, True),
+    ("latency500x", "p99_ms", "quickq-sqlite", "p99 across processes at 500/s, ms", 50.0, True),
+    ("latency500x", "retried", "quickq-sqlite", "transactions retried across processes", 0.0, True),
+    ("workers", "rising", "quickq-sqlite", "worker processes: jobs/s rise 1 -> 2 -> 4", 1.0, False),
+]
+
+
 def derived(agg: dict[str, Any]) -> None:
-    """Metrics computed from others' medians (CPU per enqueued job)."""
+    """Metrics computed from others' medians (CPU per enqueued job, retried
+    transactions on both sides); the worker scaling's spread over its rounds."""
     if "single_cpu_s" in agg and "jobs" in agg and "single_cpu_us_per_job" not in agg:
         v = agg["single_cpu_s"]["median"] / agg["jobs"]["median"] * 1e6
         agg["single_cpu_us_per_job"] = {"median": v, "min": v, "max": v, "n": 1}
+    if "enqueue_retried" in agg and "consumer_retried" in agg and "retried" not in agg:
+        v = agg["enqueue_retried"]["median"] + agg["consumer_retried"]["median"]
+        agg["retried"] = {"median": v, "min": v, "max": v, "n": 1}
+    for k in (1, 2, 4):
+        key = f"p{k}_jobs_per_s"
+        if f"{key}_min" in agg and key in agg and agg[key]["n"] == 1:
+            rounds = int(agg.get("rounds", {}).get("median", 1))
+            lo, hi = agg[f"{key}_min"]["median"], agg[f"{key}_max"]["median"]
+            agg[key] = {"median": agg[key]["median"], "min": lo, "max": hi, "n": rounds}
 
 
 # Their workers run in pools of other processes that the adapter does not
@@ -78,7 +122,10 @@ def median_of(results: dict[str, Any], scn: str, system: str, key: str) -> float
     if system in PROCESS_POOLS and key in CPU_KEYS:
         return None
     r = results["scenarios"].get(scn, {}).get("systems", {}).get(system)
-    if not r or r["status"] != "ok" or key not in r["agg"]:
+    if not r or r["status"] != "ok":
+        return None
+    derived(r["agg"])
+    if key not in r["agg"]:
         return None
     return float(r["agg"][key]["median"])
 
@@ -111,7 +158,37 @@ def headline_lines(results: dict[str, Any]) -> list[str]:
                 f"| {cls} | {label} | {qn} | {q[qn]:,.3g} | {pn} | {peers[pn]:,.3g} |"
                 f" **{ratio:.2f}x** |"
             )
-    return [*lines, ""]
+    return [*lines, "", *target_lines(results)]
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    """quickq's own targets of issue 12 that no peer is compared on: the best
+    quickq variant of each row's kind against the target."""
+    rows = []
+    for scn, key, prefix, label, target, at_most in TARGETS:
+        vals = {
+            n: v
+            for n in results["systems"]
+            if n.startswith(prefix) and (v := median_of(results, scn, n, key)) is not None
+        }
+        if not vals:
+            continue
+        name = (min if at_most else max)(vals, key=lambda n: vals[n])
+        v = vals[name]
+        met = v <= target if at_most else v >= target
+        want = f"at most {target:,.3g}" if at_most else "yes"
+        shown = ("yes" if v else "no") if key == "rising" else f"{v:,.3g}"
+        rows.append(f"| {label} | {name} | {shown} | {want} | {'met' if met else '**not met**'} |")
+    if not rows:
+        return []
+    return [
+        "## Headline: quickq's own targets",
+        "",
+        "| measure | best quickq | value | target | |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def fmt_cell(agg: dict[str, Any], key: str, f: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from . import servers, timing
 from .adapters._common.protocol import read_result
 from .paths import ADAPTERS, Log
-from .scenarios import SCENARIOS, Profile, scenario_params
+from .scenarios import SCENARIOS, Profile, reps, scenario_params
 from .systems import SYSTEMS, System
 
 Result = dict[str, Any]
@@ -134,12 +134,12 @@ def run_system_scenario(
     for kind in s.servers:
         params[f"{kind}_url"] = srv[kind].url
     srv_pids = [pid for kind in s.servers for pid in srv[kind].pids()]
-    warmup, reps = prof["warmup"], prof["reps"]
+    warmup, n_reps = prof["warmup"], reps(scn, prof)
     if scn in timing.SINGLE_RUN:
-        warmup, reps = 0, prof["crash_reps"]
+        warmup, n_reps = 0, prof["crash_reps"]
     runs: list[Result] = []
     note = ""  # reserved for harness-side remarks
-    for i in range(warmup + reps):
+    for i in range(warmup + n_reps):
         workdir = run_dir / "run" / name
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -149,7 +149,7 @@ def run_system_scenario(
         if i < warmup:
             run_params = warmup_params(run_params)
         r = run_adapter(py, s, run_params, adapter_timeout(scn), srv_pids, run_dir)
-        tag = "warm-up" if i < warmup else f"rep {i - warmup + 1}/{reps}"
+        tag = "warm-up" if i < warmup else f"rep {i - warmup + 1}/{n_reps}"
         if r["status"] != "ok":
             log(f"{scn:12} {name:24} {tag}: {r['status']}: {r.get('reason', '')[:300]}")
             return {"status": r["status"], "reason": r.get("reason", ""), "runs": [r]}

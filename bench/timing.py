@@ -17,11 +17,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from .scenarios import reps
 from .systems import IN_MEMORY, SYSTEMS
 
 # Scenarios run once, without a warm-up (the issue's minimum of one warm-up and
 # five repetitions applies to the others).
-SINGLE_RUN = ("crash", "longjobs", "scale", "sqlite_limit")
+SINGLE_RUN = ("crash", "longjobs", "scale", "sqlite_limit", "workers")
 
 # Seconds an adapter process costs beyond its scenario's work: interpreter,
 # imports, the harness's server reset. Peers whose worker is a pool of
@@ -48,6 +49,14 @@ LONGJOB_RETRIERS = ("arq", "saq", "rq")
 # Scenario 9: the variants that seed up to ``scale_max`` future jobs (a
 # million in the full profile, one per store); the others stop at ``scale_max_rest``.
 SCALE_TOP = ("quickq-memory-trio", "quickq-sqlite-trio")
+# Scenario 11 (CLI worker processes): seconds per round and process count to
+# queue the jobs (enqueue_many in batches of 125 per queue) and to start the
+# workers; jobs/s drained (2026-12-02: 1,300-1,700/s for 1 to 4 processes).
+WORKERS_FILL_PER_S = 8_000.0
+WORKERS_START_S = 1.0
+WORKERS_JOBS_PER_S = 1_300.0
+# Scenario 4c: the consumer process's start (interpreter, imports, store).
+CROSS_START_S = 1.0
 
 
 SHARED = frozenset({"enqueue", "drain", "sleep", "latency", "fairness"})
@@ -96,7 +105,9 @@ def implemented(adapter: str) -> frozenset[str] | None:
 def applies(scn: str, name: str) -> bool:
     """Whether (scenario, system) will measure something rather than answer n/a."""
     s = SYSTEMS[name]
-    base = "latency" if scn.startswith("latency") else scn
+    base = {"latency50": "latency", "latency500": "latency", "latency500x": "latency_x"}.get(
+        scn, scn
+    )
     impl = implemented(s.adapter)
     if impl is not None and base not in impl:
         return False
@@ -106,8 +117,10 @@ def applies(scn: str, name: str) -> bool:
         return False  # in-memory peers: one process, nothing to redeliver
     if scn == "fairness" and name == "taskiq-memory":
         return False
-    if scn == "sqlite_limit" and s.variant != "sqlite":
+    if scn in ("sqlite_limit", "latency500x", "workers") and s.variant != "sqlite":
         return False
+    if scn == "workers" and s.extra.get("backend") != "trio":
+        return False  # the CLI runs on trio: measured once
     return not (name == "taskiq-memory" and scn in ("enqueue", "sleep"))
 
 
@@ -139,6 +152,8 @@ def run_s(scn: str, name: str, prof: dict[str, Any], warmup: bool = False) -> fl
             dur = float(prof["latency_s"]) / (5 if warmup else 1)
             lag = LAGGARDS_500.get(name, 0.0) if scn == "latency500" else 0.0
             work = 0.5 + dur + lag  # 0.5: the idle worker before the first send
+        case "latency500x":
+            work = CROSS_START_S + 0.5 + float(prof["latency_s"]) / (5 if warmup else 1)
         case "crash":
             work = CRASH_S.get(name, 25.0) * prof["crash_n"] / 2000
         case "longjobs":
@@ -152,6 +167,10 @@ def run_s(scn: str, name: str, prof: dict[str, Any], warmup: bool = False) -> fl
             work = scale_s(name, prof)
         case "sqlite_limit":
             work = prof["sqlite_n"] / 5000 * 12.0
+        case "workers":
+            n, procs = prof["workers_n"], (1, 2, 4)
+            one = n / WORKERS_FILL_PER_S + WORKERS_START_S + n / WORKERS_JOBS_PER_S
+            work = one * len(procs) * int(prof["workers_rounds"])
         case _:
             work = b
     return float(start + work)
@@ -180,7 +199,7 @@ def phase_s(scn: str, name: str, prof: dict[str, Any]) -> float:
     if not applies(scn, name):
         return 0.5  # the first process answers n/a and the phase ends
     warm = run_s(scn, name, prof, warmup=True) * int(prof["warmup"])
-    return warm + run_s(scn, name, prof) * int(prof["reps"])
+    return warm + run_s(scn, name, prof) * reps(scn, prof)
 
 
 def mmss(seconds: float) -> str:

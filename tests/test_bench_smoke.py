@@ -61,6 +61,9 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
                 assert res["agg"], (scenario, system)
     drain = results["scenarios"]["drain"]["systems"]["quickq-memory-trio"]
     assert drain["agg"]["jobs_per_s"]["median"] > 0
+    latency = results["scenarios"]["latency50"]["systems"]["quickq-memory-trio"]["agg"]
+    assert latency["enqueue_txns"]["median"] >= latency["n"]["median"]  # one or more per job
+    assert latency["consumer_txns"]["median"] > 0 and "consumer_retried" in latency
     crash = results["scenarios"]["crash"]["systems"]["quickq-memory-trio"]
     assert crash["status"] == "n/a"  # memory store: nothing survives a kill
     fair = results["scenarios"]["fairness"]["systems"]["quickq-memory-trio"]["agg"]
@@ -147,15 +150,23 @@ def test_thread_based_path_runs_every_shared_scenario(tmp_path: Path) -> None:
 def test_bench_smoke_durable_scenarios(tmp_path: Path) -> None:
     """The scenarios that need a durable store run on quickq's SQLite store:
     the crash scenario kills a worker process with SIGKILL and starts another,
-    so the worker-process code the durable peers share runs too."""
+    so the worker-process code the durable peers share runs too; 4c puts the
+    consumer in another process, and 11 drains with ``quickq worker`` processes."""
     out = tmp_path / "out"
-    proc = run_bench(
-        tmp_path, "--systems", "quickq-sqlite-trio", "--scenarios", "crash,sqlite_limit"
-    )
+    durable = ("crash", "sqlite_limit", "latency500x", "workers")
+    proc = run_bench(tmp_path, "--systems", "quickq-sqlite-trio", "--scenarios", ",".join(durable))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
-    for scenario in ("crash", "sqlite_limit"):
+    for scenario in durable:
         res = results["scenarios"][scenario]["systems"]["quickq-sqlite-trio"]
         assert res["status"] == "ok", (scenario, res.get("reason"))
     crash = results["scenarios"]["crash"]["systems"]["quickq-sqlite-trio"]["agg"]
     assert "lost" in crash and "completed_at_kill" in crash
+    cross = results["scenarios"]["latency500x"]["systems"]["quickq-sqlite-trio"]["agg"]
+    assert cross["n"]["median"] > 0 and "not_started" not in cross
+    assert cross["consumer_txns"]["median"] > 0  # counted in the consumer's process
+    workers = results["scenarios"]["workers"]["systems"]["quickq-sqlite-trio"]["agg"]
+    assert all(workers[f"p{k}_jobs_per_s"]["median"] > 0 for k in (1, 2, 4))
+    report = (out / "results.md").read_text()
+    assert "## 11. quickq worker processes" in report
+    assert "quickq's own targets" in report

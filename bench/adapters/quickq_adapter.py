@@ -2,9 +2,9 @@
 
 Runs with the project's own Python (quickq installed in editable mode), so it
 measures the working tree. Producer and consumer share one process and one
-event loop, as when quickq is embedded. Consumer options are quickq's
-defaults (batch 10, scan 0.1 s) except ``concurrency`` and, where a scenario
-says so, ``lease_duration``.
+event loop, as when quickq is embedded (scenarios 4c and 11 put consumers in
+other processes: quickq_processes.py). Consumer options are quickq's
+defaults except ``concurrency`` and, where a scenario says so, ``lease_duration``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import anyio
 
 import _common as c
 import quickq
+from _common.processes import kill_group, spawn_worker
 from quickq.stores import MemoryStore
+from quickq_processes import QUEUES, read_json, workers_scaling, write_json_atomic
+from quickq_retries import RetryCounts, count_retries, enqueue_side, note
 
 P = c.Params
 T = TypeVar("T")
@@ -48,6 +51,7 @@ class Quickq(c.AsyncSystem):
         self.queue = quickq.JobQueue(store, self.jobs)
         self.stack: contextlib.AsyncExitStack | None = None
         self.lease = p.get("lease_s", 30.0)
+        self.counts: RetryCounts | None = None  # set by the scenarios that count retries
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
@@ -56,7 +60,8 @@ class Quickq(c.AsyncSystem):
         self, job: int, sleep_s: float = 0.0, t_sched: float = 0.0, tag: str = "", **opts: Any
     ) -> None:
         payload = {"j": job, "s": sleep_s, "t": t_sched, "g": tag}
-        await self.queue.enqueue(opts.pop("queue", "tenant"), TOPIC, payload, **opts)
+        with enqueue_side():
+            await self.queue.enqueue(opts.pop("queue", "tenant"), TOPIC, payload, **opts)
 
     async def enqueue_prio(
         self, job: int, sleep_s: float, t_sched: float, tag: str, prio: int
@@ -66,12 +71,13 @@ class Quickq(c.AsyncSystem):
     async def enqueue_batch(
         self, jobs: list[int], sleep_s: float = 0.0, queue: str = "tenant", **opts: Any
     ) -> None:
-        await self.queue.enqueue_many(
-            [
-                quickq.NewJob(queue, TOPIC, {"j": j, "s": sleep_s, "t": 0.0, "g": ""}, **opts)
-                for j in jobs
-            ]
-        )
+        with enqueue_side():
+            await self.queue.enqueue_many(
+                [
+                    quickq.NewJob(queue, TOPIC, {"j": j, "s": sleep_s, "t": 0.0, "g": ""}, **opts)
+                    for j in jobs
+                ]
+            )
 
     async def start_worker(self, concurrency: int) -> None:
         self.stack = contextlib.AsyncExitStack()
@@ -84,6 +90,11 @@ class Quickq(c.AsyncSystem):
     async def stop_worker(self) -> None:
         assert self.stack is not None
         await self.stack.aclose()
+
+    async def wait_ready(self, concurrency: int) -> None:
+        await super().wait_ready(concurrency)
+        if self.counts is not None:  # count the open loop's transactions, not the start's
+            self.counts.reset()
 
 
 async def open_store(p: P, name: str = "quickq.db") -> Any:
@@ -106,6 +117,117 @@ def run(p: P, fn: Callable[[Quickq], Awaitable[T]], /) -> T:
                 await store.aclose()
 
     return anyio.run(main, backend=p["backend"])
+
+
+def latency(p: P) -> c.Metrics:
+    """Scenario 4, with the transactions retried during the open loop counted."""
+
+    async def go(s: Quickq) -> c.Metrics:
+        s.counts = count_retries(s.store)
+        out = await c.a_latency(s, p)
+        counts = s.counts.metrics()
+        out.update(counts, note_retries=note(counts))
+        return out
+
+    return run(p, go)
+
+
+class CrossProcess(Quickq):
+    """The consumer in another process on the same SQLite file: this adapter
+    again with ``role=worker``, which reports each start through a record file
+    and its retry counts through a JSON file."""
+
+    proc: Any = None
+
+    def files(self) -> tuple[Path, Path]:
+        work = Path(self.p["workdir"])
+        return work / "x-record.txt", work / "x-counts.json"
+
+    async def start_worker(self, concurrency: int) -> None:
+        record, counts = self.files()
+        c.RECORDER.follow(str(record))
+        wp = {**self.p, "record_file": str(record), "counts_file": str(counts)}
+        self.proc = spawn_worker({**wp, "concurrency": concurrency})
+
+    async def wait_ready(self, concurrency: int) -> None:
+        _, counts = self.files()
+        deadline = anyio.current_time() + 60
+        # Polls: the worker is another process, with nothing to await.
+        while not counts.exists() and anyio.current_time() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        await anyio.sleep(0.5)  # an idle consumer, as in one process
+        self.base = read_json(counts)
+        assert self.counts is not None
+        self.counts.reset()
+
+    async def stop_worker(self) -> None:
+        await anyio.sleep(0.2)  # the worker writes its counts every 50 ms
+        self.worker_counts = read_json(self.files()[1])
+        kill_group(self.proc)
+
+
+def latency_x(p: P) -> c.Metrics:
+    """Scenario 4c: the open-loop producer here, its consumer in another process."""
+    if p["variant"] != "sqlite":
+        raise c.NotApplicable("across processes: the memory store lives in one process")
+
+    async def go(s: Quickq) -> c.Metrics:
+        x = CrossProcess(p, s.store)
+        x.counts = count_retries(s.store)
+        out = await c.a_latency(x, p)
+        consumer = {
+            k: v - x.base.get(k, 0) for k, v in x.worker_counts.items() if k.startswith("consumer")
+        }
+        x.counts.merge(consumer)
+        counts = x.counts.metrics()
+        out.update(counts, note_retries=note(counts))
+        return out
+
+    return run(p, go)
+
+
+def workers(p: P) -> c.Metrics:
+    """Scenario 11: quickq worker processes on one SQLite file (trio only: the
+    CLI runs on trio whatever the producer's loop)."""
+    if p["variant"] != "sqlite":
+        raise c.NotApplicable("worker processes share a SQLite file")
+    if p["backend"] != "trio":
+        raise c.NotApplicable("the CLI worker runs on trio: measured on quickq-sqlite-trio")
+    from quickq.stores.sqlite import SQLiteStore
+
+    def fill(db: Path) -> None:
+        async def go() -> None:
+            store = await SQLiteStore.open(str(db))
+            try:
+                s = Quickq(p, store)
+                for batch in c.chunks(range(p["n"]), 1_000):
+                    for q in range(QUEUES):
+                        await s.enqueue_batch(batch[q::QUEUES], queue=f"q{q}")
+            finally:
+                await store.aclose()
+
+        anyio.run(go, backend="trio")
+
+    return workers_scaling(p, fill)
+
+
+def worker(p: P) -> None:
+    """The ``role=worker`` process: a consumer until killed, writing its retry
+    counts to ``counts_file`` every 50 ms when asked to."""
+
+    parent = os.getppid()
+
+    async def go(s: Quickq) -> None:
+        counts = count_retries(s.store) if p.get("counts_file") else None
+        await s.start_worker(p["concurrency"])
+        while True:
+            if counts is not None:
+                write_json_atomic(Path(p["counts_file"]), counts.metrics())
+                if os.getppid() != parent:  # the scenario's process died: do not linger
+                    os._exit(1)
+            await anyio.sleep(0.05 if counts is not None else 3600)
+
+    run(p, go)
 
 
 def crash(p: P) -> c.Metrics:
@@ -274,6 +396,9 @@ if __name__ == "__main__":
     c.main(
         {
             **c.async_scenarios(run),
+            "latency": latency,
+            "latency_x": latency_x,
+            "workers": workers,
             "crash": crash,
             "longjobs": longjobs,
             "fairness": fairness,
@@ -281,5 +406,5 @@ if __name__ == "__main__":
             "scale": scale,
             "sqlite_limit": sqlite_limit,
         },
-        c.async_worker(run),
+        worker,
     )
