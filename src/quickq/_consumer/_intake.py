@@ -26,8 +26,8 @@ from .._core import Item, Layout, LeaseBatch
 from .._exceptions import StoreError
 from .._limits import STORE_BACKOFF_MAX
 from .._time import to_ms
-from ..stores._protocol import Store, SupportsWatch, SupportsWatchMany, Transaction
-from ..stores._watchers import wait_for_any_change
+from ..stores._protocol import Store, Transaction
+from ..stores._watchers import any_change_waiter
 from ._config import ConsumerConfig
 from ._idle import IdleTracker, Wakeup
 from ._slots import Slots
@@ -92,6 +92,7 @@ class Intake:
         self._start_job = start_job
         self._wait_room = wait_room
         self._last_housekeeping = 0
+        self._wait_for_change = any_change_waiter(store)  # None: the store cannot watch
         self._watch_after = -math.inf  # after a failed watch: poll until then
         self._watch_backoff = config.scan_interval
 
@@ -219,26 +220,26 @@ class Intake:
         self, next_due: int | None, seen: Mapping[bytes, bytes | None]
     ) -> None:
         c = self._config
-        store = self._store
         # A store that can watch wakes us (on a change of any shard's wake-up
         # counter); after a failed watch, poll for a while (backing off)
         # before watching again.
-        can_watch = isinstance(store, SupportsWatch | SupportsWatchMany)
-        watch = can_watch and anyio.current_time() >= self._watch_after
+        wait_for_change = self._wait_for_change
+        watch = wait_for_change is not None and anyio.current_time() >= self._watch_after
         delay = c.idle_poll if watch else c.scan_interval
         delay *= self._rng.uniform(0.8, 1.2)
         if next_due is not None:
             delay = max(0.0, min(delay, (next_due - self._now()) / 1000))
         woken = self._wakeup.arm()
         with anyio.move_on_after(delay):
-            if not watch:
+            if wait_for_change is None or not watch:
                 await woken.wait()
                 return
             async with anyio.create_task_group() as tg:
 
-                async def watch_wake(store: Store) -> None:
+                async def watch_wake() -> None:
+                    assert wait_for_change is not None
                     try:
-                        await wait_for_any_change(store, seen, poll=c.scan_interval)
+                        await wait_for_change(seen)
                     except StoreError as exc:
                         self._watch_failed(exc)
                         await anyio.sleep(c.scan_interval)  # poll instead, this once
@@ -246,7 +247,7 @@ class Intake:
                         self._watch_backoff = c.scan_interval
                     tg.cancel_scope.cancel()
 
-                tg.start_soon(watch_wake, store)
+                tg.start_soon(watch_wake)
                 await woken.wait()
                 tg.cancel_scope.cancel()
 

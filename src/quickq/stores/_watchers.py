@@ -9,7 +9,8 @@ point read and polling); this module only keeps the waiters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import anyio
 
@@ -64,39 +65,48 @@ class Watchers(dict[bytes, set[anyio.Event]]):
                     event.set()
 
 
-async def wait_for_any_change(
-    store: Store, seen: Mapping[bytes, bytes | None], *, poll: float
-) -> None:
-    """Return once the value at any key of *seen* differs from its value there
-    (may return spuriously; callers bound the wait with a cancel scope).
+def any_change_waiter(
+    store: Store,
+) -> Callable[[Mapping[bytes, bytes | None]], Awaitable[None]] | None:
+    """How to wait on *store* until the value at any key of a mapping differs
+    from its value there (None: the store cannot watch). Decided once per
+    store: checking a runtime protocol costs tens of microseconds a call.
 
-    A store that can (``SupportsWatchMany``) does it with
-    one watch. A store that wakes this module's :class:`Watchers` at its
-    commits (the SQLite store) gets one event on every key and one read of
-    them all, then a re-read every *poll* seconds (the store's
-    ``poll_interval`` if it has one) for commits of other processes. Any
-    other :class:`~quickq.stores.SupportsWatch` store watches each key.
+    The waiter may return spuriously; callers bound it with a cancel scope. A
+    store that can (``SupportsWatchMany``) does it with one watch. A store
+    that wakes this module's :class:`Watchers` at its commits (the SQLite
+    store) gets one event on every key and one read of them all, then a
+    re-read every ``poll_interval`` seconds for commits of other processes.
+    Any other :class:`~quickq.stores.SupportsWatch` store watches each key.
     """
     if isinstance(store, SupportsWatchMany):
-        await store.wait_for_any_change(seen)
-        return
+        return store.wait_for_any_change
     watchers = getattr(store, "_watchers", None)
     if isinstance(watchers, Watchers):
-        poll = getattr(store, "poll_interval", poll)
-        while True:
-            # Register before reading, so that a commit in between is not missed.
-            event = watchers.add_many(seen)
-            try:
-                if await _changed(store, seen):
-                    return
-                with anyio.move_on_after(poll):
-                    await event.wait()
-                if event.is_set():
-                    return
-            finally:
-                watchers.discard_many(seen, event)
-    if not isinstance(store, SupportsWatch):
-        raise TypeError(f"{type(store).__name__} cannot watch keys")
+        return functools.partial(_wait_local, store, watchers, getattr(store, "poll_interval", 0.1))
+    if isinstance(store, SupportsWatch):
+        return functools.partial(_wait_each, store)
+    return None
+
+
+async def _wait_local(
+    store: Store, watchers: Watchers, poll: float, seen: Mapping[bytes, bytes | None]
+) -> None:
+    while True:
+        # Register before reading, so that a commit in between is not missed.
+        event = watchers.add_many(seen)
+        try:
+            if await _changed(store, seen):
+                return
+            with anyio.move_on_after(poll):
+                await event.wait()
+            if event.is_set():
+                return
+        finally:
+            watchers.discard_many(seen, event)
+
+
+async def _wait_each(store: SupportsWatch, seen: Mapping[bytes, bytes | None]) -> None:
     async with anyio.create_task_group() as tg:
 
         async def watch(key: bytes, value: bytes | None) -> None:
