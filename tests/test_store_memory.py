@@ -239,3 +239,26 @@ def test_a_store_test_class_must_declare_its_capabilities() -> None:
 
     class Shared(StoreTests[MemoryStore], abstract=True):  # a base for other classes
         supports_mock_clock = True
+
+
+async def test_writes_between_range_reads_stay_in_key_order() -> None:
+    # A transaction's writes are sorted only once a range needs them, then kept
+    # sorted as more come: each range read sees them merged in order.
+    store = MemoryStore()
+    store.raw_set(b"k3", b"s")
+    tr = store.create_transaction()
+    tr.set(b"k5", b"5")
+    assert await tr.get_range(b"k", b"l") == [(b"k3", b"s"), (b"k5", b"5")]
+    tr.set(b"k1", b"1")
+    tr.set(b"k4", b"4")
+    tr.clear(b"k3")
+    assert await tr.get_range(b"k", b"l") == [(b"k1", b"1"), (b"k4", b"4"), (b"k5", b"5")]
+    assert await tr.get_range(b"k", b"l", reverse=True, limit=2) == [
+        (b"k5", b"5"),
+        (b"k4", b"4"),
+    ]
+    tr.clear_range(b"k2", b"k5")
+    tr.set(b"k0", b"0")
+    assert await tr.get_range(b"k", b"l") == [(b"k0", b"0"), (b"k1", b"1"), (b"k5", b"5")]
+    await tr.commit()
+    assert store.raw_items() == [(b"k0", b"0"), (b"k1", b"1"), (b"k5", b"5")]

@@ -8,11 +8,11 @@ write-conflict ranges the store checks at commit.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import attrs
-from sortedcontainers import SortedDict
 
 from .._exceptions import TransactionClosedError, TransactionTooOldError
 from ._limits import (
@@ -59,6 +59,54 @@ def _mutation_bytes(key: bytes, op: Op) -> int:
     return MUTATION_BYTES + len(key) + len(op.value)
 
 
+class Ops(dict[bytes, Op]):
+    """A transaction's last op per key: a dict (a write is a dict store), with
+    its keys sorted only when a range needs them, then kept sorted."""
+
+    __slots__ = ("_sorted",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sorted: list[bytes] | None = None
+
+    def put(self, key: bytes, op: Op) -> Op | None:
+        """Set *key*'s op; return the one it replaces."""
+        old = self.get(key)
+        self[key] = op
+        if old is None and self._sorted is not None:
+            bisect.insort(self._sorted, key)
+        return old
+
+    def sorted_keys(self) -> list[bytes]:
+        if self._sorted is None:
+            self._sorted = sorted(self)
+        return self._sorted
+
+    def irange(
+        self,
+        begin: bytes,
+        end: bytes,
+        inclusive: tuple[bool, bool] = (True, False),
+        reverse: bool = False,
+    ) -> list[bytes]:
+        """The keys in ``[begin, end)``, in order (the half-open range only)."""
+        if inclusive != (True, False):
+            raise ValueError("only half-open ranges")
+        keys = self.sorted_keys()
+        got = keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)]
+        if reverse:
+            got.reverse()
+        return got
+
+    def pop_range(self, begin: bytes, end: bytes) -> list[tuple[bytes, Op]]:
+        """Remove and return the ops in ``[begin, end)``."""
+        keys = self.sorted_keys()
+        lo, hi = bisect.bisect_left(keys, begin), bisect.bisect_left(keys, end)
+        out = [(key, self.pop(key)) for key in keys[lo:hi]]
+        del keys[lo:hi]
+        return out
+
+
 class WriteBuffer:
     """The uncommitted writes and conflict ranges of one transaction.
 
@@ -69,7 +117,7 @@ class WriteBuffer:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.ops: SortedDict = SortedDict()  # bytes -> Op
+        self.ops = Ops()
         self.cleared: list[Range] = []
         self.read_conflicts: list[Range] = []
         self.write_conflicts: list[Range] = []
@@ -90,13 +138,12 @@ class WriteBuffer:
 
     def _write(self, key: bytes, op: Op) -> None:
         """Record *op* as the key's last op, charging what it changes."""
-        old = self.ops.get(key)
+        old = self.ops.put(key, op)
         cost = _mutation_bytes(key, op)
         if old is None:
             cost += key_range_bytes(len(key))  # the key's write conflict, once
         else:
             cost -= _mutation_bytes(key, old)  # FoundationDB keeps one mutation per key
-        self.ops[key] = op
         self._grow(cost)
 
     def in_cleared(self, key: bytes) -> bool:
@@ -119,8 +166,8 @@ class WriteBuffer:
         if begin >= end:
             return
         removed = 0
-        for key in list(self.ops.irange(begin, end, inclusive=(True, False))):
-            removed += _mutation_bytes(key, self.ops.pop(key))
+        for key, op in self.ops.pop_range(begin, end):
+            removed += _mutation_bytes(key, op)
         # Their write conflicts stay charged: an upper bound (FoundationDB merges them).
         self._grow(clear_range_bytes(len(begin), len(end)) - removed)
         self.cleared.append((begin, end))
@@ -150,9 +197,12 @@ class WriteBuffer:
         self.read_conflicts.append((begin, end))
         cost = range_bytes(len(begin), len(end))
         ops = self.ops
-        lo, hi = ops.bisect_left(begin), ops.bisect_left(end)
-        if lo != hi:
-            for key in ops.islice(lo, hi):
+        if ops:
+            if end == begin + b"\x00":  # one key: no need to sort the writes
+                written = [begin] if begin in ops else []
+            else:
+                written = ops.irange(begin, end)
+            for key in written:
                 if isinstance(ops[key], Known):  # a Delta depends on the read: no split
                     cost += key_range_bytes(len(key))
         for b, e in self.cleared:
@@ -236,7 +286,7 @@ class WriteBuffer:
     ) -> list[KeyValue]:
         ops = self.ops
         cleared = self.cleared
-        keys = list(ops.irange(begin, end, inclusive=(True, False), reverse=reverse))
+        keys = ops.irange(begin, end, reverse=reverse) if ops else []
         if not keys and not cleared:  # nothing written here: the store's pairs as they are
             return list(itertools.islice(stored, limit)) if limit else list(stored)
         out: list[KeyValue] = []
