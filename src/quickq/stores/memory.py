@@ -197,28 +197,39 @@ class MemoryStore:
         """Apply one commit's mutations as a new version (lock held)."""
         self._version += 1
         version = self._version
-        touched: list[bytes] = []
-        remembered: set[bytes] = set()
+        data = self._data
+        history = self._history
         keep_history = bool(self._live)
+        touched: list[bytes] = []  # keys given a history entry by this commit
 
-        def remember(key: bytes) -> None:
-            if keep_history and key not in remembered:
-                self._history.setdefault(key, []).append((version, self._data.get(key)))
-                remembered.add(key)
-                touched.append(key)
+        def remember(key: bytes, before: bytes | None) -> None:
+            entries = history.get(key)
+            if entries is None:
+                history[key] = [(version, before)]
+            else:
+                entries.append((version, before))
+            touched.append(key)
 
         for begin, end in cleared:
-            for key in list(self._data.irange(begin, end, (True, False))):
-                remember(key)
-                del self._data[key]
+            for key in list(data.irange(begin, end, (True, False))):
+                if keep_history:
+                    remember(key, data[key])
+                del data[key]
+        # Keys cleared above may be written again below: remember each key once.
+        seen = set(touched) if touched else None
         for key, op in ops:
-            old = self._data.get(key)
+            old = data.get(key)
             new = op.value if isinstance(op, Known) else add_to_counter(old, op.delta)  # type: ignore[attr-defined]
-            remember(key)
+            if keep_history and (seen is None or key not in seen):
+                remember(key, old)
             if new is None:
-                self._data.pop(key, None)
+                if old is not None:
+                    del data[key]
+            elif old is None:
+                data[key] = new
             else:
-                self._data[key] = new
+                # The key is already in the sorted index: a plain dict store.
+                dict.__setitem__(data, key, new)
         if keep_history:
             self._commits.append((version, written, touched))
         self._watchers.wake(cleared, (key for key, _ in ops))
@@ -363,13 +374,23 @@ class MemoryTransaction(BufferedWrites):
             self._close()
 
     def _conflicts(self, store: MemoryStore) -> bool:
-        if not self._buffer.read_conflicts:
+        """Whether a range this transaction read was written by a later commit.
+
+        The smaller side (its reads, or the later commits' writes) is sorted
+        and merged, and the other side's ranges bisected into it.
+        """
+        reads = self._buffer.read_conflicts
+        if not reads:
             return False
-        reads = RangeSet(self._buffer.read_conflicts)
-        return any(
-            version > self._read_version and reads.overlaps_any(written)
-            for version, written, _ in store._commits
-        )
+        writes: list[Range] = []
+        for version, written, _ in reversed(store._commits):  # newest first
+            if version <= self._read_version:
+                break
+            writes += written
+        if not writes:
+            return False
+        small, large = (reads, writes) if len(reads) <= len(writes) else (writes, reads)
+        return RangeSet(small).overlaps_any(large)
 
     def cancel(self) -> None:
         """As Transaction.cancel: unpins the read version."""
