@@ -126,7 +126,8 @@ class WriteBuffer:
     # -- writes ---------------------------------------------------------------
 
     def _check_key(self, key: bytes) -> None:
-        check_key(key, self.limits)
+        if type(key) is not bytes or len(key) > self.limits.key_bytes:
+            check_key(key, self.limits)  # raises, or passes a subclass of bytes
 
     def _grow(self, nbytes: int) -> None:
         self.size += nbytes
@@ -136,29 +137,33 @@ class WriteBuffer:
         """Raise TransactionTooLargeError if the transaction is over the limit."""
         check_size(self.size, self.limits)
 
-    def _write(self, key: bytes, op: Op) -> None:
-        """Record *op* as the key's last op, charging what it changes."""
-        old = self.ops.put(key, op)
-        cost = _mutation_bytes(key, op)
+    def _write(self, key: bytes, op: Op, cost: int) -> None:
+        """Record *op* as the key's last op, charging what it changes (*cost*:
+        its mutation, ``_mutation_bytes(key, op)``, passed in by the hot callers)."""
+        ops = self.ops
+        old = ops.put(key, op)
         if old is None:
             cost += key_range_bytes(len(key))  # the key's write conflict, once
         else:
             cost -= _mutation_bytes(key, old)  # FoundationDB keeps one mutation per key
-        self._grow(cost)
+        self.size += cost
+        if self.size > self.limits.transaction_bytes:
+            self.check_size()
 
     def in_cleared(self, key: bytes) -> bool:
-        return any(b <= key < e for b, e in self.cleared)
+        return bool(self.cleared) and any(b <= key < e for b, e in self.cleared)
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_key(key)
-        check_value(value, self.limits)
-        self._write(key, Known(value))
-        self.write_conflicts.append((key, key_after(key)))
+        if type(value) is not bytes or len(value) > self.limits.value_bytes:
+            check_value(value, self.limits)
+        self._write(key, Known(value), MUTATION_BYTES + len(key) + len(value))
+        self.write_conflicts.append((key, key + b"\x00"))
 
     def clear(self, key: bytes) -> None:
         self._check_key(key)
-        self._write(key, Known(None))
-        self.write_conflicts.append((key, key_after(key)))
+        self._write(key, Known(None), MUTATION_BYTES + 2 * len(key) + 1)
+        self.write_conflicts.append((key, key + b"\x00"))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
         self._check_key(begin)
@@ -184,7 +189,7 @@ class WriteBuffer:
             new = Known(add_to_counter(None, delta))
         else:
             new = Delta(delta)
-        self._write(key, new)
+        self._write(key, new, _mutation_bytes(key, new))
         self.write_conflicts.append((key, key_after(key)))
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
@@ -368,12 +373,14 @@ class BufferedWrites:
     def set(self, key: bytes, value: bytes) -> None:
         """As Transaction.set: buffered until commit; a key or value over the
         limits, or a write that takes the transaction over its size, raises at once."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.set(key, value)
 
     def clear(self, key: bytes) -> None:
         """As Transaction.clear: buffered until commit."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.clear(key)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -384,7 +391,8 @@ class BufferedWrites:
     def add(self, key: bytes, delta: int) -> None:
         """As Transaction.add: buffered until commit (added to any value this
         transaction wrote at *key*), and takes no read conflict."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.add(key, delta)
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
