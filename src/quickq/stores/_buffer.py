@@ -63,24 +63,17 @@ class Ops(dict[bytes, Op]):
     """A transaction's last op per key: a dict (a write is a dict store), with
     its keys sorted only when a range needs them, then kept sorted."""
 
-    __slots__ = ("_sorted",)
+    __slots__ = ("sorted",)
 
     def __init__(self) -> None:
         super().__init__()
-        self._sorted: list[bytes] | None = None
-
-    def put(self, key: bytes, op: Op) -> Op | None:
-        """Set *key*'s op; return the one it replaces."""
-        old = self.get(key)
-        self[key] = op
-        if old is None and self._sorted is not None:
-            bisect.insort(self._sorted, key)
-        return old
+        self.sorted: list[bytes] | None = None
+        """The keys in order, once a range needed them (None: not sorted yet)."""
 
     def sorted_keys(self) -> list[bytes]:
-        if self._sorted is None:
-            self._sorted = sorted(self)
-        return self._sorted
+        if self.sorted is None:
+            self.sorted = sorted(self)
+        return self.sorted
 
     def irange(
         self,
@@ -141,9 +134,12 @@ class WriteBuffer:
         """Record *op* as the key's last op, charging what it changes (*cost*:
         its mutation, ``_mutation_bytes(key, op)``, passed in by the hot callers)."""
         ops = self.ops
-        old = ops.put(key, op)
+        old = ops.get(key)
+        ops[key] = op
         if old is None:
             cost += key_range_bytes(len(key))  # the key's write conflict, once
+            if ops.sorted is not None:
+                bisect.insort(ops.sorted, key)
         else:
             cost -= _mutation_bytes(key, old)  # FoundationDB keeps one mutation per key
         self.size += cost
