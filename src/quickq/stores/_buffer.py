@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Final
 
 import attrs
 
@@ -48,6 +49,10 @@ class Delta:
 
 
 Op = Known | Delta
+
+_CLEARED: Final = Known(None)
+_EMPTY: Final = Known(b"")
+"""Shared (they are frozen): most writes are clears and empty index entries."""
 
 
 def _mutation_bytes(key: bytes, op: Op) -> int:
@@ -153,12 +158,12 @@ class WriteBuffer:
         self._check_key(key)
         if type(value) is not bytes or len(value) > self.limits.value_bytes:
             check_value(value, self.limits)
-        self._write(key, Known(value), MUTATION_BYTES + len(key) + len(value))
+        self._write(key, Known(value) if value else _EMPTY, MUTATION_BYTES + len(key) + len(value))
         self.write_conflicts.append((key, key + b"\x00"))
 
     def clear(self, key: bytes) -> None:
         self._check_key(key)
-        self._write(key, Known(None), MUTATION_BYTES + 2 * len(key) + 1)
+        self._write(key, _CLEARED, MUTATION_BYTES + 2 * len(key) + 1)
         self.write_conflicts.append((key, key + b"\x00"))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
