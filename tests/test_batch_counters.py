@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
+import attrs
 import pytest
 
 from quickq import _core
@@ -209,3 +210,34 @@ def without_mark_tokens(store: MemoryStore) -> list[tuple[bytes, bytes]]:
     mark the same queues draw different tokens, by design)."""
     begin, end = layout.marks_range()
     return [(k, b"" if begin <= k < end else v) for k, v in store.raw_items()]
+
+
+async def test_settle_many_reads_ahead_only_what_earlier_settlements_cannot_change() -> None:
+    """Records are read together, yet each settlement sees what the earlier
+    ones wrote: a job settled twice in one batch settles once, and a record a
+    handler's writes change is read after them."""
+    store = MemoryStore()
+    await enqueue(store, [new("a"), new("b"), new("c")])
+    items, _ = await lease(store, T0, limit=3)
+    a, b, c = sorted(items, key=lambda i: i.item_id)
+    assert a.lease and b.lease and c.lease
+
+    async def steal_c(tr: Transaction) -> None:
+        # As if another consumer had taken c: its lease is no longer ours.
+        record = await tr.get(layout.item("q", "c"))
+        assert record is not None and c.lease is not None
+        stolen = Item.from_bytes(record).leased(attrs.evolve(c.lease, lease_id="other"))
+        tr.set(layout.item("q", "c"), stolen.to_bytes())
+
+    settlements = [
+        Settlement(Action.COMPLETE, "q", "a", a.lease.lease_id),
+        Settlement(Action.COMPLETE, "q", "a", a.lease.lease_id),
+        Settlement(Action.COMPLETE, "q", "b", b.lease.lease_id, writes=steal_c),
+        Settlement(Action.COMPLETE, "q", "c", c.lease.lease_id),
+    ]
+    outcomes = await store.transact(
+        lambda tr: _core.settle_many(tr, layout, settlements, lambda: T0 + 1)
+    )
+    # The second "a" finds a's completion receipt: ours, completed once.
+    assert outcomes == [Outcome.COMPLETED, Outcome.COMPLETED, Outcome.COMPLETED, Outcome.LOST]
+    assert await counts(store) == {"pending": 0, "scheduled": 0, "running": 1, "dead": 0}

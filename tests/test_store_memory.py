@@ -239,3 +239,51 @@ def test_a_store_test_class_must_declare_its_capabilities() -> None:
 
     class Shared(StoreTests[MemoryStore], abstract=True):  # a base for other classes
         supports_mock_clock = True
+
+
+async def test_writes_between_range_reads_stay_in_key_order() -> None:
+    # A transaction's writes are sorted only once a range needs them, then kept
+    # sorted as more come: each range read sees them merged in order.
+    store = MemoryStore()
+    store.raw_set(b"k3", b"s")
+    tr = store.create_transaction()
+    tr.set(b"k5", b"5")
+    assert await tr.get_range(b"k", b"l") == [(b"k3", b"s"), (b"k5", b"5")]
+    tr.set(b"k1", b"1")
+    tr.set(b"k4", b"4")
+    tr.clear(b"k3")
+    assert await tr.get_range(b"k", b"l") == [(b"k1", b"1"), (b"k4", b"4"), (b"k5", b"5")]
+    assert await tr.get_range(b"k", b"l", reverse=True, limit=2) == [
+        (b"k5", b"5"),
+        (b"k4", b"4"),
+    ]
+    tr.clear_range(b"k2", b"k5")
+    tr.set(b"k0", b"0")
+    assert await tr.get_range(b"k", b"l") == [(b"k0", b"0"), (b"k1", b"1"), (b"k5", b"5")]
+    await tr.commit()
+    assert store.raw_items() == [(b"k0", b"0"), (b"k1", b"1"), (b"k5", b"5")]
+
+
+async def test_range_reads_at_an_old_version_see_keys_deleted_since() -> None:
+    store = MemoryStore()
+    for key in (b"a", b"b", b"c"):
+        store.raw_set(key, key)
+    reader = store.create_transaction()
+    tr = store.create_transaction()
+    tr.clear(b"a")
+    tr.clear_range(b"b", b"c")
+    tr.set(b"d", b"d")
+    await tr.commit()
+    tr = store.create_transaction()
+    tr.set(b"a", b"again")  # deleted, then back
+    await tr.commit()
+    assert await reader.get_range(b"", b"z") == [(b"a", b"a"), (b"b", b"b"), (b"c", b"c")]
+    assert await reader.get_range(b"", b"z", reverse=True, limit=2) == [(b"c", b"c"), (b"b", b"b")]
+    reader.cancel()
+    assert store._history == {} and not store._ghosts
+    # With no other transaction open, a commit keeps no history at all.
+    tr = store.create_transaction()
+    tr.clear(b"a")
+    await tr.commit()
+    assert store._history == {} and not store._ghosts and not store._commits
+    assert store.raw_items() == [(b"c", b"c"), (b"d", b"d")]

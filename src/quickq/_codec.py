@@ -20,6 +20,11 @@ class Codec(Protocol):
         ...
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""What ``json.dumps`` with these options builds anew on every call."""
+_DECODE = json.JSONDecoder().decode
+
+
 class JsonCodec:
     """Strict JSON: no NaN or infinity, str keys; what goes in comes out equal."""
 
@@ -27,12 +32,17 @@ class JsonCodec:
         """As Codec.encode: compact JSON; NaN, infinity, values JSON cannot hold
         (bytes, sets...) and nesting too deep for the encoder raise InvalidJobError."""
         try:
-            return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+            return _ENCODER.encode(payload).encode()
         except (TypeError, ValueError) as exc:
             raise InvalidJobError(f"payload is not JSON-encodable: {exc}") from None
         except RecursionError:
             raise InvalidJobError("payload is nested too deeply to encode") from None
 
     def decode(self, data: bytes) -> Any:
-        """As Codec.decode: parse the JSON that encode wrote."""
-        return json.loads(data)
+        """As Codec.decode: parse the JSON that encode wrote (UTF-8, as
+        ``encode`` writes it, parsed directly; anything else as ``json.loads``
+        reads bytes, which also raises its errors)."""
+        try:
+            return _DECODE(data.decode())
+        except ValueError:  # not UTF-8, a byte-order mark, or not JSON at all
+            return json.loads(data)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import random
 import traceback
-from typing import Any
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol
 
 import anyio
 import attrs
+import trio
 
 from .._core import Action, Item, Settlement
 from .._exceptions import InvalidArgumentError
@@ -54,8 +57,36 @@ def _delay_ms(seconds: object) -> int:
     return to_ms(check_seconds(seconds, "delay"))
 
 
+class JobScope(Protocol):
+    """A job's cancel scope: anyio's, or on trio the trio scope anyio's wraps."""
+
+    @property
+    def cancelled_caught(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool: ...
+
+
+def job_scopes() -> Callable[[float], JobScope]:
+    """How the running event loop makes a job's scope with a *deadline*
+    (``anyio.current_time()``): on trio, trio's own scope, which anyio's only
+    wraps, at about a third of the CPU per job."""
+    if trio.lowlevel.in_trio_run():
+        return lambda deadline: trio.CancelScope(deadline=deadline)
+    return lambda deadline: anyio.CancelScope(deadline=deadline)
+
+
 async def call_handler(
-    handler: Handler, payload: Any, meta: JobMeta, *, scope: anyio.CancelScope, limit: float | None
+    handler: Handler, payload: Any, meta: JobMeta, *, scope: JobScope, limit: float | None
 ) -> tuple[Any, str | None]:
     """``await handler(payload, meta)`` inside *scope*, whose deadline is the
     job's time limit of *limit* seconds: (result, None), or (None, the failure)

@@ -47,11 +47,13 @@ from .._time import Clock, ms_to_datetime, to_ms
 from ..stores._protocol import Store
 from ._acker import Acker
 from ._attempts import (
+    JobScope,
     SettlementMaker,
     call_handler,
     carries_cancellation,
     describe_failure,
     failure_settlement,
+    job_scopes,
     outcome_settlement,
 )
 from ._idle import IdleTracker, Wakeup
@@ -97,7 +99,7 @@ class _Attempt:
         self.renew_at = 0.0
         self.withdrawn = False
         """The handler has ended: the extender must not start."""
-        self.scope: anyio.CancelScope | None = None
+        self.scope: JobScope | None = None
         """The handler's scope: its deadline is the job's timeout; a lost lease cancels it."""
         self.extender_scope: anyio.CancelScope | None = None
         self.extender_done: anyio.Event | None = None
@@ -196,6 +198,9 @@ class JobRunner:
         self._waking = 0
         """Runners woken (or started) that have not yet looked for a job."""
         self._closed = False
+        self._job_scope: Callable[[float], JobScope] = lambda deadline: anyio.CancelScope(
+            deadline=deadline
+        )
 
     def _now(self) -> int:
         return to_ms(self._clock())
@@ -203,6 +208,7 @@ class JobRunner:
     def use(self, group: anyio.abc.TaskGroup) -> None:
         """Run jobs in runner tasks of *group* from now on."""
         self._group = group
+        self._job_scope = job_scopes()
 
     def start(self, qid: str, item: Item) -> None:
         """Queue leased *item* for a runner (it takes a slot now)."""
@@ -395,7 +401,7 @@ class JobRunner:
         )
         timeout = item.timeout or definition.timeout
         deadline = anyio.current_time() + timeout if timeout else math.inf
-        scope = attempt.scope = anyio.CancelScope(deadline=deadline)
+        scope = attempt.scope = self._job_scope(deadline)
         self.renewals.schedule(attempt)
         try:
             result, failure = await call_handler(

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 import attrs
 
-from ..stores._protocol import Transaction
+from ..stores._protocol import Transaction, get_many
 from ._items import MsClock, Tally, dead_letter, move, read_dead_letter, read_item, remove
 from ._keys import Layout, State
 from ._pointers import ensure_pointer
 from ._receipts import completed_recently, completion_receipt
-from ._records import DeadReason, truncate_error
+from ._records import DeadReason, Item, truncate_error
 
 
 class Outcome(enum.Enum):
@@ -65,6 +66,10 @@ class Settlement:
     """For COMPLETE: the handler's own writes, committed with the completion."""
 
 
+_UNREAD: Final = b"unread"
+"""No record read ahead: :func:`_settle` reads it (compared by identity)."""
+
+
 async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock) -> Outcome:
     """Record the end of an attempt, only while its lease is still ours."""
     tally = Tally()
@@ -85,19 +90,53 @@ async def settle_many(
     """
     tally = Tally()
     outcomes = []
-    for s in settlements:
+    records = await _read_records(tr, layout, settlements)
+    for n, s in enumerate(settlements):
         if s.writes is not None:
             tally.flush(tr, layout)
-        outcomes.append(await _settle(tr, layout, s, clock, tally))
+        record = records[n] if n < len(records) else _UNREAD
+        outcomes.append(await _settle(tr, layout, s, clock, tally, record))
     tally.flush(tr, layout)
     return outcomes
 
 
+async def _read_records(
+    tr: Transaction, layout: Layout, settlements: Sequence[Settlement]
+) -> list[bytes | None]:
+    """The item records of the first settlements, read together (one read,
+    the same conflicts as one per job): up to the first with handler writes,
+    which might change what later ones read, and short of a repeated item,
+    which must see the earlier settlement's writes (the rest read their own)."""
+    keys: list[bytes] = []
+    seen: set[bytes] = set()
+    for s in settlements:
+        key = layout.item(s.queue_id, s.item_id)
+        if key in seen:
+            break
+        seen.add(key)
+        keys.append(key)
+        if s.writes is not None:
+            break
+    if len(keys) < 2:
+        return []
+    return await get_many(tr, keys)
+
+
 async def _settle(
-    tr: Transaction, layout: Layout, s: Settlement, clock: MsClock, tally: Tally
+    tr: Transaction,
+    layout: Layout,
+    s: Settlement,
+    clock: MsClock,
+    tally: Tally,
+    record: bytes | None = _UNREAD,
 ) -> Outcome:
+    """:func:`settle`, its counters into *tally*; *record*: the item's record
+    when the caller read it already (None: absent)."""
     qid = s.queue_id
-    item = await read_item(tr, layout, qid, s.item_id)
+    if record is _UNREAD:
+        item = await read_item(tr, layout, qid, s.item_id)
+    else:
+        item = None if record is None else Item.from_bytes(record)
     if item is None:
         if s.action is Action.COMPLETE:
             # Ours if our earlier commit left its receipt; else someone else's.

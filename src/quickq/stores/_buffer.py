@@ -8,11 +8,12 @@ write-conflict ranges the store checks at commit.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Final
 
 import attrs
-from sortedcontainers import SortedDict
 
 from .._exceptions import TransactionClosedError, TransactionTooOldError
 from ._limits import (
@@ -79,6 +80,10 @@ def resolve(op: Op, stored: bytes | None) -> bytes | None:
         stored = resolve(step, stored)
     return stored
 
+_CLEARED: Final = Known(None)
+_EMPTY: Final = Known(b"")
+"""Shared (they are frozen): most writes are clears and empty index entries."""
+
 
 def _mutation_bytes(key: bytes, op: Op) -> int:
     """The mutations FoundationDB sends for a key's last op (see ``_limits``)."""
@@ -109,6 +114,47 @@ def _unstack(steps: tuple[Delta | CompareClear, ...]) -> Op:
     return steps[0] if len(steps) == 1 else Stacked(steps)
 
 
+class Ops(dict[bytes, Op]):
+    """A transaction's last op per key: a dict (a write is a dict store), with
+    its keys sorted only when a range needs them, then kept sorted."""
+
+    __slots__ = ("sorted",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sorted: list[bytes] | None = None
+        """The keys in order, once a range needed them (None: not sorted yet)."""
+
+    def sorted_keys(self) -> list[bytes]:
+        if self.sorted is None:
+            self.sorted = sorted(self)
+        return self.sorted
+
+    def irange(
+        self,
+        begin: bytes,
+        end: bytes,
+        inclusive: tuple[bool, bool] = (True, False),
+        reverse: bool = False,
+    ) -> list[bytes]:
+        """The keys in ``[begin, end)``, in order (the half-open range only)."""
+        if inclusive != (True, False):
+            raise ValueError("only half-open ranges")
+        keys = self.sorted_keys()
+        got = keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)]
+        if reverse:
+            got.reverse()
+        return got
+
+    def pop_range(self, begin: bytes, end: bytes) -> list[tuple[bytes, Op]]:
+        """Remove and return the ops in ``[begin, end)``."""
+        keys = self.sorted_keys()
+        lo, hi = bisect.bisect_left(keys, begin), bisect.bisect_left(keys, end)
+        out = [(key, self.pop(key)) for key in keys[lo:hi]]
+        del keys[lo:hi]
+        return out
+
+
 class WriteBuffer:
     """The uncommitted writes and conflict ranges of one transaction.
 
@@ -119,7 +165,7 @@ class WriteBuffer:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.ops: SortedDict = SortedDict()  # bytes -> Op
+        self.ops = Ops()
         self.cleared: list[Range] = []
         self.read_conflicts: list[Range] = []
         self.write_conflicts: list[Range] = []
@@ -128,7 +174,8 @@ class WriteBuffer:
     # -- writes ---------------------------------------------------------------
 
     def _check_key(self, key: bytes) -> None:
-        check_key(key, self.limits)
+        if type(key) is not bytes or len(key) > self.limits.key_bytes:
+            check_key(key, self.limits)  # raises, or passes a subclass of bytes
 
     def _grow(self, nbytes: int) -> None:
         self.size += nbytes
@@ -138,30 +185,36 @@ class WriteBuffer:
         """Raise TransactionTooLargeError if the transaction is over the limit."""
         check_size(self.size, self.limits)
 
-    def _write(self, key: bytes, op: Op) -> None:
-        """Record *op* as the key's last op, charging what it changes."""
-        old = self.ops.get(key)
-        cost = _mutation_bytes(key, op)
+    def _write(self, key: bytes, op: Op, cost: int) -> None:
+        """Record *op* as the key's last op, charging what it changes (*cost*:
+        its mutation, ``_mutation_bytes(key, op)``, passed in by the hot callers)."""
+        ops = self.ops
+        old = ops.get(key)
+        ops[key] = op
         if old is None:
             cost += key_range_bytes(len(key))  # the key's write conflict, once
+            if ops.sorted is not None:
+                bisect.insort(ops.sorted, key)
         else:
             cost -= _mutation_bytes(key, old)  # FoundationDB keeps one mutation per key
-        self.ops[key] = op
-        self._grow(cost)
+        self.size += cost
+        if self.size > self.limits.transaction_bytes:
+            self.check_size()
 
     def in_cleared(self, key: bytes) -> bool:
-        return any(b <= key < e for b, e in self.cleared)
+        return bool(self.cleared) and any(b <= key < e for b, e in self.cleared)
 
     def set(self, key: bytes, value: bytes) -> None:
         self._check_key(key)
-        check_value(value, self.limits)
-        self._write(key, Known(value))
-        self.write_conflicts.append((key, key_after(key)))
+        if type(value) is not bytes or len(value) > self.limits.value_bytes:
+            check_value(value, self.limits)
+        self._write(key, Known(value) if value else _EMPTY, MUTATION_BYTES + len(key) + len(value))
+        self.write_conflicts.append((key, key + b"\x00"))
 
     def clear(self, key: bytes) -> None:
         self._check_key(key)
-        self._write(key, Known(None))
-        self.write_conflicts.append((key, key_after(key)))
+        self._write(key, _CLEARED, MUTATION_BYTES + 2 * len(key) + 1)
+        self.write_conflicts.append((key, key + b"\x00"))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
         self._check_key(begin)
@@ -169,8 +222,8 @@ class WriteBuffer:
         if begin >= end:
             return
         removed = 0
-        for key in list(self.ops.irange(begin, end, inclusive=(True, False))):
-            removed += _mutation_bytes(key, self.ops.pop(key))
+        for key, op in self.ops.pop_range(begin, end):
+            removed += _mutation_bytes(key, op)
         # Their write conflicts stay charged: an upper bound (FoundationDB merges them).
         self._grow(clear_range_bytes(len(begin), len(end)) - removed)
         self.cleared.append((begin, end))
@@ -195,7 +248,7 @@ class WriteBuffer:
             new = Known(resolve(atomic, None))
         else:
             new = _stack(op, atomic)
-        self._write(key, new)
+        self._write(key, new, _mutation_bytes(key, new))
         self.write_conflicts.append((key, key_after(key)))
 
     def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
@@ -208,9 +261,12 @@ class WriteBuffer:
         self.read_conflicts.append((begin, end))
         cost = range_bytes(len(begin), len(end))
         ops = self.ops
-        lo, hi = ops.bisect_left(begin), ops.bisect_left(end)
-        if lo != hi:
-            for key in ops.islice(lo, hi):
+        if ops:
+            if end == begin + b"\x00":  # one key: no need to sort the writes
+                written = [begin] if begin in ops else []
+            else:
+                written = ops.irange(begin, end)
+            for key in written:
                 if isinstance(ops[key], Known):  # an atomic op depends on the read: no split
                     cost += key_range_bytes(len(key))
         for b, e in self.cleared:
@@ -292,7 +348,7 @@ class WriteBuffer:
     ) -> list[KeyValue]:
         ops = self.ops
         cleared = self.cleared
-        keys = list(ops.irange(begin, end, inclusive=(True, False), reverse=reverse))
+        keys = ops.irange(begin, end, reverse=reverse) if ops else []
         if not keys and not cleared:  # nothing written here: the store's pairs as they are
             return list(itertools.islice(stored, limit)) if limit else list(stored)
         out: list[KeyValue] = []
@@ -368,12 +424,14 @@ class BufferedWrites:
     def set(self, key: bytes, value: bytes) -> None:
         """As Transaction.set: buffered until commit; a key or value over the
         limits, or a write that takes the transaction over its size, raises at once."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.set(key, value)
 
     def clear(self, key: bytes) -> None:
         """As Transaction.clear: buffered until commit."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.clear(key)
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -384,7 +442,8 @@ class BufferedWrites:
     def add(self, key: bytes, delta: int) -> None:
         """As Transaction.add: buffered until commit (added to any value this
         transaction wrote at *key*), and takes no read conflict."""
-        self._check_writable()
+        if self._closed:
+            self._check_writable()
         self._buffer.add(key, delta)
 
     def compare_and_clear(self, key: bytes, value: bytes) -> None:

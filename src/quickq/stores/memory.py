@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict, SortedSet
 
 from .._exceptions import (
     CommitUnknownResultError,
@@ -67,7 +67,10 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._data: SortedDict = SortedDict()  # bytes -> bytes
         # For multi-version reads: key -> [(version, value before that version)].
-        self._history: SortedDict = SortedDict()
+        self._history: dict[bytes, list[tuple[int, bytes | None]]] = {}
+        # The keys in _history that a commit deleted from _data (some may be
+        # back): range reads at older versions find them here, in order.
+        self._ghosts: SortedSet = SortedSet()
         # Committed writes newer than the oldest live read version, for conflicts.
         self._commits: deque[tuple[int, list[Range], list[bytes]]] = deque()
         self._version = 0
@@ -180,19 +183,20 @@ class MemoryStore:
                     entries.pop(0)
                 if not entries:
                     del self._history[key]
+                    self._ghosts.discard(key)
 
     def _value_at(self, key: bytes, version: int) -> bytes | None:
         for written_at, before in self._history.get(key, ()):
             if written_at > version:
-                return before  # type: ignore[no-any-return]
+                return before
         return self._data.get(key)  # type: ignore[no-any-return]
 
     def _scan(self, begin: bytes, end: bytes, version: int, reverse: bool) -> Iterator[KeyValue]:
         keys: Iterator[bytes] = self._data.irange(begin, end, (True, False), reverse)
-        if self._history:
+        if self._ghosts:
             merged = heapq.merge(
                 keys,
-                self._history.irange(begin, end, (True, False), reverse),
+                self._ghosts.irange(begin, end, (True, False), reverse),
                 reverse=reverse,
             )
             keys = _unique(merged)
@@ -206,31 +210,54 @@ class MemoryStore:
         cleared: list[Range],
         ops: list[tuple[bytes, Op]],
         written: list[Range],
+        committer: int | None = None,
     ) -> None:
-        """Apply one commit's mutations as a new version (lock held)."""
+        """Apply one commit's mutations as a new version (lock held).
+
+        History (and the commit's written ranges, for conflicts) is kept only
+        while some transaction other than the *committer* (its serial) is
+        open: any later one reads at this version or a newer one.
+        """
         self._version += 1
         version = self._version
-        touched: list[bytes] = []
-        remembered: set[bytes] = set()
-        keep_history = bool(self._live)
+        data = self._data
+        history = self._history
+        ghosts = self._ghosts
+        live = self._live
+        keep_history = len(live) > 1 or (bool(live) and committer not in live)
+        touched: list[bytes] = []  # keys given a history entry by this commit
 
-        def remember(key: bytes) -> None:
-            if keep_history and key not in remembered:
-                self._history.setdefault(key, []).append((version, self._data.get(key)))
-                remembered.add(key)
-                touched.append(key)
+        def remember(key: bytes, before: bytes | None) -> None:
+            entries = history.get(key)
+            if entries is None:
+                history[key] = [(version, before)]
+            else:
+                entries.append((version, before))
+            touched.append(key)
 
         for begin, end in cleared:
-            for key in list(self._data.irange(begin, end, (True, False))):
-                remember(key)
-                del self._data[key]
+            for key in list(data.irange(begin, end, (True, False))):
+                if keep_history:
+                    remember(key, data[key])
+                    ghosts.add(key)
+                del data[key]
+        # Keys cleared above may be written again below: remember each key once.
+        seen = set(touched) if touched else None
         for key, op in ops:
-            new = resolve(op, self._data.get(key))
-            remember(key)
+            old = data.get(key)
+            new = op.value if isinstance(op, Known) else resolve(op, old)
+            if keep_history and (seen is None or key not in seen):
+                remember(key, old)
             if new is None:
-                self._data.pop(key, None)
+                if old is not None:
+                    del data[key]
+                    if keep_history:
+                        ghosts.add(key)
+            elif old is None:
+                data[key] = new
             else:
-                self._data[key] = new
+                # The key is already in the sorted index: a plain dict store.
+                dict.__setitem__(data, key, new)
         if keep_history:
             self._commits.append((version, written, touched))
         self._watchers.wake(cleared, (key for key, _ in ops))
@@ -368,20 +395,35 @@ class MemoryTransaction(BufferedWrites):
                 if fault is CommitFault.CONFLICT or self._conflicts(store):
                     raise ConflictError("a value read by this transaction changed before commit")
                 if fault is not CommitFault.UNKNOWN_NOT_APPLIED:
-                    store._apply(buffer.cleared, list(buffer.ops.items()), buffer.write_conflicts)
+                    store._apply(
+                        buffer.cleared,
+                        list(buffer.ops.items()),
+                        buffer.write_conflicts,
+                        self._serial,
+                    )
             if fault is not None:
                 raise CommitUnknownResultError(f"commit result unknown (injected: {fault.value})")
         finally:
             self._close()
 
     def _conflicts(self, store: MemoryStore) -> bool:
-        if not self._buffer.read_conflicts:
+        """Whether a range this transaction read was written by a later commit.
+
+        The smaller side (its reads, or the later commits' writes) is sorted
+        and merged, and the other side's ranges bisected into it.
+        """
+        reads = self._buffer.read_conflicts
+        if not reads:
             return False
-        reads = RangeSet(self._buffer.read_conflicts)
-        return any(
-            version > self._read_version and reads.overlaps_any(written)
-            for version, written, _ in store._commits
-        )
+        writes: list[Range] = []
+        for version, written, _ in reversed(store._commits):  # newest first
+            if version <= self._read_version:
+                break
+            writes += written
+        if not writes:
+            return False
+        small, large = (reads, writes) if len(reads) <= len(writes) else (writes, reads)
+        return RangeSet(small).overlaps_any(large)
 
     def cancel(self) -> None:
         """As Transaction.cancel: unpins the read version."""
