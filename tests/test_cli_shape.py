@@ -117,3 +117,17 @@ def test_nothing_else_imports_the_cli() -> None:
             continue
         for _, module, names in _imports(path):
             assert "_cli" not in module.split(".") and "_cli" not in names, path
+
+
+def test_the_cli_guide_shows_the_configs_defaults() -> None:
+    """docs/cli.md's table of worker options gives each numeric field's real default."""
+    guide = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    shown: dict[str, str] = {}
+    for line in guide.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`--"):
+            shown[cells[0].strip("`").split()[0][2:].replace("-", "_")] = cells[1]
+    for f in attrs.fields(quickq.ConsumerConfig):
+        if f.name in _numeric_fields(quickq.ConsumerConfig):
+            assert f.name in shown, f"docs/cli.md has no row for --{f.name}"
+            assert float(shown[f.name]) == f.default, f.name

@@ -80,6 +80,7 @@ def resolve(op: Op, stored: bytes | None) -> bytes | None:
         stored = resolve(step, stored)
     return stored
 
+
 _CLEARED: Final = Known(None)
 _EMPTY: Final = Known(b"")
 """Shared (they are frozen): most writes are clears and empty index entries."""
