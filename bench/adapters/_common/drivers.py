@@ -113,7 +113,9 @@ async def a_enqueue(s: AsyncSystem, p: Params) -> Metrics:
             k2 += len(batch)
             if m2.elapsed() > limit:
                 break
-    out.update(batch_jobs_per_s=k2 / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"])
+    out.update(
+        batch_jobs=k2, batch_jobs_per_s=k2 / m2.wall, batch_cpu_s=m2.cpu, batch_size=p["batch"]
+    )
     return out
 
 
