@@ -15,9 +15,11 @@ def _results(medians: dict[tuple[str, str, str], float]) -> dict[str, Any]:
     out: dict[str, Any] = {"systems": {}, "scenarios": {}}
     for (scn, system, key), value in medians.items():
         out["systems"][system] = {"durability": "in-memory"}
-        agg = out["scenarios"].setdefault(scn, {"systems": {}})["systems"].setdefault(
-            system, {"status": "ok", "agg": {}}
-        )["agg"]
+        agg = (
+            out["scenarios"]
+            .setdefault(scn, {"systems": {}})["systems"]
+            .setdefault(system, {"status": "ok", "agg": {}})["agg"]
+        )
         agg[key] = {"median": value, "min": value, "max": value, "n": 1}
     return out
 
