@@ -336,6 +336,11 @@ def _select_many(db: sqlite3.Connection, *, keys: list[bytes]) -> dict[bytes, by
     return out
 
 
+def _snapshot_version(db: sqlite3.Connection) -> int:
+    """The store version of the snapshot *db* reads (the read version)."""
+    return int(db.execute(SELECT_VERSION).fetchone()[0])
+
+
 @functools.cache
 def _select_in(size: int) -> str:
     return f"SELECT key, value FROM kv WHERE key IN ({', '.join('?' * size)})"
@@ -422,18 +427,41 @@ class SQLiteTransaction(BufferedWrites):
                 with conn.lock:
                     conn.end_read()
                     conn.db.execute("BEGIN")
-                    # The first read fixes the WAL snapshot; it reads the version too.
-                    version = int(conn.db.execute(SELECT_VERSION).fetchone()[0])
+                    # The first read fixes the WAL snapshot. On the loop, its
+                    # version is read only if the transaction commits writes
+                    # (a third of a read-only transaction's statements); in a
+                    # worker thread it is read here, off the loop.
+                    if store.threaded_reads:
+                        self._read_version = _snapshot_version(conn.db)
+                        store._note_version(self._read_version)
             except BaseException:
                 store._pool.checkin(conn, self)
                 raise
-            self._read_version = version
             self._conn = conn
-            store._note_version(version)
         if self._closed:  # cancelled meanwhile (cancel() does not wait for us)
             self._close()
             raise TransactionClosedError("transaction cancelled during a read")
         return conn
+
+    def _commit_read_version(self) -> int:
+        """The version a commit checks conflicts from: its snapshot's, read now if
+        not yet (see _take_snapshot); without a snapshot (none taken, or the
+        janitor released it), the newest known at creation, which is older, so
+        checks more commits, never fewer."""
+        if self._read_version is not None:
+            return self._read_version
+        conn = self._conn
+        if conn is not None:
+            store = self._store
+            with conn.lock:
+                if conn.owned_by(self):
+                    try:
+                        version = _snapshot_version(conn.db)
+                    except sqlite3.Error as exc:
+                        raise store._unavailable(exc) from None
+                    store._note_version(version)
+                    return version
+        return self._version_hint
 
     async def _read_key(self, key: bytes) -> bytes | None:
         def read(db: sqlite3.Connection) -> bytes | None:
@@ -529,9 +557,11 @@ class SQLiteTransaction(BufferedWrites):
         except BaseException:
             self._close()
             raise
-        read_version = self._read_version
-        if read_version is None:
-            read_version = self._version_hint
+        try:
+            read_version = self._commit_read_version()
+        except BaseException:
+            self._close()
+            raise
         request = Commit(
             read_version=read_version,
             read_conflicts=buffer.read_conflicts,
