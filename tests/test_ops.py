@@ -378,18 +378,35 @@ async def test_taking_the_queue_lease_does_not_conflict_with_an_enqueue(store: T
     assert [i.item_id for i in await lease(store, now=T0 + 1)] == ["c"]
 
 
-async def test_a_delayed_enqueue_marks_its_queue_and_leasing_sets_the_pointer(
+async def test_a_delayed_enqueue_moves_the_pointer_and_sends_no_consumer_now(
     store: TestStore,
 ) -> None:
-    """A job enqueued for later marks its queue due now (no read of the
-    pointer); the lease that follows finds nothing ready, clears the mark and
-    moves the pointer to the job's time."""
+    """A job enqueued for later into a queue nobody holds moves the queue's
+    pointer to its time, with no due mark: 100,000 tenants with a reminder
+    each must not each cost a consumer a visit now."""
     await put(store, new("later", vesting=T0 + 5_000))
-    assert await due(store, T0) == ["q"]
-    assert await lease(store) == []
+    assert await store.transact(lambda tr: tr.get_range(*layout.marks_range())) == []
     assert await due(store, T0) == []
     assert await due(store, T0 + 5_000) == ["q"]
     assert [i.item_id for i in await lease(store, now=T0 + 5_000)] == ["later"]
+
+
+async def test_a_delayed_enqueue_into_a_held_queue_marks_it(store: TestStore) -> None:
+    """A queue whose lease a consumer holds keeps its pointer (the holder
+    moves it on release); the delayed job marks the queue instead, and the
+    job is leased at its time."""
+    await put(store, new("a"))
+    token = "t1"
+    assert await store.transact(
+        lambda tr: _core.take_queue_lease(tr, layout, "q", "c1", token, T0, 1_000)
+    )
+    await put(store, new("later", vesting=T0 + 5_000))
+    marks = await store.transact(lambda tr: tr.get_range(*layout.marks_range()))
+    assert [layout.parse_mark(key) for key, _ in marks] == ["q"]
+    leased = []
+    for now in (T0 + 2_000, T0 + 5_000):
+        leased += [i.item_id for i in await lease(store, now=now)]
+    assert sorted(leased) == ["a", "later"]
 
 
 async def test_a_queue_with_a_pointer_and_no_mark_is_served(store: TestStore) -> None:

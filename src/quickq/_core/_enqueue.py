@@ -17,9 +17,9 @@ import attrs
 from ..stores._protocol import Transaction, get_many
 from ._items import Tally, put
 from ._keys import Layout, State
-from ._pointers import mark_due
+from ._pointers import mark_due, set_pointer
 from ._receipts import enqueue_receipt
-from ._records import DeadLetterRecord, Item
+from ._records import DeadLetterRecord, Item, QueuePointer
 
 
 @attrs.frozen
@@ -69,7 +69,7 @@ async def enqueue_many(
         check = [new for n, new in enumerate(news) if earlier[n : n + 1] != b"1"]
     found = await _existing_many(tr, layout, check)
     out: list[tuple[Item, bool]] = []
-    marked: set[str] = set()  # queues given a new job
+    due: dict[str, int] = {}  # queue given a new job -> its earliest vesting
     tally = Tally()  # counters change once per queue and state, not per job
     for n, new in enumerate(news):
         qid = new.queue_id
@@ -97,14 +97,41 @@ async def enqueue_many(
             found[qid, new.item_id] = item
         put(tr, layout, qid, item)
         tally.count(qid, item.state, 1)
-        if qid not in marked:
-            marked.add(qid)
+        if qid not in due:
             tr.set(layout.name(qid), b"")
-            mark_due(tr, layout, qid)
+        due[qid] = min(due.get(qid, new.vesting), new.vesting)
     tally.flush(tr, layout)
     if earlier is None:
         tr.set(receipt, b"".join(b"1" if created else b"0" for _, created in out))
+    later = [qid for qid, vesting in due.items() if vesting > now]
+    for qid, vesting in due.items():
+        if vesting <= now:
+            mark_due(tr, layout, qid)
+    if later:
+        await _due_later(tr, layout, {qid: due[qid] for qid in later})
     return out
+
+
+async def _due_later(tr: Transaction, layout: Layout, due: dict[str, int]) -> None:
+    """Make queues whose new jobs are all due later visible at that time.
+
+    A due mark would send a consumer to the queue now, only to find nothing
+    ready: with many queues of future jobs (100,000 tenants with a reminder
+    each) consumers would spend their time on such visits. So a queue nobody
+    holds gets its pointer moved to the new time instead (read with a
+    conflict: a consumer taking the queue meanwhile makes one of the two
+    retry; a trickle of future jobs is rare next to leasing); a held queue
+    gets a mark, which its holder's release leaves in place.
+    """
+    raws = await get_many(tr, [layout.queue_pointer(qid) for qid in due])
+    for (qid, vesting), raw in zip(due.items(), raws, strict=True):
+        pointer = None if raw is None else QueuePointer.from_bytes(raw)
+        if pointer is not None and pointer.holder is not None:
+            mark_due(tr, layout, qid)
+            continue
+        if pointer is None or pointer.time > vesting:
+            set_pointer(tr, layout, qid, pointer, QueuePointer(vesting))
+        tr.add(layout.wake_key(qid), 1)  # idle consumers recompute when to look
 
 
 async def _existing_many(
