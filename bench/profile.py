@@ -1,6 +1,6 @@
 """Profile quickq's hot paths with py-spy: ``python -m bench.profile [--out DIR]``.
 
-Runs the quickq adapter's enqueue and drain scenarios under ``py-spy record``
+Runs the quickq adapter's enqueue, drain and 500 jobs/s latency scenarios under ``py-spy record``
 (installed in bench/.work/venvs/profile) and writes, per scenario, a summary of
 the functions with the most samples, by own time and by inclusive time, to
 docs/benchmarks/profiles/ (the raw collapsed stacks stay in bench/.work/profile/).
@@ -26,6 +26,10 @@ CASES = {
                           "n": 5000, "batch": 100, "concurrency": 32, "max_s": 30},
     "drain-sqlite-trio": {"scenario": "drain", "variant": "sqlite", "backend": "trio",
                           "n": 2000, "batch": 100, "concurrency": 32, "max_s": 30},
+    # The open loop at 500 jobs/s, one producer and one consumer in one process:
+    # where a trickle's CPU goes (every thread; idle waits are not sampled).
+    "latency500-sqlite-trio": {"scenario": "latency", "variant": "sqlite", "backend": "trio",
+                               "rate": 500, "duration_s": 2.0, "concurrency": 32, "max_s": 5},
 }  # fmt: skip
 
 
