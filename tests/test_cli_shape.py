@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import quickq
+import quickq.prometheus
 import quickq.stores
 from quickq._cli import cli
 from quickq._cli._config_options import config_fields, config_options
@@ -35,7 +36,9 @@ def test_worker_flags_are_the_configs_numeric_fields() -> None:
     worker = cli.commands["worker"]
     fields = _numeric_fields(quickq.ConsumerConfig)
     object_flags = ["--root", "--codec", "--on-event"]
-    config_flags = [f for f in _flags(worker) if f not in ("--store", "--verbose", *object_flags)]
+    # Serving metrics is the command line's job, not the consumer's.
+    cli_flags = ("--store", "--verbose", "--metrics-port", "--metrics-host")
+    config_flags = [f for f in _flags(worker) if f not in (*cli_flags, *object_flags)]
     assert config_flags == ["--" + name.replace("_", "-") for name in fields]
     # Every field has a command-line form, but the clock (for tests).
     named = {*fields, *(f[2:].replace("-", "_") for f in object_flags)}
@@ -100,7 +103,11 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
 
 
 def test_the_cli_uses_only_the_public_api() -> None:
-    public = {"quickq": set(quickq.__all__), "quickq.stores": set(quickq.stores.__all__)}
+    public = {
+        "quickq": set(quickq.__all__),
+        "quickq.stores": set(quickq.stores.__all__),
+        "quickq.prometheus": set(quickq.prometheus.__all__),
+    }
     for path in sorted(CLI.glob("*.py")):
         for level, module, names in _imports(path):
             where = f"{path.name}: from {'.' * level}{module} import {', '.join(names)}"

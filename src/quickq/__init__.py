@@ -61,7 +61,9 @@ from ._queue import Job as Job
 from ._queue import JobQueue as JobQueue
 from ._queue import JobState as JobState
 from ._queue import NewJob as NewJob
+from ._queue import QueueOverview as QueueOverview
 from ._queue import QueueStats as QueueStats
+from ._queue import StoreOverview as StoreOverview
 
 __version__ = "0.1.0"
 
@@ -86,8 +88,10 @@ __all__ = [
     "JobState",
     "JsonCodec",
     "NewJob",
+    "QueueOverview",
     "QueueStats",
     "Snooze",
+    "StoreOverview",
     "open_consumer",
     "serve_consumer",
     "CommitUnknownResultError",

@@ -76,6 +76,13 @@ class EnqueueOptions(TypedDict, total=False):
 
 _OPTION_NAMES: Final = frozenset(EnqueueOptions.__annotations__)
 
+OVERVIEW_CHUNK: Final = 50
+"""Queues read per transaction by ``JobQueue.overview``: 50 queues make one
+read of 200 counters and 100 short range reads, well within FoundationDB's
+five seconds."""
+MAX_OVERVIEW_QUEUES: Final = 1_000_000
+"""The most queues one ``overview`` may read."""
+
 
 @attrs.frozen
 class NewJob:
@@ -147,6 +154,41 @@ class QueueStats:
     scheduled: int
     running: int
     dead: int
+
+
+@attrs.frozen
+class QueueOverview:
+    """A queue's counts, and how long its oldest ready job has waited."""
+
+    stats: QueueStats
+    oldest_ready: float | None
+    """Seconds since the oldest ready job seen became due; None when none is ready."""
+    oldest_exact: bool
+    """False when only the head of a long ready index was read: the age is then
+    a lower bound."""
+
+
+@attrs.frozen
+class StoreOverview:
+    """Every queue's :class:`QueueOverview` (the first *max_queues*, by id), with totals."""
+
+    queues: tuple[QueueOverview, ...]
+    truncated: bool
+    """True when the store holds more queues than were read."""
+
+    @property
+    def totals(self) -> dict[JobState, int]:
+        """The counts of the queues read, summed by state."""
+        return {
+            state: sum(getattr(q.stats, state) for q in self.queues)
+            for state in ("pending", "scheduled", "running", "dead")
+        }
+
+    @property
+    def oldest_ready(self) -> float | None:
+        """The longest wait of a ready job among the queues read (None: none is ready)."""
+        ages = [q.oldest_ready for q in self.queues if q.oldest_ready is not None]
+        return max(ages, default=None)
 
 
 def new_job_id(now_ms: int, token: str, n: int) -> str:
@@ -357,6 +399,44 @@ class JobQueue:
     async def queues(self, *, tr: Transaction | None = None) -> list[str]:
         """The ids of every queue that has ever held a job, in order."""
         return await self._run(tr, lambda tr: _core.queue_names(tr, self._layout))
+
+    async def overview(self, *, max_queues: int | None = 1000) -> StoreOverview:
+        """Every queue's counts and oldest ready job, for dashboards and gauges.
+
+        Reads counters and index keys only, never jobs (see ``quickq stats``
+        in docs/cli.md): the queues' names up to *max_queues* (None: all),
+        then ``OVERVIEW_CHUNK`` queues per transaction, by snapshot reads, so
+        it never conflicts with consumers and stays within FoundationDB's
+        limits. The queues are read in several transactions: the totals are
+        not one consistent snapshot.
+        """
+        if max_queues is not None:
+            max_queues = check_int(max_queues, "max_queues", 1, MAX_OVERVIEW_QUEUES)
+        layout = self._layout
+        limit = 0 if max_queues is None else max_queues + 1
+        names = await self.store.transact(lambda tr: _core.queue_names(tr, layout, limit))
+        truncated = max_queues is not None and len(names) > max_queues
+        names = names[:max_queues]
+        found: list[QueueOverview] = []
+        for start in range(0, len(names), OVERVIEW_CHUNK):
+            now = self.now_ms()
+            chunk = names[start : start + OVERVIEW_CHUNK]
+
+            async def read(
+                tr: Transaction, chunk: list[str] = chunk, now: int = now
+            ) -> list[_core.QueueSummary]:
+                return await _core.summaries(tr, layout, chunk, now)
+
+            rows = await self.store.transact(read)
+            found += [
+                QueueOverview(
+                    QueueStats(row.qid, **row.counts),
+                    None if row.oldest_due is None else max(0, now - row.oldest_due) / 1000,
+                    row.exact,
+                )
+                for row in rows
+            ]
+        return StoreOverview(tuple(found), truncated)
 
     async def get_job(self, queue_id: str, job_id: str, *, tr: Transaction | None = None) -> Job:
         """The job *job_id* of *queue_id*, dead letters included; JobNotFoundError if absent."""

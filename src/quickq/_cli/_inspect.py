@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Final
+from typing import Any, TypeAlias
 
 import attrs
 import click
@@ -14,38 +13,16 @@ from ._errors import run
 from ._listing import DEAD_LETTERS, STATES, echo_json, jobs_in, json_option, listing_options, show
 from ._store import opened_store, root_of, root_option, store_option
 
-_OLDEST_SCAN: Final = 100
-"""Ready-index entries read per queue to find the oldest ready job."""
+QueueRow: TypeAlias = quickq.QueueOverview
+"""One line of ``quickq stats``: a queue's counters and its oldest ready job."""
 
 
-@attrs.frozen
-class QueueRow:
-    """One line of ``quickq stats``: a queue's counters and its oldest ready job."""
-
-    stats: quickq.QueueStats
-    oldest_ready: float | None
-    """Seconds the oldest ready job seen has been due; None when none is ready."""
-    oldest_exact: bool
-    """False when only the head of a long ready index was read (the age is a lower bound)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **attrs.asdict(self.stats),
-            "oldest_ready_seconds": self.oldest_ready,
-            "oldest_ready_exact": self.oldest_exact,
-        }
-
-
-async def _queue_row(queue: quickq.JobQueue, qid: str) -> QueueRow:
-    counts = await queue.stats(qid)
-    head = await queue.list_jobs(qid, "pending", limit=_OLDEST_SCAN)
-    # Due, but not yet moved to pending by a consumer (none may be running).
-    due = await queue.list_jobs(qid, "scheduled", limit=1)
-    now = dt.datetime.now(dt.UTC)
-    times = [j.run_at for j in head] + [j.run_at for j in due if j.run_at <= now]
-    oldest = min(times, default=None)
-    age = None if oldest is None else (now - oldest).total_seconds()
-    return QueueRow(counts, age, counts.pending <= len(head))
+def _as_dict(row: QueueRow) -> dict[str, Any]:
+    return {
+        **attrs.asdict(row.stats),
+        "oldest_ready_seconds": row.oldest_ready,
+        "oldest_ready_exact": row.oldest_exact,
+    }
 
 
 @click.command()
@@ -56,14 +33,13 @@ def stats(store_url: str, root: tuple[str, ...], as_json: bool) -> None:
     """A table of every queue: pending, scheduled, running and dead jobs, and how
     long the oldest ready job has waited."""
 
-    async def body() -> list[QueueRow]:
+    async def body() -> quickq.StoreOverview:
         async with opened_store(store_url) as store:
-            queue = quickq.JobQueue(store, root=root_of(root))
-            return [await _queue_row(queue, qid) for qid in await queue.queues()]
+            return await quickq.JobQueue(store, root=root_of(root)).overview(max_queues=None)
 
-    rows = run(body)
+    rows = run(body).queues
     if as_json:
-        echo_json([row.as_dict() for row in rows])
+        echo_json([_as_dict(row) for row in rows])
     elif not rows:
         click.echo(f"no queues in {store_url}")
     else:

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -17,7 +17,7 @@ import click
 import quickq
 
 from ._config_options import config_from, config_options
-from ._errors import error_line, run, stop_on_sigterm
+from ._errors import run, stop_on_sigterm
 from ._registry import codec_option, load_codec, load_hook, load_registry
 from ._store import check_store_url, opened_store, root_of, root_option, store_option
 
@@ -35,6 +35,20 @@ from ._store import check_store_url, opened_store, root_of, root_option, store_o
 )
 @config_options
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve this worker's metrics as Prometheus text on http://HOST:PORT/metrics "
+    "(0: a free port, printed). Needs quickq[prometheus].",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="The address the metrics endpoint binds (0.0.0.0: every interface).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Print every attempt, not only failures and lost leases."
 )
 def worker(
@@ -43,6 +57,8 @@ def worker(
     root: tuple[str, ...],
     codec_spec: str | None,
     hook_spec: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
     verbose: bool,
     **settings: Any,
 ) -> None:
@@ -54,6 +70,8 @@ def worker(
     """
     stop_on_sigterm()
     config = config_from(settings)
+    if metrics_port is not None:
+        check_prometheus("'--metrics-port'")
     check_store_url(store_url)  # before importing the user's module, which may be slow
     registry = load_registry(jobs_spec)
     if not len(registry):
@@ -62,18 +80,21 @@ def worker(
         config,
         root=root_of(root),
         codec=load_codec(codec_spec),
-        on_event=_event_printer(verbose, load_hook(hook_spec)),
+        # The consumer ignores what a hook returns.
+        on_event=cast(Callable[[quickq.JobEvent], None] | None, load_hook(hook_spec)),
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
-    run(lambda: _work(store_url, registry, config))
+    _log_attempts(verbose)
+    metrics = None if metrics_port is None else (metrics_host, metrics_port)
+    run(lambda: _work(store_url, registry, config, metrics))
 
 
 async def _work(
     store_url: str,
     registry: quickq.JobRegistry,
     config: quickq.ConsumerConfig,
+    metrics: tuple[str, int] | None,
 ) -> None:
-    say = _worker_say()
+    say = say_as("worker")
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with opened_store(store_url) as store, anyio.create_task_group() as tg:
 
@@ -87,6 +108,9 @@ async def _work(
                 f"serving {topics} from {store_url} (concurrency {config.concurrency}, "
                 f"lease {config.lease_duration:g}s); stop with Ctrl-C or SIGTERM"
             )
+            if metrics is not None:
+                for url in await _serve_metrics(tg, consumer, *metrics):
+                    say(f"metrics at {url}/metrics")
             stopping = False
             async for signum in signals:
                 name = signal.Signals(signum).name
@@ -107,28 +131,53 @@ async def _work(
     )
 
 
-def _event_printer(
-    verbose: bool, hook: Callable[[quickq.JobEvent], object] | None
-) -> Callable[[quickq.JobEvent], None]:
-    """One stderr line per attempt that failed, died or lost its lease (all, if
-    verbose); then the application's own *hook*, if any."""
-    say = _worker_say()
-    quiet = {"started", "released"} if verbose else {"started", "released", "completed"}
-
-    def show(event: quickq.JobEvent) -> None:
-        if event.kind not in quiet:
-            took = f" after {event.duration:.2f}s" if event.duration is not None else ""
-            error = error_line(event.error)
-            say(
-                f"{event.kind} {event.queue_id}/{event.job_id} {event.topic} attempt "
-                f"{event.attempt}{took}{': ' + error if error else ''}"
-            )
-        if hook is not None:
-            hook(event)  # the consumer logs what a hook raises; it never stops a job
-
-    return show
+def check_prometheus(param_hint: str) -> None:
+    """Fail early, as a usage error of *param_hint*, when the prometheus extra is missing."""
+    try:
+        import quickq.prometheus  # noqa: F401
+    except ImportError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
-def _worker_say() -> Callable[[str], None]:
-    prefix = f"quickq worker {os.getpid()}:"
+async def _serve_metrics(
+    tg: anyio.abc.TaskGroup, consumer: quickq.Consumer, host: str, port: int
+) -> list[str]:
+    """Serve *consumer*'s metrics in *tg* (cancelled with it); the bound URLs."""
+    import quickq.prometheus as prom
+
+    app = prom.asgi_app(prom.consumer_collector(consumer))
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[list[str]]) -> None:
+        await prom.serve(app, port=port, host=host, task_status=task_status)
+
+    urls: list[str] = await tg.start(serve)
+    return urls
+
+
+class _AttemptFormatter(logging.Formatter):
+    """Attempt records (``outcome`` in their extra) as the worker's own lines;
+    anything else with its time and level."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+        self._prefix = f"quickq worker {os.getpid()}:"
+
+    def format(self, record: logging.LogRecord) -> str:
+        if hasattr(record, "outcome"):
+            return f"{self._prefix} {record.getMessage()}"
+        return super().format(record)
+
+
+def _log_attempts(verbose: bool) -> None:
+    """One stderr line per attempt that failed, died or lost its lease (every
+    attempt, if verbose): the ``quickq`` logger's records, one per ended attempt."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_AttemptFormatter())
+    logging.basicConfig(handlers=[handler], level=logging.WARNING)
+    logging.getLogger("quickq").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def say_as(command: str) -> Callable[[str], None]:
+    """Print lines to stderr as ``quickq COMMAND PID: text``."""
+    prefix = f"quickq {command} {os.getpid()}:"
     return lambda text: click.echo(f"{prefix} {text}", err=True)

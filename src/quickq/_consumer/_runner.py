@@ -421,8 +421,6 @@ class JobRunner:
         finally:
             attempt.withdrawn = True  # the extender must not start now
             await self._stop_extender(attempt)
-        if attempt.lost:
-            log.warning("quickq: lease of job %s lost; its outcome is not recorded", item.item_id)
 
     def _start_extender(self, attempt: _Attempt) -> None:
         """The job's first renewal is due: start its extender in its runner's group."""

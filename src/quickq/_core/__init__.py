@@ -25,6 +25,8 @@ values), ``_items`` and ``_pointers`` (the shared reads and writes),
 
 from ._enqueue import NewItem as NewItem
 from ._enqueue import enqueue_many as enqueue_many
+from ._inspect import OLDEST_SCAN as OLDEST_SCAN
+from ._inspect import QueueSummary as QueueSummary
 from ._inspect import cancel_item as cancel_item
 from ._inspect import counters as counters
 from ._inspect import dead_letters as dead_letters
@@ -32,6 +34,7 @@ from ._inspect import list_items as list_items
 from ._inspect import purge_dead_letter as purge_dead_letter
 from ._inspect import queue_names as queue_names
 from ._inspect import replay_dead_letter as replay_dead_letter
+from ._inspect import summaries as summaries
 from ._items import MsClock as MsClock
 from ._items import read_dead_letter as read_dead_letter
 from ._items import read_item as read_item

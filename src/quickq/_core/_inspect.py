@@ -8,21 +8,67 @@ call's answer survive a re-run after commit-unknown-result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
+
 import attrs
 
-from ..stores._protocol import Transaction, decode_counter
+from ..stores._protocol import Transaction, decode_counter, get_many
 from ._items import DEAD, count, put, read_dead_letter, read_item, remove
 from ._keys import Layout, State
 from ._pointers import mark_due
 from ._records import COUNTERS, DeadLetterRecord, Item
 
+OLDEST_SCAN: Final = 100
+"""Ready-index entries read per queue to find its oldest ready job."""
+
 
 async def counters(tr: Transaction, layout: Layout, qid: str) -> dict[str, int]:
     """The queue's counters (snapshot reads: stats never conflict)."""
-    return {
-        name: decode_counter(await tr.get(layout.counter(qid, name), snapshot=True))
-        for name in COUNTERS
-    }
+    keys = [layout.counter(qid, name) for name in COUNTERS]
+    values = await get_many(tr, keys, snapshot=True)
+    return {name: decode_counter(value) for name, value in zip(COUNTERS, values, strict=True)}
+
+
+@attrs.frozen
+class QueueSummary:
+    """A queue's counters and the due time of its oldest ready job."""
+
+    qid: str
+    counts: dict[str, int]
+    oldest_due: int | None
+    """When the oldest ready job seen became due (ms); None when none is."""
+    exact: bool
+    """False when the ready index holds more than was read: then the oldest
+    seen is a lower bound on the age of the oldest."""
+
+
+async def summaries(
+    tr: Transaction, layout: Layout, qids: Sequence[str], now: int
+) -> list[QueueSummary]:
+    """The counters and oldest ready job of each of *qids* (snapshot reads).
+
+    The oldest ready job is found from index keys alone, never from items:
+    the first ``OLDEST_SCAN`` ready entries (their keys hold the vesting
+    time, in run order: priority first), and the earliest schedule entry in
+    case it is due but no consumer has moved it to pending yet.
+    """
+    keys = [layout.counter(qid, name) for qid in qids for name in COUNTERS]
+    values = iter(await get_many(tr, keys, snapshot=True))
+    found = []
+    for qid in qids:
+        counts = {name: decode_counter(next(values)) for name in COUNTERS}
+        begin, end = layout.range(qid, State.PENDING)
+        ready = await tr.get_range(begin, end, limit=OLDEST_SCAN, snapshot=True)
+        times = [layout.tail(qid, key, State.PENDING)[1] for key, _ in ready]
+        begin, end = layout.range(qid, State.SCHEDULED)
+        for key, _ in await tr.get_range(begin, end, limit=1, snapshot=True):
+            vesting = layout.tail(qid, key, State.SCHEDULED)[0]
+            if vesting <= now:
+                times.append(vesting)
+        exact = counts["pending"] <= len(ready)
+        found.append(QueueSummary(qid, counts, min(times, default=None), exact))
+    return found
 
 
 async def list_items(
@@ -93,7 +139,9 @@ async def cancel_item(tr: Transaction, layout: Layout, qid: str, item_id: str) -
     return item
 
 
-async def queue_names(tr: Transaction, layout: Layout) -> list[str]:
-    """The ids of every queue that ever held a job, in order (snapshot read)."""
-    rows = await tr.get_range(layout.names + b"\x00", layout.names + b"\xff", snapshot=True)
+async def queue_names(tr: Transaction, layout: Layout, limit: int = 0) -> list[str]:
+    """The ids of every queue that ever held a job (the first *limit*, if
+    not 0), in order (snapshot read)."""
+    begin, end = layout.names + b"\x00", layout.names + b"\xff"
+    rows = await tr.get_range(begin, end, limit=limit, snapshot=True)
     return [layout.parse_name(key) for key, _ in rows]
