@@ -98,10 +98,9 @@ class ConsumerCollector:
             wait.add_metric(base, *_buckets(numbers.wait))
             for outcome, histogram in numbers.durations.items():
                 duration.add_metric([*base, _OUTCOME_NAMES[outcome]], *_buckets(histogram))
-            ended = numbers.ended
-            retries.add_metric(base, ended.get(Outcome.RETRIED, 0))
-            lost.add_metric(base, ended.get(Outcome.LOST, 0))
-            released.add_metric(base, ended.get(Outcome.RELEASED, 0))
+            retries.add_metric(base, numbers.ended(Outcome.RETRIED))
+            lost.add_metric(base, numbers.ended(Outcome.LOST))
+            released.add_metric(base, numbers.ended(Outcome.RELEASED))
             for reason, count in numbers.dead.items():
                 dead.add_metric([*base, reason or ""], count)
         yield from (consumed, duration, wait, retries, dead, lost, released)
