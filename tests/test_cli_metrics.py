@@ -159,3 +159,23 @@ def test_a_lost_lease_is_one_line_of_a_workers_output(tmp_path: Path) -> None:
     assert len(lines) == 1, err
     assert re.search(rf"quickq worker \d+: lost t/{job_id} slow attempt 1 after ", lines[0])
     assert "1 lost" in err
+
+
+def test_a_metrics_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    import socket
+
+    from .test_cli import quickq_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        db = url(tmp_path / "q.db")
+        for args in (
+            ["worker", "tests.test_cli:jobs", "--store", db, "--metrics-port", port],
+            ["metrics", "--store", db, "--port", port],
+        ):
+            result = quickq_cli(*args)
+            assert result.returncode == 1, result.stderr
+            assert f"quickq: error: cannot serve metrics on 127.0.0.1:{port}: " in result.stderr
+            assert "Traceback" not in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 
 import anyio
-import anyio.abc
 import click
 
 import quickq
@@ -14,7 +13,7 @@ import quickq
 from ._errors import run
 from ._params import Seconds
 from ._store import check_store_url, opened_store, root_of, root_option, store_option
-from ._worker import check_prometheus, say_as
+from ._worker import check_prometheus, say_as, start_metrics
 
 
 @click.command()
@@ -81,12 +80,7 @@ def metrics(
                 collector = prom.store_collector(
                     queue, refresh=refresh, max_queues=max_queues, per_queue=per_queue
                 )
-                app = prom.asgi_app(collector)
-
-                async def serve(*, task_status: anyio.abc.TaskStatus[list[str]]) -> None:
-                    await prom.serve(app, port=port, host=host, task_status=task_status)
-
-                for url in await tg.start(serve):
+                for url in await start_metrics(tg, prom.asgi_app(collector), host, port):
                     say(f"serving the metrics of {store_url} at {url}/metrics")
                 async for signum in signals:
                     say(f"{signal.Signals(signum).name}: stopping")

@@ -145,12 +145,25 @@ async def _serve_metrics(
     """Serve *consumer*'s metrics in *tg* (cancelled with it); the bound URLs."""
     import quickq.prometheus as prom
 
-    app = prom.asgi_app(prom.consumer_collector(consumer))
+    return await start_metrics(tg, prom.asgi_app(prom.consumer_collector(consumer)), host, port)
+
+
+async def start_metrics(tg: anyio.abc.TaskGroup, app: Any, host: str, port: int) -> list[str]:
+    """Serve metrics *app* on *host*:*port* in *tg*; the bound URLs. A port
+    that cannot be bound is one error line (status 1)."""
+    import quickq.prometheus as prom
 
     async def serve(*, task_status: anyio.abc.TaskStatus[list[str]]) -> None:
         await prom.serve(app, port=port, host=host, task_status=task_status)
 
-    urls: list[str] = await tg.start(serve)
+    try:
+        urls: list[str] = await tg.start(serve)
+    except* OSError as group:  # from inside hypercorn's own task groups
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {why}") from None
     return urls
 
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 try:
     import hypercorn as _hypercorn
     import prometheus_client as _prometheus_client
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess
+except ImportError as _missing:  # pragma: no cover - exercised in a subprocess
     raise ImportError(
-        f"quickq.prometheus needs the prometheus extra: pip install 'quickq[prometheus]' ({exc})"
-    ) from exc
+        "quickq.prometheus needs the prometheus extra: pip install 'quickq[prometheus]' "
+        f"({_missing})"
+    ) from _missing
 
 from .._exports import publish_exports as _publish_exports
 from ._app import asgi_app as asgi_app
