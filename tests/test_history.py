@@ -376,3 +376,39 @@ async def test_memory_and_sqlite_keep_the_same_history(tmp_path: Any) -> None:
     async with await SQLiteStore.open(tmp_path / "h.db", durability="normal") as sqlite:
         assert await steps(sqlite) == memory
     assert [m.minute for m in memory[0]] == [at(T0 + n * MINUTE) for n in (2, 4, 9)]
+
+
+def test_the_history_command_shows_a_queue_and_the_totals(tmp_path: Any) -> None:
+    from .test_cli import ok_run, quickq_cli, url
+
+    path = tmp_path / "jobs.db"
+
+    async def fill() -> None:
+        jobs = quickq.JobRegistry()
+
+        @jobs.job("work", max_retries=0)
+        async def work(payload: Any, meta: quickq.JobMeta) -> None:
+            if payload == "bad":
+                raise ValueError("bad")
+
+        async with await SQLiteStore.open(path) as store:
+            queue = quickq.JobQueue(store, jobs)
+            for payload in ("ok", "ok", "bad"):
+                await queue.enqueue("shop-1", "work", payload)
+            async with quickq.open_consumer(store, jobs) as consumer:
+                await consumer.wait_idle()
+
+    trio.run(fill)
+    db = url(path)
+    import json
+
+    rows = json.loads(ok_run("history", "shop-1", "--json", "--store", db))
+    assert sum(r["completed"] for r in rows) == 2 and sum(r["dead_lettered"] for r in rows) == 1
+    assert {"minute", "runs", "mean_wait", "mean_run", "lost"} <= set(rows[0])
+    totals = json.loads(ok_run("history", "--since", "2h", "--json", "--store", db))
+    assert sum(r["runs"] for r in totals) == 3 and len(totals[0]["wait_buckets"]) == 25
+    table = ok_run("history", "--store", db)
+    assert "history of all queues" in table and "p99 run" in table
+    assert "no history for queue other" in ok_run("history", "other", "--store", db)
+    bad = quickq_cli("history", "--since", "yesterday", "--store", db)
+    assert bad.returncode == 2 and "neither a duration" in bad.stderr

@@ -102,7 +102,7 @@ async def lease_items(
     tally = Tally()  # counters change once per batch, not per item
     promote_limit = max(limit * PROMOTE_PER_LEASED, PROMOTE_MIN)
     minutes = HistoryTally() if history else None
-    await _promote(tr, layout, qid, now, limit=promote_limit, tally=tally, minutes=minutes)
+    await _promote(tr, layout, qid, now, promote_limit, tally, minutes, holder)
     if minutes is not None:
         minutes.flush(tr, layout)
     ready_begin, ready_end = layout.range(qid, State.PENDING)
@@ -147,10 +147,12 @@ async def _promote(
     now: int,
     limit: int,
     tally: Tally,
-    minutes: HistoryTally | None = None,
+    minutes: HistoryTally | None,
+    holder: str,
 ) -> None:
     """Move due scheduled items and expired leases into the ready index
-    (their counters into *tally*, the lost attempts into *minutes*).
+    (their counters into *tally*, the lost attempts into *minutes*, found by
+    consumer *holder*).
 
     Stops once the rewritten items' payloads reach LEASE_BYTES, like leasing,
     so that a promotion of large items stays a small transaction; the rest
@@ -183,7 +185,7 @@ async def _promote(
                 spent = attrs.evolve(item, errors=item.errors + 1)
                 dead_letter(tr, layout, qid, spent, "failed", error, now, None, tally)
                 if minutes is not None:
-                    minutes.lost(qid, now, DEAD)
+                    minutes.lost(qid, now, DEAD, holder)
             else:
                 expired = attrs.evolve(
                     item,
@@ -195,7 +197,7 @@ async def _promote(
                 )
                 move(tr, layout, qid, item, expired, tally)
                 if minutes is not None:
-                    minutes.lost(qid, now, FAILED)
+                    minutes.lost(qid, now, FAILED, holder)
 
 
 async def _release_pointer(

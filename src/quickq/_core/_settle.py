@@ -177,7 +177,7 @@ async def _settle(
         remove(tr, layout, qid, item, tally)
         tr.set(completion_receipt(layout, s.lease_id, now), b"")
         if minutes is not None:
-            minutes.attempt(qid, now, COMPLETED, s.started, item.vesting)
+            minutes.attempt(qid, now, COMPLETED, s.started, item.vesting, item.lease.holder)
         return Outcome.COMPLETED
     if s.action is Action.RELEASE:
         released = attrs.evolve(
@@ -200,7 +200,7 @@ async def _settle(
         spent_item = attrs.evolve(item, errors=errors)
         dead_letter(tr, layout, qid, spent_item, reason, error, now, s.lease_id, tally)
         if minutes is not None:
-            minutes.attempt(qid, now, DEAD, s.started, item.vesting)
+            minutes.attempt(qid, now, DEAD, s.started, item.vesting, item.lease.holder)
         return Outcome.DEAD_LETTERED
     vesting = now + s.delay_ms
     retried = attrs.evolve(
@@ -215,5 +215,6 @@ async def _settle(
     move(tr, layout, qid, item, retried, tally)
     await ensure_pointer(tr, layout, qid, vesting)
     if minutes is not None:
-        minutes.attempt(qid, now, FAILED if failed else SNOOZED, s.started, item.vesting)
+        kind = FAILED if failed else SNOOZED
+        minutes.attempt(qid, now, kind, s.started, item.vesting, item.lease.holder)
     return Outcome.RETRIED
