@@ -56,9 +56,9 @@ WAKE_SHARDS: Final = 16
 its id), so that no one key takes every enqueue of a cluster (FoundationDB
 advises splitting keys written more than 10-100 times a second)."""
 HISTORY_SHARDS: Final = 8
-"""Store-wide history counters: a queue's attempts are added to one shard's
-(by a stable hash of its id), so that no one key takes every batch of a
-cluster (the reason for WAKE_SHARDS); a reader sums the shards."""
+"""Store-wide history counters: a consumer adds to one shard's (by a stable
+hash of its id), so that no one key takes every batch of a cluster (the
+reason for WAKE_SHARDS); a reader sums the shards."""
 _PREFIX_CACHE_SIZE: Final = 50_000
 """Cached key prefixes (a few per queue) before the cache starts over."""
 
