@@ -412,3 +412,24 @@ def test_the_history_command_shows_a_queue_and_the_totals(tmp_path: Any) -> None
     assert "no history for queue other" in ok_run("history", "other", "--store", db)
     bad = quickq_cli("history", "--since", "yesterday", "--store", db)
     assert bad.returncode == 2 and "neither a duration" in bad.stderr
+
+
+def test_an_attempts_settlements_carry_its_start_time() -> None:
+    """What the runner builds from SettlementMaker(..., started) reaches settle."""
+    import random
+
+    from quickq._consumer._attempts import SettlementMaker, failure_settlement, outcome_settlement
+
+    make = SettlementMaker("q", "j", "lease", started=T0 + 7)
+
+    async def handler(payload: Any, meta: quickq.JobMeta) -> None:
+        pass
+
+    definition = quickq.JobDefinition("t", handler)
+    item = Item("j", "t", b"{}", 100, T0, 3, T0, _core.State.RUNNING, attempt=1)
+    rng = random.Random(0)
+    done, _ = outcome_settlement(make, definition, item, rng, None, None)
+    snoozed, _ = outcome_settlement(make, definition, item, rng, quickq.Snooze(1), None)
+    failed = failure_settlement(make, definition, item, rng, "boom")
+    assert done.started == snoozed.started == failed.started == T0 + 7
+    assert SettlementMaker("q", "j", "lease")(Action.COMPLETE).started is None
