@@ -7,7 +7,8 @@ Start here:
   :class:`Discard` (or :class:`Complete` for exactly-once writes).
 - :class:`JobEvent` (``_events``): what consumers report through ``on_event``.
 - :class:`JobQueue` (``_queue``): enqueue (alone, in batches, or inside your own
-  store transaction), inspect and control queues and dead letters.
+  store transaction), inspect and control queues and dead letters, and read
+  each queue's per-minute history (:class:`QueueMinute`, :class:`TotalsMinute`).
 - :func:`open_consumer` / :func:`serve_consumer` (the ``_consumer`` package):
   run handlers, configured by one :class:`ConsumerConfig`.
 - ``_core``: the key layout, the records and the transactional operations
@@ -28,6 +29,8 @@ from ._consumer import ConsumerOptions as ConsumerOptions
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
+from ._core import QueueMinute as QueueMinute
+from ._core import TotalsMinute as TotalsMinute
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
@@ -88,10 +91,12 @@ __all__ = [
     "JobState",
     "JsonCodec",
     "NewJob",
+    "QueueMinute",
     "QueueOverview",
     "QueueStats",
     "Snooze",
     "StoreOverview",
+    "TotalsMinute",
     "open_consumer",
     "serve_consumer",
     "CommitUnknownResultError",

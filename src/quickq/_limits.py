@@ -50,6 +50,8 @@ DEAD_LETTER_BATCH: Final = 500
 
 MAX_CONSUMER_SECONDS: Final = 86_400.0
 """The longest lease, interval or grace period a consumer takes (a day)."""
+MAX_HISTORY_SECONDS: Final = 90 * 86_400.0
+"""The longest a consumer keeps per-queue history (``history_keep``): 90 days."""
 STORE_BACKOFF_MIN: Final = 0.05
 """The first pause after a store failure (scan, settle, watch); it doubles."""
 STORE_BACKOFF_MAX: Final = 5.0

@@ -17,7 +17,16 @@ import attrs
 
 from . import _core
 from ._codec import Codec, JsonCodec
-from ._core import DeadLetterRecord, DeadReason, Item, Layout, State, record_overhead
+from ._core import (
+    DeadLetterRecord,
+    DeadReason,
+    Item,
+    Layout,
+    QueueMinute,
+    State,
+    TotalsMinute,
+    record_overhead,
+)
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
 from ._jobs import JobRegistry, check_max_retries, check_priority, check_timeout, validate_topic
 from ._limits import (
@@ -53,6 +62,8 @@ type codes and terminators (28 bytes in the longest, the ready entry)."""
 
 JobState = Literal["pending", "scheduled", "running", "dead"]
 """The states a job is listed in (``list_jobs``, ``Job.state``); dead means a dead letter."""
+_LAST_MINUTE: Final = 2**40
+"""Later than any minute a clock gives (an open end of a history read)."""
 _LIVE: Final[dict[str, State]] = {state.counter: state for state in State}
 """A live job's public state (the name of its counter) -> where the core keeps it."""
 
@@ -205,6 +216,15 @@ def _check_limit(limit: object) -> int:
 def validate_queue_id(queue_id: object) -> str:
     """Return *queue_id* when it is a usable queue id, else raise InvalidJobError."""
     return _validate_id(queue_id, "queue_id")
+
+
+def _minute(value: object, name: str, default: int) -> int:
+    """The minute (since the epoch) of the aware datetime *value*, or *default* for None."""
+    if value is None:
+        return default
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+        raise InvalidArgumentError(f"{name} must be an aware datetime or None (got {shown(value)})")
+    return to_ms(value.timestamp()) // _core.MINUTE_MS
 
 
 def _validate_id(value: object, what: str) -> str:
@@ -573,3 +593,38 @@ class JobQueue:
         if cancelled is None:
             raise JobNotFoundError(f"no pending or scheduled job {job_id!r} in queue {qid!r}")
         return self._job(qid, Item.from_bytes(cancelled))
+
+    # -- history ------------------------------------------------------------------
+
+    async def history(
+        self,
+        queue_id: str,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        tr: Transaction | None = None,
+    ) -> list[QueueMinute]:
+        """What *queue_id*'s attempts did, minute by minute, oldest first: the
+        minutes from that of *since* to that of *until* (aware datetimes; None:
+        every minute kept) in which attempts ended; others are left out.
+
+        Consumers count each attempt as they record it and keep the counts
+        for their ``history_keep`` (a day): a snapshot read, no scan of jobs.
+        """
+        qid = validate_queue_id(queue_id)
+        first, last = _minute(since, "since", 0), _minute(until, "until", _LAST_MINUTE)
+        return await self._run(
+            tr, lambda tr: _core.queue_history(tr, self._layout, qid, first, last)
+        )
+
+    async def history_totals(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        tr: Transaction | None = None,
+    ) -> list[TotalsMinute]:
+        """What every queue's attempts did, minute by minute, as :meth:`history`,
+        with log-scale buckets of waits and run times for percentiles."""
+        first, last = _minute(since, "since", 0), _minute(until, "until", _LAST_MINUTE)
+        return await self._run(tr, lambda tr: _core.history_totals(tr, self._layout, first, last))

@@ -71,10 +71,16 @@ class StoreView:
     """The token of every enqueue receipt kept."""
     marks: dict[str, bytes]
     """qid -> the token of its due mark."""
+    history: dict[tuple[str, int, str], int]
+    """(qid, minute, name) -> that history counter."""
+    history_index: set[tuple[int, str]]
+    """The (minute, qid) rows of the history index."""
+    history_totals: dict[tuple[int, str], int]
+    """(minute, name) -> the store-wide history counter, its shards summed."""
 
     @classmethod
     def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
-        view = cls({}, {}, {}, {}, {}, [], [], set(), set(), {})
+        view = cls({}, {}, {}, {}, {}, [], [], set(), set(), {}, {}, set(), {})
         for key, value in store.raw_items():
             if not key.startswith(layout.prefix):
                 continue
@@ -91,6 +97,8 @@ class StoreView:
                     view.counters[qid, t[3]] = decode_counter(value)
                 elif kind == "p":
                     view.pointer_records[qid] = QueuePointer.from_bytes(value)
+                elif kind == "h":
+                    view.history[qid, t[3], t[4]] = decode_counter(value)
                 else:
                     raise AssertionError(f"unexpected queue key {t!r}")
             elif t[0] == "p":
@@ -103,9 +111,43 @@ class StoreView:
                 view.receipts.add(t[2])
             elif t[0] == "m":
                 view.marks[t[1]] = value
+            elif t[0] == "hq":
+                view.history_index.add((t[1], t[2]))
+            elif t[0] == "ht":
+                total = (t[1], t[3])
+                view.history_totals[total] = view.history_totals.get(total, 0) + decode_counter(
+                    value
+                )
             elif t[0] != "w":
                 raise AssertionError(f"unexpected key {t!r}")
         return view
 
     def count(self, qid: str, name: str) -> int:
         return self.counters.get((qid, name), 0)
+
+    def history_sum(self, qid: str, *names: str) -> int:
+        """*qid*'s history counters *names*, summed over every minute kept."""
+        return sum(n for (q, _, name), n in self.history.items() if q == qid and name in names)
+
+    def check_history(self) -> None:
+        """The history's own consistency: every queue-minute is in the index,
+        the store-wide counters are the queues' sums, and every timed attempt
+        is in one wait bucket and one run bucket."""
+        per_minute: dict[tuple[int, str], int] = {}
+        for (qid, minute, name), n in self.history.items():
+            assert (minute, qid) in self.history_index, (qid, minute)
+            per_minute[minute, name] = per_minute.get((minute, name), 0) + n
+        plain = {k: n for k, n in self.history_totals.items() if len(k[1]) == 1}
+        assert plain == per_minute
+        for minute in {m for m, _ in self.history_index}:
+            get = per_minute.get
+            runs = sum(get((minute, name), 0) for name in "cfsd")
+            timed = runs - get((minute, "l"), 0) - get((minute, "u"), 0)
+            assert timed >= 0, minute
+            for kind in "wr":
+                buckets = [
+                    n
+                    for (m, name), n in self.history_totals.items()
+                    if m == minute and len(name) > 1 and name[0] == kind
+                ]
+                assert sum(buckets) == timed, (minute, kind)

@@ -24,12 +24,15 @@ after every step:
 - no call starts before its job's vesting time (enqueue delay, snooze delay,
   backoff);
 - no job is lost: every job is in the store (live or dead) or was completed
-  by its last call.
+  by its last call;
+- each queue's history counts every job completed and every dead letter,
+  exactly once, in the transaction that ended it.
 
 At the end, a fresh consumer drains everything and each job must have ended
 exactly as its handler's behaviour dictates: completed, or dead-lettered as
 failed / snoozed_out exactly after max_retries + 1 attempts, discarded, or
-no_handler; and the consumers' statistics agree with the store.
+no_handler; the consumers' statistics agree with the store; and each queue's
+history counts exactly the attempts its jobs' attempt counts say ran.
 """
 
 from __future__ import annotations
@@ -422,6 +425,15 @@ class ConsumerMachine(RuleBasedStateMachine):
             calls = self.calls.get(job_id, [])
             completed = bool(calls) and calls[-1].did == "ok" and calls[-1].end is not None
             assert in_store or completed, f"job {job_id} was lost"
+        view.check_history()
+        for qid in QUEUES:
+            gone = [
+                j
+                for j, spec in self.specs.items()
+                if spec.queue_id == qid and (qid, j) not in view.items and (qid, j) not in view.dead
+            ]
+            assert view.history_sum(qid, "c") == len(gone), (qid, gone)
+            assert view.history_sum(qid, "d") == sum(q == qid for q, _ in view.dead), qid
         self.healthy = True
 
     def check_calls(self, job_id: str, calls: list[Call]) -> None:
@@ -483,6 +495,15 @@ class ConsumerMachine(RuleBasedStateMachine):
             not (d.error or "").startswith("lease expired") for d in dead.values()
         )
         assert sum(s.dead_lettered for s in stats) == buried_by_consumers
+        # Every attempt that counts was counted once, when recorded or when its
+        # lease expired: as many as each job's attempt count says.
+        for qid in QUEUES:
+            attempts = sum(
+                dead[job_id].item.attempt if job_id in dead else self.calls[job_id][-1].attempt
+                for job_id, spec in self.specs.items()
+                if spec.queue_id == qid
+            )
+            assert view.history_sum(qid, "c", "f", "s", "d") == attempts, qid
 
     def check_fate(self, job_id: str, spec: Spec, calls: list[Call], dead: Any) -> None:
         last = calls[-1] if calls else None

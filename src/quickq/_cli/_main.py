@@ -7,6 +7,7 @@ import click
 from ._dead import dead
 from ._enqueue import enqueue
 from ._errors import main_guard
+from ._history import history
 from ._inspect import jobs, stats
 from ._metrics import metrics
 from ._store import check_store_url
@@ -36,7 +37,7 @@ def demo(store_url: str | None) -> None:
     click.get_current_context().exit(run_demo(store_url))
 
 
-for _command in (worker, enqueue, stats, jobs, dead, metrics, demo):
+for _command in (worker, enqueue, stats, jobs, dead, history, metrics, demo):
     cli.add_command(_command)
 
 

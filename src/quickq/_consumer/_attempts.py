@@ -33,9 +33,13 @@ class SettlementMaker:
     queue_id: str
     item_id: str
     lease_id: str
+    started: int | None = None
+    """When the attempt started (ms), for the queue's history (``Settlement.started``)."""
 
     def __call__(self, action: Action, **fields: Any) -> Settlement:
-        return Settlement(action, self.queue_id, self.item_id, self.lease_id, **fields)
+        return Settlement(
+            action, self.queue_id, self.item_id, self.lease_id, started=self.started, **fields
+        )
 
 
 def _success(make: SettlementMaker, result: Any) -> tuple[Settlement, Any]:

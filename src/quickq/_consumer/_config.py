@@ -19,7 +19,7 @@ from .._codec import Codec, JsonCodec
 from .._events import EventHook
 from .._exceptions import InvalidArgumentError
 from .._jobs import JobRegistry
-from .._limits import MAX_CONSUMER_SECONDS
+from .._limits import MAX_CONSUMER_SECONDS, MAX_HISTORY_SECONDS
 from .._time import Clock, wall_clock
 from .._validate import check_callable, check_fraction, check_int, check_seconds, shown
 from ..stores._protocol import Store, is_store
@@ -72,7 +72,8 @@ class ConsumerConfig:
     """A consumer's configuration, frozen: every option of ``open_consumer``
     and ``serve_consumer`` (see :class:`ConsumerOptions` for what each one
     means), each checked when the record is made: counts are ints in range,
-    durations finite seconds (at most a day). Each numeric field's one-line
+    durations finite seconds (at most a day; ``history_keep`` at most 90
+    days). Each numeric field's one-line
     ``metadata["help"]`` is what ``quickq worker --help`` shows.
 
     Make one once and pass it around: ``open_consumer(store, jobs,
@@ -110,6 +111,11 @@ class ConsumerConfig:
     peek_limit: int = _count_option(2000, 1_000_000, help="The most due queues one scan reads.")
     idle_gc: float = _seconds_option(
         60.0, positive=False, help="How long a queue stays empty before its pointer is dropped."
+    )
+    history_keep: float = attrs.field(
+        default=86_400.0,
+        validator=_checked(check_seconds, high=MAX_HISTORY_SECONDS),
+        metadata={"help": "How long per-queue history is kept (0: none is written)."},
     )
     root: tuple[Any, ...] = attrs.field(default=("quickq",), validator=_check_root)
     clock: Clock = attrs.field(default=wall_clock, validator=_checked(check_callable))
@@ -157,6 +163,9 @@ class ConsumerOptions(TypedDict, total=False):
     """The most due queues one scan reads (2000)."""
     idle_gc: float
     """How long a queue stays empty before its pointer is dropped (60 s)."""
+    history_keep: float
+    """How long the per-queue, per-minute history of attempts is kept, in
+    seconds (a day; at most 90 days); 0 writes none (``JobQueue.history``)."""
     root: tuple[Any, ...]
     """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
     clock: Clock

@@ -35,6 +35,9 @@ from ._slots import Slots
 log = logging.getLogger("quickq")
 
 _HOUSEKEEPING_MS = 60_000
+_EXPIRY_ROUNDS = 10
+"""The most history-expiry transactions one housekeeping runs (each takes
+``EXPIRE_BATCH`` queue-minutes): what is left waits for the next minute."""
 
 
 @attrs.frozen
@@ -126,16 +129,27 @@ class Intake:
             await self._wait_for_work(scan.next_due, scan.seen)
 
     async def _housekeeping(self) -> None:
-        """Once a minute, drop expired enqueue receipts (one blind range clear)."""
+        """Once a minute, drop expired enqueue receipts and history older than
+        ``history_keep`` (blind range clears after snapshot reads: consumers
+        doing it at once never conflict)."""
         now = self._now()
         if now - self._last_housekeeping < _HOUSEKEEPING_MS:
             return
         self._last_housekeeping = now
+        keep = to_ms(self._config.history_keep)
+        before = (now - keep) // _core.MINUTE_MS
 
-        async def forget(tr: Transaction) -> None:
+        async def forget(tr: Transaction) -> bool:
             _core.forget_receipts(tr, self._layout, now)
+            return keep > 0 and await _core.expire_history(tr, self._layout, before)
 
-        await self._store.transact(forget)
+        more = await self._store.transact(forget)
+        for _ in range(_EXPIRY_ROUNDS - 1):
+            if not more:
+                break
+            more = await self._store.transact(
+                lambda tr: _core.expire_history(tr, self._layout, before)
+            )
 
     async def scan_once(self) -> ScanRound:
         """One scan: peek, pick, and lease from each chosen queue."""
@@ -212,6 +226,7 @@ class Intake:
                 now=self._now(),
                 lease_ms=to_ms(c.lease_duration),
                 idle_gc_ms=to_ms(c.idle_gc),
+                history=c.history_keep > 0,
             )
 
         return await self._store.transact(lease)

@@ -15,16 +15,23 @@ consumer clears by compare-and-clear, so the two never conflict.
 Fencing operations (extend, settle) take a clock rather than a time, and read
 it after their reads, so a lease is judged at the moment of the write.
 Operations on batches (enqueue_many, lease_items with its promotion,
-settle_many) adjust each counter once per queue, by one atomic add.
+settle_many) adjust each counter once per queue, by one atomic add; settling
+and promotion also count each queue's attempts per minute (``_history``).
 
 Modules, bottom up: ``_keys`` (Layout, State), ``_records`` (the stored
 values), ``_items`` and ``_pointers`` (the shared reads and writes),
-``_receipts``; then one per operation family: ``_enqueue``, ``_lease``,
-``_settle``, ``_inspect``.
+``_receipts``, ``_history``; then one per operation family: ``_enqueue``,
+``_lease``, ``_settle``, ``_inspect``.
 """
 
 from ._enqueue import NewItem as NewItem
 from ._enqueue import enqueue_many as enqueue_many
+from ._history import MINUTE_MS as MINUTE_MS
+from ._history import QueueMinute as QueueMinute
+from ._history import TotalsMinute as TotalsMinute
+from ._history import expire_history as expire_history
+from ._history import history_totals as history_totals
+from ._history import queue_history as queue_history
 from ._inspect import OLDEST_SCAN as OLDEST_SCAN
 from ._inspect import QueueSummary as QueueSummary
 from ._inspect import cancel_item as cancel_item

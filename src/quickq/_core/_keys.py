@@ -10,6 +10,7 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (q, qid, d, item_id)                  dead letters (never in the item ranges)
     (q, qid, c, name)                     counters (atomic add): pending/scheduled/running/dead
     (q, qid, p)                           the queue's pointer record
+    (q, qid, h, minute, name)             history: per-minute counters (atomic add)
     (p, time, qid)                        pointer index: one row per non-empty queue
     (m, qid)                              due mark: a random token, set blindly by whatever
                                           makes the queue's work due without its queue lease
@@ -18,6 +19,9 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (x, minute, token)                    enqueue, completion and control receipts
     (w, shard)                            wake-up counters (atomic add), one per shard of
                                           queues (WAKE_SHARDS), bumped with each due mark
+    (hq, minute, qid)                     history index: the queues with history that minute
+    (ht, minute, shard, name)             history: store-wide per-minute counters (atomic
+                                          add), in HISTORY_SHARDS shards
 
 A queue is found due through its pointer row, or through its due mark: a
 producer marks the queue (one blind write, no read, so no conflict with the
@@ -51,6 +55,10 @@ WAKE_SHARDS: Final = 16
 """Wake-up counters: a queue's marks bump one of these (by a stable hash of
 its id), so that no one key takes every enqueue of a cluster (FoundationDB
 advises splitting keys written more than 10-100 times a second)."""
+HISTORY_SHARDS: Final = 8
+"""Store-wide history counters: a consumer adds to one shard's (by a stable
+hash of its id), so that no one key takes every batch of a cluster (the
+reason for WAKE_SHARDS); a reader sums the shards."""
 _PREFIX_CACHE_SIZE: Final = 50_000
 """Cached key prefixes (a few per queue) before the cache starts over."""
 
@@ -162,6 +170,8 @@ class Layout:
         self.marks = self.prefix + _pack(("m",))
         self.wake = self.prefix + _pack(("w",))
         self.wake_keys = [self.wake + _int(shard) for shard in range(WAKE_SHARDS)]
+        self.history_index = self.prefix + _pack(("hq",))
+        self.history_totals = self.prefix + _pack(("ht",))
 
     def _prefix(self, qid: str, part: str) -> bytes:
         """The packed ``(q, qid, part)``, the prefix of one range of queue *qid*; cached."""
@@ -250,6 +260,45 @@ class Layout:
     def batches(self, consumer: str) -> tuple[bytes, bytes]:
         key = self.prefix + _pack(("b", consumer))
         return key + b"\x00", key + b"\xff"
+
+    # History (see quickq._core._history).
+
+    def history(self, qid: str, minute: int, name: str) -> bytes:
+        return self._prefix(qid, "h") + _int(minute) + _str(name)
+
+    def history_range(self, qid: str, first: int, last: int) -> tuple[bytes, bytes]:
+        """*qid*'s history keys of minutes *first* to *last*, both included."""
+        prefix = self._prefix(qid, "h")
+        return prefix + _int(first), prefix + _int(last + 1)
+
+    def history_before(self, qid: str, minute: int) -> tuple[bytes, bytes]:
+        """*qid*'s history keys of every minute before *minute*."""
+        prefix = self._prefix(qid, "h")
+        return prefix, prefix + _int(minute)
+
+    def history_entry(self, minute: int, qid: str) -> bytes:
+        return self.history_index + _int(minute) + _str(qid)
+
+    def history_entries_before(self, minute: int) -> tuple[bytes, bytes]:
+        return self.history_index, self.history_index + _int(minute)
+
+    def history_total(self, minute: int, shard: int, name: str) -> bytes:
+        return self.history_totals + _int(minute) + _int(shard) + _str(name)
+
+    def history_totals_range(self, first: int, last: int) -> tuple[bytes, bytes]:
+        return self.history_totals + _int(first), self.history_totals + _int(last + 1)
+
+    def history_totals_before(self, minute: int) -> tuple[bytes, bytes]:
+        return self.history_totals, self.history_totals + _int(minute)
+
+    def parse_history_entry(self, key: bytes) -> tuple[int, str]:
+        minute, qid = _unpack(key[len(self.history_index) :])
+        return minute, qid
+
+    def parse_history_total(self, key: bytes) -> tuple[int, str]:
+        """The minute and name of a store-wide history key (its shard left out)."""
+        minute, _, name = _unpack(key[len(self.history_totals) :])
+        return minute, name
 
     def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
         """The elements of *key* after ``(q, qid, part)``."""

@@ -16,6 +16,7 @@ import attrs
 
 from .._limits import LEASE_BYTES, PROMOTE_MIN, PROMOTE_PER_LEASED
 from ..stores._protocol import Transaction, get_many
+from ._history import DEAD, FAILED, HistoryTally
 from ._items import MsClock, Tally, dead_letter, move, read_item
 from ._keys import Layout, State
 from ._pointers import get_pointer, set_pointer
@@ -74,13 +75,15 @@ async def lease_items(
     now: int,
     lease_ms: int,
     idle_gc_ms: int,
+    history: bool = True,
 ) -> LeaseBatch:
     """Lease up to *limit* ready items of *qid*, then release the queue lease.
 
     Promotes due scheduled items and expired leases to ready first (an expired
-    lease whose attempts are spent is dead-lettered), leases the best ready
-    items, and moves the pointer to the queue's next due time (or garbage
-    collects it once the queue has been empty for *idle_gc_ms*).
+    lease whose attempts are spent is dead-lettered, and each expired lease
+    is a lost attempt in the queue's history, unless *history* is False),
+    leases the best ready items, and moves the pointer to the queue's next due
+    time (or garbage collects it once the queue has been empty for *idle_gc_ms*).
     """
     marker_key = layout.batch(holder, batch_token)
     marker = await tr.get(marker_key)
@@ -98,7 +101,10 @@ async def lease_items(
     mark = await tr.get(layout.mark(qid), snapshot=True)
     tally = Tally()  # counters change once per batch, not per item
     promote_limit = max(limit * PROMOTE_PER_LEASED, PROMOTE_MIN)
-    await _promote(tr, layout, qid, now, limit=promote_limit, tally=tally)
+    minutes = HistoryTally() if history else None
+    await _promote(tr, layout, qid, now, promote_limit, tally, minutes, holder)
+    if minutes is not None:
+        minutes.flush(tr, layout)
     ready_begin, ready_end = layout.range(qid, State.PENDING)
     ready = await tr.get_range(ready_begin, ready_end, limit=limit + 1, snapshot=True)
     leased: list[Item] = []
@@ -135,10 +141,18 @@ async def lease_items(
 
 
 async def _promote(
-    tr: Transaction, layout: Layout, qid: str, now: int, limit: int, tally: Tally
+    tr: Transaction,
+    layout: Layout,
+    qid: str,
+    now: int,
+    limit: int,
+    tally: Tally,
+    minutes: HistoryTally | None,
+    holder: str,
 ) -> None:
     """Move due scheduled items and expired leases into the ready index
-    (their counters into *tally*).
+    (their counters into *tally*, the lost attempts into *minutes*, found by
+    consumer *holder*).
 
     Stops once the rewritten items' payloads reach LEASE_BYTES, like leasing,
     so that a promotion of large items stays a small transaction; the rest
@@ -170,6 +184,8 @@ async def _promote(
                 # The expired attempt is a failure like any other: count it.
                 spent = attrs.evolve(item, errors=item.errors + 1)
                 dead_letter(tr, layout, qid, spent, "failed", error, now, None, tally)
+                if minutes is not None:
+                    minutes.lost(qid, now, DEAD, holder)
             else:
                 expired = attrs.evolve(
                     item,
@@ -180,6 +196,8 @@ async def _promote(
                     last_error=error,
                 )
                 move(tr, layout, qid, item, expired, tally)
+                if minutes is not None:
+                    minutes.lost(qid, now, FAILED, holder)
 
 
 async def _release_pointer(

@@ -5,6 +5,8 @@ The consumer reports how each attempt ended as a :class:`Settlement`;
 (fencing by lease id, the clock read after the reads), and recognises its
 own earlier commit after commit-unknown-result: by ``settled_by`` on the
 item or its dead letter, or by the completion receipt of a deleted job.
+Only the branches that write an outcome count it in the queue's history
+(``_history``), so a re-run that finds its own commit counts nothing again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Final
 import attrs
 
 from ..stores._protocol import Transaction, get_many
+from ._history import COMPLETED, DEAD, FAILED, SNOOZED, HistoryTally
 from ._items import MsClock, Tally, dead_letter, move, read_dead_letter, read_item, remove
 from ._keys import Layout, State
 from ._pointers import ensure_pointer
@@ -64,39 +67,53 @@ class Settlement:
     reason: DeadReason = "failed"
     writes: Callable[[Transaction], Awaitable[None]] | None = None
     """For COMPLETE: the handler's own writes, committed with the completion."""
+    started: int | None = None
+    """When the attempt started (ms, the consumer's clock), for the queue's
+    history: its wait and run time (None: counted, but not timed)."""
 
 
 _UNREAD: Final = b"unread"
 """No record read ahead: :func:`_settle` reads it (compared by identity)."""
 
 
-async def settle(tr: Transaction, layout: Layout, s: Settlement, clock: MsClock) -> Outcome:
-    """Record the end of an attempt, only while its lease is still ours."""
-    tally = Tally()
-    outcome = await _settle(tr, layout, s, clock, tally)
-    tally.flush(tr, layout)
+async def settle(
+    tr: Transaction, layout: Layout, s: Settlement, clock: MsClock, *, history: bool = True
+) -> Outcome:
+    """Record the end of an attempt, only while its lease is still ours (and
+    count it in the queue's history, unless *history* is False)."""
+    (outcome,) = await settle_many(tr, layout, [s], clock, history=history)
     return outcome
 
 
 async def settle_many(
-    tr: Transaction, layout: Layout, settlements: Sequence[Settlement], clock: MsClock
+    tr: Transaction,
+    layout: Layout,
+    settlements: Sequence[Settlement],
+    clock: MsClock,
+    *,
+    history: bool = True,
 ) -> list[Outcome]:
     """:func:`settle` each of *settlements* in turn, in one transaction, with
     the counters adjusted once per queue and counter rather than per job.
 
     The same outcomes and the same writes as one :func:`settle` call each;
     the counters are brought up to date before each handler's own *writes*
-    run, so that those see them as a call each would.
+    run, so that those see them as a call each would. The history counters
+    (unless *history* is False) are added once per queue, minute and name,
+    at the end.
     """
     tally = Tally()
+    minutes = HistoryTally() if history else None
     outcomes = []
     records = await _read_records(tr, layout, settlements)
     for n, s in enumerate(settlements):
         if s.writes is not None:
             tally.flush(tr, layout)
         record = records[n] if n < len(records) else _UNREAD
-        outcomes.append(await _settle(tr, layout, s, clock, tally, record))
+        outcomes.append(await _settle(tr, layout, s, clock, tally, minutes, record))
     tally.flush(tr, layout)
+    if minutes is not None:
+        minutes.flush(tr, layout)
     return outcomes
 
 
@@ -128,10 +145,12 @@ async def _settle(
     s: Settlement,
     clock: MsClock,
     tally: Tally,
+    minutes: HistoryTally | None,
     record: bytes | None = _UNREAD,
 ) -> Outcome:
-    """:func:`settle`, its counters into *tally*; *record*: the item's record
-    when the caller read it already (None: absent)."""
+    """:func:`settle`, its counters into *tally* and its history into
+    *minutes* (None: kept none); *record*: the item's record when the caller
+    read it already (None: absent)."""
     qid = s.queue_id
     if record is _UNREAD:
         item = await read_item(tr, layout, qid, s.item_id)
@@ -157,6 +176,8 @@ async def _settle(
             await s.writes(tr)  # exactly once: only while the lease is ours
         remove(tr, layout, qid, item, tally)
         tr.set(completion_receipt(layout, s.lease_id, now), b"")
+        if minutes is not None:
+            minutes.attempt(qid, now, COMPLETED, s.started, item.vesting, item.lease.holder)
         return Outcome.COMPLETED
     if s.action is Action.RELEASE:
         released = attrs.evolve(
@@ -178,6 +199,8 @@ async def _settle(
         reason = s.reason if failed else "snoozed_out"
         spent_item = attrs.evolve(item, errors=errors)
         dead_letter(tr, layout, qid, spent_item, reason, error, now, s.lease_id, tally)
+        if minutes is not None:
+            minutes.attempt(qid, now, DEAD, s.started, item.vesting, item.lease.holder)
         return Outcome.DEAD_LETTERED
     vesting = now + s.delay_ms
     retried = attrs.evolve(
@@ -191,4 +214,7 @@ async def _settle(
     )
     move(tr, layout, qid, item, retried, tally)
     await ensure_pointer(tr, layout, qid, vesting)
+    if minutes is not None:
+        kind = FAILED if failed else SNOOZED
+        minutes.attempt(qid, now, kind, s.started, item.vesting, item.lease.holder)
     return Outcome.RETRIED
