@@ -34,7 +34,7 @@ def _flags(command: click.Command) -> list[str]:
 def test_worker_flags_are_the_configs_numeric_fields() -> None:
     worker = cli.commands["worker"]
     fields = _numeric_fields(quickq.ConsumerConfig)
-    object_flags = ["--root", "--codec", "--on-event"]
+    object_flags = ["--root", "--codec", "--on-event", "--telemetry"]
     config_flags = [f for f in _flags(worker) if f not in ("--store", "--verbose", *object_flags)]
     assert config_flags == ["--" + name.replace("_", "-") for name in fields]
     # Every field has a command-line form, but the clock (for tests).
