@@ -241,11 +241,15 @@ def resolve(telemetry: Telemetry | None) -> Instruments | None:
     so one set after a JobQueue was made is used from then on."""
     if telemetry is None or not AVAILABLE:
         return None
-    tracer_provider = telemetry.tracer_provider or otel_trace.get_tracer_provider()
+    tracer_provider = telemetry.tracer_provider
+    if tracer_provider is None:
+        tracer_provider = otel_trace.get_tracer_provider()
     tracer = _tracers.get(tracer_provider, _MISSING)
     if tracer is _MISSING:
         tracer = _tracers[tracer_provider] = _make_tracer(tracer_provider)
-    meter_provider = telemetry.meter_provider or otel_metrics.get_meter_provider()
+    meter_provider = telemetry.meter_provider
+    if meter_provider is None:
+        meter_provider = otel_metrics.get_meter_provider()
     meters = _meters.get(meter_provider, _MISSING)
     if meters is _MISSING:
         meters = _meters[meter_provider] = _make_meters(meter_provider)

@@ -122,7 +122,7 @@ class ConsumerTelemetry:
         reason = None
         if outcome is Outcome.DEAD_LETTERED and settlement is not None:
             reason = "snoozed_out" if settlement.action is Action.SNOOZE else settlement.reason
-        if span is not None:
+        if span is not None and span.is_recording():  # not dropped by the sampler
             attributes: dict[str, Any] = {t.OUTCOME: name, t.LEASE_LOST: lost}
             if settlement is not None:
                 attributes[t.ACTION] = settlement.action.value
@@ -134,6 +134,7 @@ class ConsumerTelemetry:
             if error_type is not None:
                 message = settlement.error if settlement is not None else None
                 t.record_error(span, exc, error_type, _first_line(message) or error_type)
+        if span is not None:
             span.end()
         meters = self._meters
         if meters is not None:
