@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import quickq
-from quickq import _core
+from quickq import _core, _telemetry
 from quickq.stores import MemoryStore
 
 from ._otel import Sdk, context_of, links_of, make_sdk
@@ -351,3 +351,38 @@ def test_telemetry_is_checked() -> None:
     with pytest.raises(quickq.InvalidArgumentError, match="create_spans"):
         quickq.Telemetry(create_spans=1)  # type: ignore[arg-type]
     assert quickq.ConsumerConfig() == quickq.ConsumerConfig()
+
+
+def test_a_failing_sdk_never_fails_a_job(caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry import trace
+
+    class Broken(trace.Tracer):
+        def start_span(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("broken SDK")
+
+        def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("broken SDK")
+
+    class BrokenProvider(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return Broken()
+
+    telemetry = quickq.Telemetry(tracer_provider=BrokenProvider())
+    jobs = quickq.JobRegistry()
+    jobs.job("t")(_noop)
+    _telemetry._failed.clear()
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = quickq.JobQueue(store, jobs, clock=virtual_clock, telemetry=telemetry)
+        await queue.enqueue("q", "t")
+        await queue.enqueue_many([quickq.NewJob("q", "t")])
+        async with quickq.open_consumer(
+            store, jobs, clock=virtual_clock, telemetry=telemetry
+        ) as consumer:
+            await consumer.wait_idle()
+        assert consumer.statistics().completed == 2
+
+    run_virtual(main)
+    failures = [r for r in caplog.records if "OpenTelemetry recording failed" in r.message]
+    assert len(failures) == 1  # logged once per process

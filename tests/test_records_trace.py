@@ -134,3 +134,53 @@ def test_the_record_overhead_keeps_room_for_a_full_trace_field() -> None:
     without = attrs.evolve(longest, trace=None)
     assert len(longest.to_bytes()) - len(without.to_bytes()) == TRACE_BYTES + 2
     assert MAX_PAYLOAD_BYTES == 94_395  # 258 bytes less than 0.1.0's 94,653
+
+
+def test_the_largest_job_with_the_largest_trace_context_fits_at_every_step() -> None:
+    """As tests/test_limits.py's payload test, with a trace context at its cap
+    (baggage makes the carrier JSON): leased, retried with the longest error,
+    dead-lettered, every record within the store's value limit."""
+    import trio
+    from opentelemetry import baggage, context
+
+    import quickq
+    from quickq import _core
+    from quickq._queue import MAX_PAYLOAD_BYTES
+    from quickq.stores import MemoryStore
+
+    from ._otel import make_sdk
+    from ._stores import run_virtual, virtual_clock
+
+    sdk = make_sdk()
+    jobs = quickq.JobRegistry()
+    topic = "t" * MAX_TOPIC_CHARS
+
+    @jobs.job(topic, backoff=quickq.Backoff(base=1.0, jitter=0.0))
+    async def fail(payload: object, meta: quickq.JobMeta) -> None:
+        raise RuntimeError("\U0001f600" * 5_000)
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = quickq.JobQueue(store, jobs, clock=virtual_clock, telemetry=sdk.telemetry)
+        longest: dict[str, object] = {"job_id": "\U0001f601" * MAX_ID_CHARS, "max_retries": 1}
+        token = context.attach(baggage.set_baggage("k", "v" * (TRACE_BYTES - 120)))
+        try:
+            job = await queue.enqueue("q", topic, "x" * (MAX_PAYLOAD_BYTES - 2), **longest)  # type: ignore[arg-type]
+        finally:
+            context.detach(token)
+        item = await store.transact(lambda tr: _core.read_item(tr, queue._layout, "q", job.job_id))
+        assert item is not None and item.trace is not None
+        assert item.trace[0] == 1 and TRACE_BYTES - 40 < len(item.trace) <= TRACE_BYTES
+        async with quickq.open_consumer(store, jobs, clock=virtual_clock, telemetry=sdk.telemetry):
+            with trio.fail_after(600):
+                while (await queue.stats("q")).dead < 1:  # noqa: ASYNC110
+                    await trio.sleep(0.5)
+        (dead,) = await queue.dead_letters("q")
+        assert (dead.job.attempt, dead.reason) == (2, "failed")  # not "unrecordable"
+        raw = store.raw_get(queue._layout.dead_letter("q", job.job_id))
+        assert raw is not None and len(raw) <= 100_000
+        assert DeadLetterRecord.from_bytes(raw).item.trace == item.trace
+        links = [s.links for s in sdk.finished("process")]
+        assert len(links) == 2 and all(len(x) == 1 for x in links)
+
+    run_virtual(main)

@@ -279,6 +279,8 @@ class JobQueue:
             single=single,
             now=self.clock(),
         )
+        if sending is None:  # telemetry failed (logged): the jobs go without it
+            return await self._run(tr, body)
         if sending.contexts is not None:
             prepared = [
                 attrs.evolve(new, trace=context)

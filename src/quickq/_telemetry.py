@@ -12,6 +12,9 @@ here: the W3C ``traceparent`` alone in 26 bytes, anything else (``tracestate``,
 baggage, other propagators) as the carrier's compact JSON, at most
 TRACE_BYTES. ``_core`` stores the bytes and never imports OpenTelemetry.
 
+Telemetry never fails a job or an enqueue: an error inside it (an SDK's, a
+bad attribute) is logged once, and the work goes on without it (:func:`guarded`).
+
 Names follow the messaging semantic conventions (v1.44.0, whose messaging
 part is still "development"); quickq keeps its own constants rather than
 depend on the conventions' incubating package. docs/observability.md lists
@@ -20,10 +23,12 @@ every span, attribute and metric.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -46,6 +51,33 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, SpanContext, Tracer, TracerProvider
+
+log = logging.getLogger("quickq")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run the method; on an error, log it (once) and return *default*."""
+
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except Exception:
+                if not _failed:
+                    _failed.append(True)
+                    log.exception("quickq: OpenTelemetry recording failed (logged once)")
+                return default  # type: ignore[no-any-return]
+
+        return call
+
+    return wrap
+
+
+_failed: list[bool] = []
+
 
 SCOPE: Final = "quickq"
 SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.44.0"
@@ -403,6 +435,7 @@ class Sending:
         self._topics = topics
         self._start = start
 
+    @guarded(None)
     def end(self, exc: BaseException | None, now: float) -> None:
         """The call ended at *now* (raising *exc*, or not): end its span,
         count its jobs, record its duration."""
@@ -425,9 +458,10 @@ class Sending:
         meters.operation_duration.record(max(0.0, now - self._start), attributes)
 
 
+@guarded(None)
 def start_sending(
     instruments: Instruments, jobs: Sequence[tuple[str, str, str]], *, single: bool, now: float
-) -> Sending:
+) -> Sending | None:
     """Start the spans of an enqueue of *jobs* (queue id, job id, topic each).
 
     A single job (``enqueue``) gets a ``send {topic}`` PRODUCER span, whose

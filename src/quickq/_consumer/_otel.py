@@ -7,6 +7,9 @@ recorded outcome, linked to the job's creation context and with no parent
 ambient span), and two histogram records (wait, duration). Per settlement
 batch: a ``settle`` CLIENT span, its duration, and the counters, added once
 per topic and outcome for the whole batch (:meth:`ConsumerTelemetry.flush`).
+
+Telemetry never fails a job: an error inside it (an SDK's, or a bad
+attribute) is logged once and the attempt goes on without it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .._time import Clock
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
+
 
 _LOST: Final = Outcome.LOST.value
 _AttrsKey: TypeAlias = tuple[str, str | None, str | None, str | None]
@@ -65,6 +69,7 @@ class ConsumerTelemetry:
 
     # -- attempts ---------------------------------------------------------------------
 
+    @t.guarded((None, 0.0))
     def start(self, qid: str, item: Item) -> tuple[Span | None, float]:
         """An attempt starts now: its span (None: not tracing) and start time."""
         started = self._clock()
@@ -100,6 +105,7 @@ class ConsumerTelemetry:
         )  # fmt: skip
         return base
 
+    @t.guarded(None)
     def end(
         self,
         item: Item,
@@ -121,7 +127,12 @@ class ConsumerTelemetry:
             error_type = "lease_lost"
         reason = None
         if outcome is Outcome.DEAD_LETTERED and settlement is not None:
-            reason = "snoozed_out" if settlement.action is Action.SNOOZE else settlement.reason
+            if settlement.action is Action.COMPLETE:  # the acker found it too large to record
+                reason = error_type = "unrecordable"
+            elif settlement.action is Action.SNOOZE:
+                reason = "snoozed_out"
+            else:
+                reason = settlement.reason
         if span is not None and span.is_recording():  # not dropped by the sampler
             attributes: dict[str, Any] = {t.OUTCOME: name, t.LEASE_LOST: lost}
             if settlement is not None:
@@ -146,6 +157,7 @@ class ConsumerTelemetry:
             if not batched:
                 self.flush()
 
+    @t.guarded(None)
     def flush(self) -> None:
         """Add what was counted since the last flush: once per topic and outcome."""
         meters = self._meters
@@ -188,6 +200,7 @@ class ConsumerTelemetry:
 
     # -- settlement batches -------------------------------------------------------------
 
+    @t.guarded((None, 0.0))
     def start_settle(self, count: int) -> tuple[Span | None, float]:
         """A commit of *count* settlements starts: its span and start time."""
         span = None
@@ -206,6 +219,7 @@ class ConsumerTelemetry:
             )  # fmt: skip
         return span, self._clock()
 
+    @t.guarded(None)
     def end_settle(self, span: Span | None, started: float, exc: BaseException | None) -> None:
         """The commit ended (raising *exc*, or not)."""
         kind = None if exc is None else t.error_type(exc)
