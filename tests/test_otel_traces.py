@@ -386,3 +386,16 @@ def test_a_failing_sdk_never_fails_a_job(caplog: pytest.LogCaptureFixture) -> No
     run_virtual(main)
     failures = [r for r in caplog.records if "OpenTelemetry recording failed" in r.message]
     assert len(failures) == 1  # logged once per process
+
+
+def test_quickq_worker_no_telemetry_turns_it_off() -> None:
+    from click.testing import CliRunner
+
+    from quickq._cli import cli
+    from quickq._cli._config_options import config_from
+
+    assert config_from({"telemetry": False}).telemetry is None
+    assert config_from({"telemetry": True}).telemetry == quickq.Telemetry()
+    assert config_from({}).telemetry == quickq.Telemetry()
+    shown = CliRunner().invoke(cli, ["worker", "--help"]).output
+    assert "--telemetry / --no-telemetry" in shown

@@ -123,8 +123,9 @@ class Telemetry:
     ``opentelemetry.metrics.set_meter_provider``), as OpenTelemetry asks of
     libraries: with the ``quickq[otel]`` extra installed and an SDK
     configured, spans and metrics appear with nothing else to call. Set the
-    providers before making the ``JobQueue`` or opening the consumer; without
-    them (or without the extra) quickq emits nothing and costs nothing.
+    providers before opening the consumer, which looks them up as it starts
+    (a ``JobQueue`` looks them up at each enqueue); without them (or without
+    the extra) quickq emits nothing and costs nothing.
 
     Pass *tracer_provider* or *meter_provider* to use those instead of the
     global ones. *create_spans* (default True) gives each job of an

@@ -152,8 +152,9 @@ class ConsumerTelemetry:
             topic = item.topic
             key = (topic, name, error_type, reason)
             self._ended[key] = self._ended.get(key, 0) + 1
-            duration = max(0.0, self._clock() - started)
-            meters.process_duration.record(duration, self._attrs(topic, name, error_type, None))
+            if started:  # else its start failed to record (logged)
+                duration = max(0.0, self._clock() - started)
+                meters.process_duration.record(duration, self._attrs(topic, name, error_type, None))
             if not batched:
                 self.flush()
 
