@@ -219,7 +219,10 @@ def test_snooze_discard_dead_letter_and_no_handler_show_on_the_span() -> None:
         await drain(store, jobs, sdk, until=lambda c: c.statistics().completed == 1)
         spans: dict[str, list[dict[str, Any]]] = {}
         status: dict[str, StatusCode] = {}
+        sends = {attrs_of(s)["messaging.destination.name"]: s for s in sdk.finished("send")}
         for span in sdk.finished("process"):
+            topic = span.name.removeprefix("process ")
+            assert links_of(span) == [context_of(sends[topic])]  # a snooze keeps it too
             spans.setdefault(span.name, []).append(attrs_of(span))
             status[span.name] = span.status.status_code
         snoozed, done = spans["process snooze"]
