@@ -70,6 +70,28 @@ SYSTEMS: dict[str, System] = {
             package="quickq",
             extra={"backend": "asyncio"},
         ),
+        # The same with an OpenTelemetry SDK set up (bench/adapters/quickq_otel.py):
+        # the instrumentation's cost, as ratios to the systems above.
+        System(
+            "quickq-memory-trio-otel",
+            "quickq_adapter.py",
+            None,
+            IN_MEMORY,
+            "process memory",
+            "memory",
+            package="quickq",
+            extra={"backend": "trio", "otel": "sdk"},
+        ),
+        System(
+            "quickq-sqlite-trio-otel",
+            "quickq_adapter.py",
+            None,
+            DURABLE,
+            SQLITE_FULL,
+            "sqlite",
+            package="quickq",
+            extra={"backend": "trio", "otel": "sdk"},
+        ),
         System(
             "huey-sqlite",
             "huey_adapter.py",

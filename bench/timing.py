@@ -121,6 +121,8 @@ def applies(scn: str, name: str) -> bool:
         return False
     if scn == "workers" and s.extra.get("backend") != "trio":
         return False  # the CLI runs on trio: measured once
+    if s.extra.get("otel") and scn != "drain":
+        return False  # the SDK's cost per job (quickq_otel.py)
     return not (name == "taskiq-memory" and scn in ("enqueue", "sleep"))
 
 

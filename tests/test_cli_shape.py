@@ -35,7 +35,7 @@ def _flags(command: click.Command) -> list[str]:
 def test_worker_flags_are_the_configs_numeric_fields() -> None:
     worker = cli.commands["worker"]
     fields = _numeric_fields(quickq.ConsumerConfig)
-    object_flags = ["--root", "--codec", "--on-event"]
+    object_flags = ["--root", "--codec", "--on-event", "--telemetry"]
     # Serving metrics is the command line's job, not the consumer's.
     cli_flags = ("--store", "--verbose", "--metrics-port", "--metrics-host")
     config_flags = [f for f in _flags(worker) if f not in (*cli_flags, *object_flags)]

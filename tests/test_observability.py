@@ -229,11 +229,6 @@ def test_every_ended_attempt_is_reported_once_lost_leases_and_shutdown_included(
     assert len(lost_lines) == 1 and lost_lines[0].levelno == logging.WARNING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the consumer to pass consumer_id= to Reporter and the runner to pass "
-    "lease_lost= to Reporter.ended (files of the consumer's tree)",
-)
 def test_a_lost_lease_is_logged_with_the_consumer_and_the_reason(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -5,6 +5,7 @@ measures the working tree. Producer and consumer share one process and one
 event loop, as when quickq is embedded (scenarios 4c and 11 put consumers in
 other processes: quickq_processes.py). Consumer options are quickq's
 defaults except ``concurrency`` and, where a scenario says so, ``lease_duration``.
+The ``-otel`` systems set up an OpenTelemetry SDK first (quickq_otel.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 
 import _common as c
 import quickq
+import quickq_otel
 from _common.processes import kill_group, spawn_worker
 from quickq.stores import MemoryStore
 from quickq_processes import QUEUES, read_json, workers_scaling, write_json_atomic
@@ -107,6 +109,7 @@ async def open_store(p: P, name: str = "quickq.db") -> Any:
 
 def run(p: P, fn: Callable[[Quickq], Awaitable[T]], /) -> T:
     """The :class:`c.Runner` for quickq: a fresh store per run, on anyio's *backend*."""
+    quickq_otel.set_up(p)
 
     async def main() -> T:
         store = await open_store(p)
@@ -189,6 +192,7 @@ def latency_x(p: P) -> c.Metrics:
 def workers(p: P) -> c.Metrics:
     """Scenario 11: quickq worker processes on one SQLite file (trio only: the
     CLI runs on trio whatever the producer's loop)."""
+    quickq_otel.set_up(p)
     if p["variant"] != "sqlite":
         raise c.NotApplicable("worker processes share a SQLite file")
     if p["backend"] != "trio":

@@ -5,7 +5,8 @@ Start here:
 - :class:`JobRegistry` (``_jobs``): topics bound to ``async def perform(payload, meta)``
   handlers, with per-topic defaults; handlers may return :class:`Snooze` or
   :class:`Discard` (or :class:`Complete` for exactly-once writes).
-- :class:`JobEvent` (``_events``): what consumers report through ``on_event``.
+- :class:`JobEvent` (``_events``): what consumers report through ``on_event``;
+  :class:`Telemetry` (``_telemetry``): where OpenTelemetry spans and metrics go.
 - :class:`JobQueue` (``_queue``): enqueue (alone, in batches, or inside your own
   store transaction), inspect and control queues and dead letters, and read
   each queue's per-minute history (:class:`QueueMinute`, :class:`TotalsMinute`).
@@ -67,6 +68,7 @@ from ._queue import NewJob as NewJob
 from ._queue import QueueOverview as QueueOverview
 from ._queue import QueueStats as QueueStats
 from ._queue import StoreOverview as StoreOverview
+from ._telemetry import Telemetry as Telemetry
 
 __version__ = "0.1.0"
 
@@ -97,6 +99,7 @@ __all__ = [
     "Snooze",
     "StoreOverview",
     "TotalsMinute",
+    "Telemetry",
     "open_consumer",
     "serve_consumer",
     "CommitUnknownResultError",

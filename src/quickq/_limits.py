@@ -30,6 +30,10 @@ ERROR_BYTES: Final = 4_000
 """Room every record keeps for its last error (JSON-encoded, UTF-8)."""
 MAX_ERROR_CHARS: Final = 4_000
 """A handler's error text is cut to this many characters before it is stored."""
+TRACE_BYTES: Final = 256
+"""Room every record keeps for its trace context (the W3C ``traceparent`` in
+26 bytes; a carrier with more, such as ``tracestate`` or baggage, up to this;
+a longer one keeps only its ``traceparent``)."""
 
 # -- listings and batches -----------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 import attrs
 
-from . import _core
+from . import _core, _telemetry
 from ._codec import Codec, JsonCodec
 from ._core import (
     DeadLetterRecord,
@@ -39,6 +39,7 @@ from ._limits import (
     MAX_RETRIES_LIMIT,
     MAX_TOPIC_CHARS,
 )
+from ._telemetry import Telemetry, check_telemetry
 from ._time import Clock, ms_to_datetime, to_ms, wall_clock
 from ._validate import check_callable, check_int, check_seconds, shown
 from .stores._protocol import Limits, RetryState, Store, Transaction, is_store, transact
@@ -54,6 +55,8 @@ MAX_PAYLOAD_BYTES: Final = MAX_VALUE_BYTES - record_overhead(
 """The largest encoded payload ``enqueue`` accepts: with it, every record the
 job can become (its item, with a lease and an error; its dead letter) fits in
 one value, whatever its ids, topic and options."""
+
+_DEFAULT_TELEMETRY: Final = Telemetry()
 
 _KEY_PARTS: Final = 40
 """More than a job's keys hold beyond the root and the two ids' characters:
@@ -245,6 +248,9 @@ class JobQueue:
     *jobs*, when given, supplies per-topic defaults and restricts enqueue to
     registered topics; without it any well-formed topic is accepted, with
     quickq's defaults. *root* is the tuple subspace that holds every queue.
+    *telemetry* says where the OpenTelemetry spans and metrics of enqueues go
+    (default: the global providers, when set up; None: nowhere; see
+    :class:`Telemetry`).
     """
 
     def __init__(
@@ -255,6 +261,7 @@ class JobQueue:
         root: tuple[Any, ...] = ("quickq",),
         clock: Clock = wall_clock,
         codec: Codec | None = None,
+        telemetry: Telemetry | None = _DEFAULT_TELEMETRY,
     ) -> None:
         if not is_store(store) or not hasattr(store, "transact"):
             raise InvalidArgumentError(f"store must be a quickq store (got {shown(store)})")
@@ -267,6 +274,8 @@ class JobQueue:
         self._layout = Layout(root)
         self.clock: Clock = check_callable(clock, "clock")
         self.codec: Codec = codec or JsonCodec()
+        self.telemetry: Telemetry | None = check_telemetry(telemetry)
+        """Where the spans and metrics of enqueues go (None: nowhere)."""
 
     def now_ms(self) -> int:
         """The clock's time now, in the whole milliseconds every stored time is kept in."""
@@ -297,13 +306,19 @@ class JobQueue:
         unknown = set(options) - _OPTION_NAMES
         if unknown:
             raise InvalidJobError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
-        (job,) = await self.enqueue_many([NewJob(queue_id, topic, payload, **options)], tr=tr)
+        jobs = [NewJob(queue_id, topic, payload, **options)]
+        (job,) = await self._enqueue_many(jobs, tr, single=True)
         return job
 
     async def enqueue_many(
         self, jobs: Sequence[NewJob], *, tr: Transaction | None = None
     ) -> list[Job]:
         """Add many jobs in one transaction: all of them, or (on error) none."""
+        return await self._enqueue_many(jobs, tr, single=False)
+
+    async def _enqueue_many(
+        self, jobs: Sequence[NewJob], tr: Transaction | None, *, single: bool
+    ) -> list[Job]:
         # Everything a re-run of the body must repeat exactly is chosen here,
         # outside the retry loop: ids, receipt tokens (in NewItem), the time.
         now, token = self._call_identity(tr)
@@ -316,7 +331,30 @@ class JobQueue:
                 self._job(new.queue_id, item) for new, (item, _) in zip(prepared, done, strict=True)
             ]
 
-        return await self._run(tr, body)
+        instruments = _telemetry.resolve(self.telemetry) if prepared else None
+        if instruments is None:
+            return await self._run(tr, body)
+        # Given the caller's tr, the span covers this call, not the caller's commit.
+        sending = _telemetry.start_sending(
+            instruments,
+            [(new.queue_id, new.item_id, new.topic) for new in prepared],
+            single=single,
+            now=self.clock(),
+        )
+        if sending is None:  # telemetry failed (logged): the jobs go without it
+            return await self._run(tr, body)
+        if sending.contexts is not None:
+            prepared = [
+                attrs.evolve(new, trace=context)
+                for new, context in zip(prepared, sending.contexts, strict=True)
+            ]
+        try:
+            out = await self._run(tr, body)
+        except BaseException as exc:
+            sending.end(exc, self.clock())
+            raise
+        sending.end(None, self.clock())
+        return out
 
     def _call_identity(self, tr: Transaction | None) -> tuple[int, str]:
         """The time and random token of one call, from which its ids and receipt

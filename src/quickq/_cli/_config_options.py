@@ -3,8 +3,9 @@
 Every field typed ``int`` or ``float`` becomes a ``--kebab-case`` option with
 the field's one-line ``metadata["help"]`` and its default, so the command line
 offers exactly the configuration's numbers and cannot drift from it. Fields
-that hold Python objects (a clock, a codec, an event hook) have no
-command-line form and are skipped by their type.
+that hold Python objects (a clock, a codec, an event hook, the telemetry
+providers) have no command-line form and are skipped by their type; the
+telemetry has one switch, ``--no-telemetry``.
 
 Values are checked by the field's own validator, so the bounds (a count from
 1, a lease above 0 s and at most a day) are the configuration's, stated once.
@@ -88,8 +89,20 @@ def _option(field: attrs.Attribute[Any]) -> Callable[[F], F]:
     )
 
 
+_TELEMETRY: Final = click.option(
+    "--telemetry/--no-telemetry",
+    "telemetry",
+    default=True,
+    show_default=True,
+    help="Send OpenTelemetry spans and metrics to the globally configured providers.",
+)
+
+
 def config_options(command: F) -> F:
-    """Add one option per field of :func:`config_fields` to *command*."""
+    """Add one option per field of :func:`config_fields` to *command*, and
+    ``--telemetry/--no-telemetry`` for its ``telemetry`` field."""
+    if "telemetry" in attrs.fields_dict(quickq.ConsumerConfig):
+        command = _TELEMETRY(command)
     for field in reversed(config_fields()):  # click lists the last-applied option first
         command = _option(field)(command)
     return command
@@ -98,6 +111,9 @@ def config_options(command: F) -> F:
 def config_from(values: Mapping[str, Any]) -> quickq.ConsumerConfig:
     """The configuration the options set; the other fields keep their defaults."""
     names = {f.name for f in config_fields()}
-    return quickq.ConsumerConfig(
+    config = quickq.ConsumerConfig(
         **{k: v for k, v in values.items() if k in names and v is not None}
     )
+    if values.get("telemetry") is False:
+        config = attrs.evolve(config, telemetry=None)
+    return config

@@ -42,6 +42,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from .. import _telemetry
 from .._core import Layout
 from .._jobs import JobRegistry
 from .._time import to_ms
@@ -52,6 +53,7 @@ from ._config import ConsumerOptions as ConsumerOptions
 from ._config import configure
 from ._idle import IdleTracker, Wakeup
 from ._intake import Intake
+from ._otel import ConsumerTelemetry
 from ._report import Reporter
 from ._runner import JobRunner
 from ._slots import Slots
@@ -89,9 +91,26 @@ class Consumer:
 
         wakeup = Wakeup()
         self._idle = IdleTracker(wakeup)
-        self._reporter = Reporter(clock, config.on_event)
+        self._reporter = Reporter(clock, config.on_event, consumer_id=self.consumer_id)
         slots = Slots(config.concurrency)
-        self._acker = Acker(store, layout, now, cleanup_timeout=config.cleanup_timeout)
+        instruments = _telemetry.resolve(config.telemetry)
+        self._telemetry = None
+        if instruments is not None:
+            self._telemetry = ConsumerTelemetry(
+                instruments,
+                consumer_id=self.consumer_id,
+                clock=clock,
+                running=lambda: self._idle.running,
+                capacity=lambda: slots.concurrency,
+            )
+        self._acker = Acker(
+            store,
+            layout,
+            now,
+            cleanup_timeout=config.cleanup_timeout,
+            history=config.history_keep > 0,
+            telemetry=self._telemetry,
+        )
         self._runner = JobRunner(
             store,
             layout,
@@ -107,6 +126,7 @@ class Consumer:
             idle=self._idle,
             wakeup=wakeup,
             reporter=self._reporter,
+            telemetry=self._telemetry,
         )
         self._intake = Intake(
             store,
@@ -147,6 +167,13 @@ class Consumer:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
         """Run the tree until stopped (see the module docstring)."""
+        try:
+            await self._run(task_status)
+        finally:
+            if self._telemetry is not None:
+                self._telemetry.close()
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
         async with anyio.create_task_group() as service:
             service.start_soon(self._acker.run)
             service.start_soon(self._runner.renewals.run)
@@ -210,7 +237,7 @@ async def open_consumer(
     ``lease_duration``, ``queue_lease_duration``, ``scan_interval``,
     ``idle_poll``, ``grace_period``, ``cleanup_timeout``, ``selection_fraction``,
     ``selection_max``, ``peek_limit``, ``idle_gc``, ``root``, ``clock``,
-    ``codec``, ``on_event``. Pass a ready ``config=`` instead, or both: options
+    ``codec``, ``on_event``, ``telemetry``. Pass a ready ``config=`` instead, or both: options
     given beside a config override its fields. An unknown name raises
     :class:`InvalidArgumentError` listing the valid ones.
 

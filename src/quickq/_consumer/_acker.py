@@ -19,7 +19,9 @@ What is not batched is committed by ``await acker.settle(settlement)``:
 
 When the acker's task is cancelled, it commits what it still holds the same
 way (shielded, bounded) before it ends. The acker owns its store, layout and
-clock and knows nothing of the consumer.
+clock and knows nothing of the consumer. With telemetry on, each batch's
+commit is a ``settle`` span, and the batch's counters are added once it is
+reported.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .._core import Action, Layout, Outcome, Settlement
 from .._exceptions import QuickqError, StoreError, TooLargeError
 from .._limits import STORE_BACKOFF_MAX, STORE_BACKOFF_MIN
 from ..stores._protocol import Store, Transaction
+from ._otel import ConsumerTelemetry
 
 log = logging.getLogger("quickq")
 
@@ -61,9 +64,18 @@ class Acker:
     """
 
     def __init__(
-        self, store: Store, layout: Layout, clock: Callable[[], int], *, cleanup_timeout: float
+        self,
+        store: Store,
+        layout: Layout,
+        clock: Callable[[], int],
+        *,
+        cleanup_timeout: float,
+        history: bool = True,
+        telemetry: ConsumerTelemetry | None = None,
     ) -> None:
         self._store = store
+        self._history = history  # count attempts in the queues' history
+        self._telemetry = telemetry
         self._layout = layout
         self._clock = clock
         self._cleanup_timeout = cleanup_timeout
@@ -125,10 +137,12 @@ class Acker:
                     await arrived.wait()
                     continue
                 batch = self._batch = [queue.popleft() for _ in range(min(len(queue), ACK_BATCH))]
-                outcomes = await self._commit([settlement for settlement, _ in batch])
+                outcomes = await self._commit_traced([settlement for settlement, _ in batch])
                 self._batch = []
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     done(outcome)
+                if self._telemetry is not None:
+                    self._telemetry.flush()
                 if self._room is not None and len(queue) <= ACK_BACKLOG:
                     self._room.set()
                     self._room = None
@@ -152,6 +166,8 @@ class Acker:
             if outcome is None:
                 log.warning("quickq: could not settle job %s at shutdown", settlement.item_id)
             done(outcome)
+        if self._telemetry is not None:
+            self._telemetry.flush()
         for waiting in (self._drained, self._room):
             if waiting is not None:
                 waiting.set()
@@ -168,6 +184,21 @@ class Acker:
             except QuickqError as exc:
                 log.warning("quickq: could not settle job %s (%s)", settlement.item_id, exc)
         return None
+
+    async def _commit_traced(self, settlements: list[Settlement]) -> list[Outcome]:
+        """:meth:`_commit`, in a ``settle`` span when telemetry is on."""
+        telemetry = self._telemetry
+        if telemetry is None:
+            return await self._commit(settlements)
+        span, started = telemetry.start_settle(len(settlements))
+        error: BaseException | None = None
+        try:
+            return await self._commit(settlements)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            telemetry.end_settle(span, started, error)
 
     async def _commit(self, settlements: list[Settlement]) -> list[Outcome]:
         """Settle *settlements* in one transaction now, backing off while the store fails.
@@ -210,4 +241,4 @@ class Acker:
 
     async def _settle_all(self, tr: Transaction, batch: list[Settlement]) -> list[Outcome]:
         # One transaction, each queue's counters adjusted once for the batch.
-        return await _core.settle_many(tr, self._layout, batch, self._clock)
+        return await _core.settle_many(tr, self._layout, batch, self._clock, history=self._history)

@@ -91,13 +91,14 @@ def job_scopes() -> Callable[[float], JobScope]:
 
 async def call_handler(
     handler: Handler, payload: Any, meta: JobMeta, *, scope: JobScope, limit: float | None
-) -> tuple[Any, str | None]:
+) -> tuple[Any, str | None, BaseException | None]:
     """``await handler(payload, meta)`` inside *scope*, whose deadline is the
-    job's time limit of *limit* seconds: (result, None), or (None, the failure)
-    when it raised or *scope* stopped it. Only the consumer's own cancellation
-    escapes."""
+    job's time limit of *limit* seconds: (result, None, None), or (None, the
+    failure, the exception) when it raised, or (None, the failure, None) when
+    *scope* stopped it. Only the consumer's own cancellation escapes."""
     result: Any = None
     failure: str | None = None
+    error: BaseException | None = None
     try:
         with scope:
             try:
@@ -105,14 +106,15 @@ async def call_handler(
             except BaseException as exc:
                 if carries_cancellation(exc):
                     raise
-                failure = describe_failure(exc)
+                failure, error = describe_failure(exc), exc
     except BaseException as exc:
         if carries_cancellation(exc):
             raise
         failure = describe_failure(exc)  # what the timer left of a group it cancelled
+        error = exc
     if scope.cancelled_caught:
-        failure = f"timed out after {limit}s"
-    return result, failure
+        failure, error = f"timed out after {limit}s", None
+    return result, failure, error
 
 
 def carries_cancellation(exc: BaseException) -> bool:

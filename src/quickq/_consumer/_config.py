@@ -20,6 +20,7 @@ from .._events import EventHook
 from .._exceptions import InvalidArgumentError
 from .._jobs import JobRegistry
 from .._limits import MAX_CONSUMER_SECONDS, MAX_HISTORY_SECONDS
+from .._telemetry import Telemetry, check_telemetry
 from .._time import Clock, wall_clock
 from .._validate import check_callable, check_fraction, check_int, check_seconds, shown
 from ..stores._protocol import Store, is_store
@@ -123,6 +124,11 @@ class ConsumerConfig:
     on_event: EventHook | None = attrs.field(
         default=None, validator=_checked(check_callable, optional=True)
     )
+    telemetry: Telemetry | None = attrs.field(
+        default=Telemetry(),
+        validator=lambda _, __, value: check_telemetry(value),
+        metadata={"help": "Where OpenTelemetry spans and metrics go (None: nowhere)."},
+    )
 
 
 class ConsumerOptions(TypedDict, total=False):
@@ -174,6 +180,10 @@ class ConsumerOptions(TypedDict, total=False):
     """The payload codec, as for JobQueue (JSON)."""
     on_event: EventHook | None
     """Called with a JobEvent as each attempt starts and ends (None: no events)."""
+    telemetry: Telemetry | None
+    """Where OpenTelemetry spans and metrics go (default ``Telemetry()``: the
+    global providers, when the ``quickq[otel]`` extra and an SDK are set up;
+    None: nowhere)."""
 
 
 _NAMES: Final = tuple(a.name for a in attrs.fields(ConsumerConfig))

@@ -33,12 +33,13 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from .. import _core
+from .. import _telemetry as telemetry
 from .._codec import Codec
 from .._core import Action, Item, Layout, Outcome, Settlement
 from .._exceptions import StoreError
@@ -57,8 +58,12 @@ from ._attempts import (
     outcome_settlement,
 )
 from ._idle import IdleTracker, Wakeup
+from ._otel import ConsumerTelemetry
 from ._report import Reporter
 from ._slots import Slots
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("quickq")
 
@@ -71,6 +76,8 @@ class _Attempt:
     its runner, its extender, the renewal schedule and the acker share."""
 
     __slots__ = (
+        "error_type",
+        "exc",
         "extender_done",
         "extender_scope",
         "group",
@@ -82,6 +89,7 @@ class _Attempt:
         "runner",
         "scope",
         "settlement",
+        "span",
         "started",
         "withdrawn",
     )
@@ -107,10 +115,16 @@ class _Attempt:
         self.result: Any = None
         self.lost = False
         """The lease was lost: nothing may be recorded."""
+        self.span: Span | None = None
+        """Its ``process`` span, when tracing."""
+        self.error_type: str | None = None
+        """Why it failed, for telemetry (``error.type``), when it did."""
+        self.exc: BaseException | None = None
+        """The handler's exception, when it raised one."""
 
     def settled(self, outcome: Outcome | None) -> None:
         """The acker recorded the settlement (None: it could not)."""
-        self.runner.ended(self, outcome)
+        self.runner.ended(self, outcome, batched=True)
 
 
 class RenewalSchedule:
@@ -173,6 +187,7 @@ class JobRunner:
         idle: IdleTracker,
         wakeup: Wakeup,
         reporter: Reporter,
+        telemetry: ConsumerTelemetry | None = None,
     ) -> None:
         self._store = store
         self._layout = layout
@@ -188,6 +203,7 @@ class JobRunner:
         self._idle = idle
         self._wakeup = wakeup
         self._reporter = reporter
+        self._telemetry = telemetry
         self.renewals = RenewalSchedule(lease_duration / 3, self._start_extender)
         self._group: anyio.abc.TaskGroup | None = None
         self._queued: deque[tuple[str, Item]] = deque()
@@ -281,12 +297,16 @@ class JobRunner:
             assert self._group is not None
             attempt = _Attempt(self, self._group, qid, item, self._reporter.now())
             self._reporter.started(qid, item, at=attempt.started)
+            if self._telemetry is not None:
+                attempt.span = self._telemetry.start(qid, item, at=attempt.started)
             self._slots.release()
             await self._finish(attempt)
 
     async def _run(self, group: anyio.abc.TaskGroup, qid: str, item: Item) -> None:
         attempt = _Attempt(self, group, qid, item, self._reporter.now())
         self._reporter.started(qid, item, at=attempt.started)
+        if self._telemetry is not None:
+            attempt.span = self._telemetry.start(qid, item, at=attempt.started)
         try:
             await self._attempt(attempt)
         finally:
@@ -343,18 +363,33 @@ class JobRunner:
             item = attempt.item
             definition = self._jobs.get(item.topic)
             assert definition is not None  # it ran the handler
-            make = SettlementMaker(settlement.queue_id, settlement.item_id, settlement.lease_id)
+            make = SettlementMaker(
+                settlement.queue_id, settlement.item_id, settlement.lease_id, settlement.started
+            )
             failed = failure_settlement(
                 make, definition, item, self._rng, f"completion writes failed: {exc!r}"
             )
             attempt.settlement = failed
+            attempt.error_type, attempt.exc = telemetry.error_type(exc), exc
             return await self._acker.settle(failed)
 
-    def ended(self, attempt: _Attempt, outcome: Outcome | None) -> None:
-        """Count and report how *attempt* ended, once its outcome is known."""
+    def ended(self, attempt: _Attempt, outcome: Outcome | None, *, batched: bool = False) -> None:
+        """Count and report how *attempt* ended, once its outcome is known
+        (*batched*: as one of the acker's batch, which flushes the counters)."""
         if attempt.lost:
             outcome = None
         settlement = attempt.settlement
+        if self._telemetry is not None:
+            self._telemetry.end(
+                attempt.item,
+                attempt.span,
+                attempt.started,
+                outcome,
+                settlement,
+                error_type=attempt.error_type,
+                exc=attempt.exc,
+                batched=batched,
+            )
         self._reporter.ended(
             attempt.qid,
             attempt.item,
@@ -362,6 +397,11 @@ class JobRunner:
             started=attempt.started,
             result=attempt.result,
             error=settlement.error if settlement is not None else None,
+            error_type=attempt.error_type,
+            reason=settlement.dead_reason
+            if settlement is not None and outcome is Outcome.DEAD_LETTERED
+            else None,
+            lease_lost=attempt.lost,
         )
         if outcome is Outcome.RETRIED or outcome is Outcome.RELEASED:
             self._wakeup.set()  # it is ready again, perhaps at once: look
@@ -376,17 +416,19 @@ class JobRunner:
         """
         qid, item = attempt.qid, attempt.item
         assert item.lease is not None
-        make = SettlementMaker(qid, item.item_id, item.lease.lease_id)
+        make = SettlementMaker(qid, item.item_id, item.lease.lease_id, to_ms(attempt.started))
         definition = self._jobs.get(item.topic)
         if definition is None:
             missing = f"no handler for topic {item.topic!r}"
             attempt.settlement = make(Action.DEAD_LETTER, reason="no_handler", error=missing)
+            attempt.error_type = "no_handler"
             return
         try:
             payload = self._codec.decode(item.payload)
         except Exception as exc:
             error = f"payload cannot be decoded: {exc!r}"
             attempt.settlement = make(Action.DEAD_LETTER, error=error)
+            attempt.error_type, attempt.exc = "payload_decode", exc
             return
         meta = JobMeta(
             topic=item.topic,
@@ -403,8 +445,10 @@ class JobRunner:
         deadline = anyio.current_time() + timeout if timeout else math.inf
         scope = attempt.scope = self._job_scope(deadline)
         self.renewals.schedule(attempt)
+        span = attempt.span
+        token = None if span is None else telemetry.attach(span)  # the handler's spans: children
         try:
-            result, failure = await call_handler(
+            result, failure, raised = await call_handler(
                 definition.handler, payload, meta, scope=scope, limit=timeout
             )
             # Known before anything else can happen, so a cancellation landing
@@ -412,15 +456,25 @@ class JobRunner:
             attempt.settlement, attempt.result = outcome_settlement(
                 make, definition, item, self._rng, result, failure
             )
+            if failure is not None:
+                attempt.error_type = "timeout" if raised is None else telemetry.error_type(raised)
+                attempt.exc = raised
+            elif attempt.settlement.action is Action.RETRY:
+                attempt.error_type = "unrecordable"  # an outcome the queue cannot hold
         except BaseException as exc:
             if carries_cancellation(exc) or attempt.settlement is not None:
                 raise
             attempt.settlement = failure_settlement(
                 make, definition, item, self._rng, describe_failure(exc)
             )
+            attempt.error_type, attempt.exc = telemetry.error_type(exc), exc
         finally:
+            if token is not None:
+                telemetry.detach(token)
             attempt.withdrawn = True  # the extender must not start now
             await self._stop_extender(attempt)
+        if attempt.lost:
+            attempt.error_type = "lease_lost"
 
     def _start_extender(self, attempt: _Attempt) -> None:
         """The job's first renewal is due: start its extender in its runner's group."""

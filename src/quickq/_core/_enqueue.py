@@ -38,6 +38,8 @@ class NewItem:
     token: str = attrs.field(factory=lambda: secrets.token_hex(8))
     """Unique to this NewItem, so to one enqueue call: its receipt's value. Build
     the NewItem outside the retry loop, so every run of the body shares it."""
+    trace: bytes | None = None
+    """The trace context of the job's creation (opaque here), stored with it."""
 
     def longest_key(self, layout: Layout) -> int:
         """The length of the longest key this job's own entries can take: its
@@ -89,6 +91,7 @@ async def enqueue_many(
             enqueued_at=now,
             state=State.PENDING if new.vesting <= now else State.SCHEDULED,
             timeout=new.timeout,
+            trace=new.trace,
         )
         out.append((item, created))
         if earlier is not None or not created:

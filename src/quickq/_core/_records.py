@@ -11,10 +11,17 @@ in place: a new one gets a new first byte. Errors are cut by bytes before
 they are stored, and :func:`record_overhead` bounds what a record adds to its
 payload, so the producer can refuse a payload that could not be stored at
 every step of its life.
+
+Flag bits from 16 up are extensions: each is a length and its bytes, after
+the fixed optional fields, in bit order, and a reader skips the ones it does
+not know, so a later field never makes a record unreadable again. The first
+is the job's trace context (bit 16), kept opaque here: ``quickq._telemetry``
+makes and reads it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from collections.abc import Callable
@@ -22,7 +29,7 @@ from typing import Final, Literal
 
 import attrs
 
-from .._limits import ERROR_BYTES, MIN_PRIORITY
+from .._limits import ERROR_BYTES, MIN_PRIORITY, TRACE_BYTES
 from ._keys import Layout, State
 
 COUNTERS: Final = ("pending", "scheduled", "running", "dead")
@@ -57,6 +64,10 @@ class Item:
     last_error: str | None = None
     settled_by: str | None = None
     """The lease id of the attempt that last settled this item (idempotent retries)."""
+    trace: bytes | None = None
+    """The trace context of the job's creation (``quickq._telemetry``'s
+    encoding, at most TRACE_BYTES), kept through retries, snoozes, dead
+    letters and replays."""
 
     @property
     def due(self) -> int:
@@ -91,6 +102,7 @@ class Item:
             lease,
             self.last_error,
             self.settled_by,
+            self.trace,
         )
 
     def to_bytes(self) -> bytes:
@@ -124,6 +136,9 @@ class Item:
                 flags |= _SETTLED_SET
                 settled_by = self.settled_by.encode("utf-8", "surrogatepass")
                 parts += (_LENGTH.pack(len(settled_by)), settled_by)
+            if self.trace is not None:
+                flags |= _TRACE_SET
+                parts += (_LENGTH.pack(len(self.trace)), self.trace)
             parts[0] = _HEAD.pack(
                 BINARY_FORMAT,
                 _TAG_OF[self.state],
@@ -167,7 +182,7 @@ class Item:
         pos = start + n_topic
         item_id = data[_HEAD_SIZE:start].decode("utf-8", "surrogatepass")
         topic = data[start:pos].decode("utf-8", "surrogatepass")
-        timeout = lease = last_error = settled_by = None
+        timeout = lease = last_error = settled_by = trace = None
         if flags:
             if flags & _TIMEOUT_SET:
                 (timeout,) = _TIMEOUT.unpack_from(data, pos)
@@ -190,8 +205,15 @@ class Item:
                 (n,) = _LENGTH.unpack_from(data, pos)
                 pos += _LENGTH_SIZE + n
                 settled_by = data[pos - n : pos].decode("utf-8", "surrogatepass")
-            if flags & ~_ALL_SET:
-                raise ValueError(f"item record with unknown fields (flags {flags:#x})")
+            if flags & _EXTENSIONS:
+                bit = _TRACE_SET
+                while bit <= flags:  # each a length then its bytes; unknown ones skipped
+                    if flags & bit:
+                        (n,) = _LENGTH.unpack_from(data, pos)
+                        pos += _LENGTH_SIZE + n
+                        if bit == _TRACE_SET:
+                            trace = data[pos - n : pos]
+                    bit <<= 1
         return cls(
             item_id,
             topic,
@@ -207,6 +229,7 @@ class Item:
             lease,
             last_error,
             settled_by,
+            trace,
         )
 
     def to_json_bytes(self) -> bytes:
@@ -229,6 +252,8 @@ class Item:
             "le": self.last_error,
             "sb": self.settled_by,
         }
+        if self.trace is not None:  # absent from records before the field
+            header["tc"] = base64.b64encode(self.trace).decode()
         return json.dumps(header, separators=(",", ":")).encode() + b"\x00" + self.payload
 
     @classmethod
@@ -251,6 +276,7 @@ class Item:
             lease=lease,
             last_error=h["le"],
             settled_by=h["sb"],
+            trace=base64.b64decode(h["tc"]) if "tc" in h else None,
         )
 
 
@@ -265,7 +291,9 @@ _HEAD: Final = struct.Struct("<BBBiqqiiiHH")
 attempt, errors, and the byte lengths of the id and the topic, which follow.
 Then, each only when its flag is set: the timeout (a double), the lease
 (expiry, the lengths of holder and lease id, then both), the last error and
-settled_by (each a length, then its bytes). The payload takes the rest."""
+settled_by (each a length, then its bytes); then the extensions (flags 16 and
+up, each a length then its bytes, in bit order): the trace context. The
+payload takes the rest."""
 _HEAD_SIZE: Final = _HEAD.size
 _TIMEOUT: Final = struct.Struct("<d")
 _LEASE: Final = struct.Struct("<qHH")
@@ -275,7 +303,9 @@ _TIMEOUT_SET: Final = 1
 _LEASE_SET: Final = 2
 _ERROR_SET: Final = 4
 _SETTLED_SET: Final = 8
-_ALL_SET: Final = 15
+_TRACE_SET: Final = 16
+_EXTENSIONS: Final = 0xF0
+"""Flags 16 and up: fields that readers which do not know them skip."""
 _TAG_OF: Final = {state: ord(state.value) for state in State}
 _STATE_OF: Final = {tag: state for state, tag in _TAG_OF.items()}
 
@@ -373,7 +403,8 @@ def record_overhead(*, id_chars: int, topic_chars: int, max_retries: int) -> int
     """The most bytes an item's record, or its dead letter, takes beyond its
     payload: every field at its longest (ids of characters of the longest
     UTF-8 encoding, times of 16 digits in the dead letter's JSON, a lease, an
-    error of ERROR_BYTES as JSON, so of at most ERROR_BYTES - 2 in UTF-8).
+    error of ERROR_BYTES as JSON, so of at most ERROR_BYTES - 2 in UTF-8, a
+    trace context of TRACE_BYTES).
 
     The bound is the binary format's: the JSON format is written only for
     integers beyond the binary fields, which validated jobs never hold."""
@@ -395,6 +426,7 @@ def record_overhead(*, id_chars: int, topic_chars: int, max_retries: int) -> int
         lease=Lease("f" * 16, lease_id, big),
         last_error=error,
         settled_by=lease_id,
+        trace=b"\xff" * TRACE_BYTES,
     )
     dead = DeadLetterRecord(attrs.evolve(item, lease=None), "unrecordable", error, big)
     return max(len(item.to_bytes()), len(dead.to_bytes()))

@@ -71,6 +71,17 @@ class Settlement:
     """When the attempt started (ms, the consumer's clock), for the queue's
     history: its wait and run time (None: counted, but not timed)."""
 
+    @property
+    def dead_reason(self) -> DeadReason:
+        """Why the job is dead-lettered, when this settles it so: *reason*,
+        but a snooze whose attempts ran out, and a completion the acker could
+        not record (it records an ``unrecordable`` dead letter instead)."""
+        if self.action is Action.SNOOZE:
+            return "snoozed_out"
+        if self.action is Action.COMPLETE:
+            return "unrecordable"
+        return self.reason
+
 
 _UNREAD: Final = b"unread"
 """No record read ahead: :func:`_settle` reads it (compared by identity)."""
@@ -196,7 +207,7 @@ async def _settle(
     spent = item.attempt > item.max_retries
     error = truncate_error(s.error)  # records keep room for an error of ERROR_BYTES, no more
     if s.action is Action.DEAD_LETTER or spent:
-        reason = s.reason if failed else "snoozed_out"
+        reason = s.dead_reason
         spent_item = attrs.evolve(item, errors=errors)
         dead_letter(tr, layout, qid, spent_item, reason, error, now, s.lease_id, tally)
         if minutes is not None:

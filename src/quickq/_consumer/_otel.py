@@ -1,0 +1,238 @@
+"""A consumer's OpenTelemetry spans and metrics (made only when ``_telemetry``
+finds something recording; the runner and the acker test ``is not None``).
+
+Per attempt: a ``process {topic}`` CONSUMER span, from its start to its
+recorded outcome, linked to the job's creation context and with no parent
+(the conventions link producer and consumer; the runner task carries no
+ambient span), and two histogram records (wait, duration). Per settlement
+batch: a ``settle`` CLIENT span, its duration, and the counters, added once
+per topic and outcome for the whole batch (:meth:`ConsumerTelemetry.flush`).
+
+Telemetry never fails a job: an error inside it (an SDK's, or a bad
+attribute) is logged once and the attempt goes on without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+from .. import _telemetry as t
+from .._core import Action, Item, Outcome, Settlement
+from .._time import Clock
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+
+_LOST: Final = Outcome.LOST.value
+_AttrsKey: TypeAlias = tuple[str, str | None, str | None, str | None]
+"""A topic, and an outcome, an error type and a dead reason, each optional."""
+
+
+class ConsumerTelemetry:
+    """What one consumer records (see the module docstring)."""
+
+    def __init__(
+        self,
+        instruments: t.Instruments,
+        *,
+        consumer_id: str,
+        clock: Clock,
+        running: Callable[[], int],
+        capacity: Callable[[], int],
+    ) -> None:
+        self._tracer = instruments.tracer
+        self._meters = instruments.meters
+        self._clock = clock
+        self._consumer_id = consumer_id
+        self._span_bases: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._metric_attrs: dict[_AttrsKey, dict[str, Any]] = {}
+        self._consumed: dict[str, int] = {}
+        self._ended: dict[tuple[str, str, str | None, str | None], int] = {}
+        self._remove_source: Callable[[], None] | None = None
+        if self._meters is not None:
+            self._remove_source = self._meters.add_source(t.GaugeSource(running, capacity))
+        if self._tracer is not None:
+            from opentelemetry import context, trace
+
+            self._root = context.Context()  # no parent, whatever the runner task inherited
+            self._consumer_kind = trace.SpanKind.CONSUMER
+            self._link = trace.Link
+
+    def close(self) -> None:
+        """The consumer stopped: add what is counted, leave the gauges."""
+        self.flush()
+        if self._remove_source is not None:
+            self._remove_source()
+            self._remove_source = None
+
+    # -- attempts ---------------------------------------------------------------------
+
+    @t.guarded(None)
+    def start(self, qid: str, item: Item, *, at: float) -> Span | None:
+        """An attempt started at wall time *at*: its span (None: not tracing)."""
+        wait = max(0.0, at - item.vesting / 1000)
+        topic = item.topic
+        span = None
+        if self._tracer is not None:
+            base = self._span_bases.get(topic) or self._span_base(topic)
+            context = t.decode_context(item.trace)
+            attributes = {
+                **base[1], t.MESSAGE_ID: item.item_id, t.QUEUE_ID: qid,
+                t.ATTEMPT: item.attempt, t.PRIORITY: item.priority, t.WAIT: wait,
+            }  # fmt: skip
+            span = self._tracer.start_span(
+                base[0],
+                context=self._root,
+                kind=self._consumer_kind,
+                attributes=attributes,
+                links=None if context is None else [self._link(context)],
+            )
+        if self._meters is not None:
+            self._consumed[topic] = self._consumed.get(topic, 0) + 1
+            self._meters.wait_duration.record(wait, self._attrs(topic, None, None, None))
+        return span
+
+    def _span_base(self, topic: str) -> tuple[str, dict[str, Any]]:
+        base = self._span_bases[topic] = (
+            f"process {topic}",
+            {
+                t.SYSTEM: t.SYSTEM_NAME, t.OPERATION_TYPE: "process", t.OPERATION_NAME: "process",
+                t.DESTINATION: topic, t.CLIENT_ID: self._consumer_id,
+            },
+        )  # fmt: skip
+        return base
+
+    @t.guarded(None)
+    def end(
+        self,
+        item: Item,
+        span: Span | None,
+        started: float,
+        outcome: Outcome | None,
+        settlement: Settlement | None,
+        *,
+        error_type: str | None,
+        exc: BaseException | None,
+        batched: bool,
+    ) -> None:
+        """The attempt of *item* ended as *outcome* (None: nothing recorded).
+        *error_type*: why it failed, when it did; *batched*: its end is one of a
+        settlement batch, after which :meth:`flush` runs."""
+        lost = outcome is None or outcome is Outcome.LOST
+        name = _LOST if outcome is None else outcome.value
+        if lost and error_type is None:
+            error_type = "lease_lost"
+        reason = None
+        if outcome is Outcome.DEAD_LETTERED and settlement is not None:
+            reason = settlement.dead_reason
+            if reason == "unrecordable":
+                error_type = reason
+        if span is not None and span.is_recording():  # not dropped by the sampler
+            attributes: dict[str, Any] = {t.OUTCOME: name, t.LEASE_LOST: lost}
+            if settlement is not None:
+                attributes[t.ACTION] = settlement.action.value
+                if settlement.action is Action.SNOOZE:
+                    attributes[t.SNOOZE_DELAY] = settlement.delay_ms / 1000
+            if reason is not None:
+                attributes[t.DEAD_REASON] = reason
+            span.set_attributes(attributes)
+            if error_type is not None:
+                message = settlement.error if settlement is not None else None
+                t.record_error(span, exc, error_type, _first_line(message) or error_type)
+        if span is not None:
+            span.end()
+        meters = self._meters
+        if meters is not None:
+            topic = item.topic
+            key = (topic, name, error_type, reason)
+            self._ended[key] = self._ended.get(key, 0) + 1
+            duration = max(0.0, self._clock() - started)
+            meters.process_duration.record(duration, self._attrs(topic, name, error_type, None))
+            if not batched:
+                self.flush()
+
+    @t.guarded(None)
+    def flush(self) -> None:
+        """Add what was counted since the last flush: once per topic and outcome."""
+        meters = self._meters
+        if meters is None:
+            return
+        if self._consumed:
+            consumed, self._consumed = self._consumed, {}
+            for topic, n in consumed.items():
+                meters.consumed.add(n, self._attrs(topic, None, None, None))
+        if not self._ended:
+            return
+        ended, self._ended = self._ended, {}
+        for (topic, name, error, reason), n in ended.items():
+            if name == "retried":
+                meters.retries.add(n, self._attrs(topic, None, error, None))
+            elif name == "dead_lettered":
+                meters.dead_letters.add(n, self._attrs(topic, None, error, reason))
+            elif name == "released":
+                meters.released.add(n, self._attrs(topic, None, error, None))
+            elif name == _LOST:
+                meters.lost.add(n, self._attrs(topic, None, error, None))
+
+    def _attrs(
+        self, topic: str, outcome: str | None, error: str | None, reason: str | None
+    ) -> dict[str, Any]:
+        """The metric attributes of one topic (and outcome, error type, dead
+        reason), made once: the same dict object for the same values."""
+        key = (topic, outcome, error, reason)
+        found = self._metric_attrs.get(key)
+        if found is None:
+            found = {t.SYSTEM: t.SYSTEM_NAME, t.OPERATION_NAME: "process", t.DESTINATION: topic}
+            if outcome is not None:
+                found[t.OUTCOME] = outcome
+            if error is not None:
+                found[t.ERROR_TYPE] = error
+            if reason is not None:
+                found[t.DEAD_REASON] = reason
+            self._metric_attrs[key] = found
+        return found
+
+    # -- settlement batches -------------------------------------------------------------
+
+    @t.guarded((None, 0.0))
+    def start_settle(self, count: int) -> tuple[Span | None, float]:
+        """A commit of *count* settlements starts: its span and start time."""
+        span = None
+        if self._tracer is not None:
+            from opentelemetry import trace
+
+            span = self._tracer.start_span(
+                "settle",
+                context=self._root,
+                kind=trace.SpanKind.CLIENT,
+                attributes={
+                    t.SYSTEM: t.SYSTEM_NAME, t.OPERATION_TYPE: "settle",
+                    t.OPERATION_NAME: "settle", t.BATCH_COUNT: count,
+                    t.CLIENT_ID: self._consumer_id,
+                },
+            )  # fmt: skip
+        return span, self._clock()
+
+    @t.guarded(None)
+    def end_settle(self, span: Span | None, started: float, exc: BaseException | None) -> None:
+        """The commit ended (raising *exc*, or not)."""
+        kind = None if exc is None else t.error_type(exc)
+        if span is not None:
+            if exc is not None:
+                t.record_error(span, exc, kind or "", str(exc))
+            span.end()
+        if self._meters is not None:
+            attributes: dict[str, Any] = {t.SYSTEM: t.SYSTEM_NAME, t.OPERATION_NAME: "settle"}
+            if kind is not None:
+                attributes[t.ERROR_TYPE] = kind
+            self._meters.operation_duration.record(max(0.0, self._clock() - started), attributes)
+
+
+def _first_line(text: str | None) -> str | None:
+    """A failure's status message: the last line of its traceback (the error itself)."""
+    if not text:
+        return None
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else None
