@@ -71,7 +71,9 @@ def test_a_worker_serves_its_metrics_on_the_port_it_prints(tmp_path: Path) -> No
     consumed = "messaging_client_consumed_messages_total"
     assert found[consumed, labels(**process, messaging_destination_name="ok")] == 5
     assert found[consumed, labels(**process, messaging_destination_name="fail")] == 1
-    dead = labels(**process, messaging_destination_name="fail", messaging_quickq_dead_reason="failed")
+    dead = labels(
+        **process, messaging_destination_name="fail", messaging_quickq_dead_reason="failed"
+    )
     assert found["quickq_job_dead_letters_total", dead] == 1
     assert (
         found["quickq_job_retries_total", labels(**process, messaging_destination_name="ok")] == 0
