@@ -28,6 +28,7 @@ from ._consumer import ConsumerOptions as ConsumerOptions
 from ._consumer import ConsumerStatistics as ConsumerStatistics
 from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
+from ._core import WorkerInfo as WorkerInfo
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
@@ -88,6 +89,7 @@ __all__ = [
     "NewJob",
     "QueueStats",
     "Snooze",
+    "WorkerInfo",
     "open_consumer",
     "serve_consumer",
     "CommitUnknownResultError",

@@ -71,6 +71,8 @@ class StoreView:
     """The token of every enqueue receipt kept."""
     marks: dict[str, bytes]
     """qid -> the token of its due mark."""
+    heartbeats: dict[str, _core.WorkerRecord] = attrs.field(factory=dict)
+    """consumer id -> its heartbeat record."""
 
     @classmethod
     def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
@@ -103,6 +105,8 @@ class StoreView:
                 view.receipts.add(t[2])
             elif t[0] == "m":
                 view.marks[t[1]] = value
+            elif t[0] == "hb":
+                view.heartbeats[t[1]] = _core.WorkerRecord.from_bytes(value)
             elif t[0] != "w":
                 raise AssertionError(f"unexpected key {t!r}")
         return view

@@ -111,6 +111,9 @@ class ConsumerConfig:
     idle_gc: float = _seconds_option(
         60.0, positive=False, help="How long a queue stays empty before its pointer is dropped."
     )
+    heartbeat_interval: float = _seconds_option(
+        10.0, positive=True, help="How often the worker refreshes its record in the store."
+    )
     root: tuple[Any, ...] = attrs.field(default=("quickq",), validator=_check_root)
     clock: Clock = attrs.field(default=wall_clock, validator=_checked(check_callable))
     codec: Codec = attrs.field(default=_JSON, converter=_codec_or_json, validator=_check_codec)
@@ -157,6 +160,10 @@ class ConsumerOptions(TypedDict, total=False):
     """The most due queues one scan reads (2000)."""
     idle_gc: float
     """How long a queue stays empty before its pointer is dropped (60 s)."""
+    heartbeat_interval: float
+    """How often the consumer refreshes its heartbeat record in the store
+    (10 s, jittered by a tenth), which ``JobQueue.workers`` and ``quickq
+    workers`` list; it counts as stale after three intervals without one."""
     root: tuple[Any, ...]
     """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
     clock: Clock

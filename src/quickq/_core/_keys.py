@@ -18,6 +18,8 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (x, minute, token)                    enqueue, completion and control receipts
     (w, shard)                            wake-up counters (atomic add), one per shard of
                                           queues (WAKE_SHARDS), bumped with each due mark
+    (hb, consumer)                        a live consumer's heartbeat record (JSON), written
+                                          blind every few seconds, cleared when it stops
 
 A queue is found due through its pointer row, or through its due mark: a
 producer marks the queue (one blind write, no read, so no conflict with the
@@ -162,6 +164,7 @@ class Layout:
         self.marks = self.prefix + _pack(("m",))
         self.wake = self.prefix + _pack(("w",))
         self.wake_keys = [self.wake + _int(shard) for shard in range(WAKE_SHARDS)]
+        self.heartbeats = self.prefix + _pack(("hb",))
 
     def _prefix(self, qid: str, part: str) -> bytes:
         """The packed ``(q, qid, part)``, the prefix of one range of queue *qid*; cached."""
@@ -250,6 +253,17 @@ class Layout:
     def batches(self, consumer: str) -> tuple[bytes, bytes]:
         key = self.prefix + _pack(("b", consumer))
         return key + b"\x00", key + b"\xff"
+
+    def heartbeat(self, consumer: str) -> bytes:
+        return self.heartbeats + _str(consumer)
+
+    def heartbeat_range(self) -> tuple[bytes, bytes]:
+        """Every consumer's heartbeat record."""
+        return self.heartbeats + b"\x00", self.heartbeats + b"\xff"
+
+    def parse_heartbeat(self, key: bytes) -> str:
+        (consumer,) = _unpack(key[len(self.heartbeats) :])
+        return str(consumer)
 
     def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
         """The elements of *key* after ``(q, qid, part)``."""
