@@ -10,6 +10,7 @@ from ._errors import main_guard
 from ._inspect import jobs, stats
 from ._store import check_store_url
 from ._worker import worker
+from ._workers import workers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,7 +36,7 @@ def demo(store_url: str | None) -> None:
     click.get_current_context().exit(run_demo(store_url))
 
 
-for _command in (worker, enqueue, stats, jobs, dead, demo):
+for _command in (worker, workers, enqueue, stats, jobs, dead, demo):
     cli.add_command(_command)
 
 

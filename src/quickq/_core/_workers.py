@@ -68,6 +68,7 @@ class WorkerRecord:
     """Where the consumer serves its metrics, if it says."""
 
     def to_bytes(self) -> bytes:
+        """The stored form: compact JSON, with the field names below."""
         return json.dumps(
             {
                 "id": self.consumer_id,
@@ -229,33 +230,33 @@ class WorkerInfo:
     metrics: str | None
     """Where it serves its metrics, if it says."""
 
-    @classmethod
-    def from_record(cls, record: WorkerRecord, now: int) -> WorkerInfo:
-        """The public view of *record*, its state judged at *now* (ms)."""
-        if record.is_stale(now):
-            state: Literal["live", "stopping", "stale"] = "stale"
-        else:
-            state = "stopping" if record.stopping else "live"
-        return cls(
-            consumer_id=record.consumer_id,
-            host=record.host,
-            pid=record.pid,
-            state=state,
-            started=ms_to_datetime(record.started),
-            seen=ms_to_datetime(record.seen),
-            interval=record.interval / 1000,
-            concurrency=record.concurrency,
-            running=record.running,
-            leased=record.leased,
-            completed=record.completed,
-            retried=record.retried,
-            dead_lettered=record.dead_lettered,
-            lost=record.lost,
-            version=record.version,
-            topics=record.topics,
-            topic_count=record.topic_count,
-            metrics=record.metrics,
-        )
+
+def worker_info(record: WorkerRecord, now: int) -> WorkerInfo:
+    """The public view of *record*, its state judged at *now* (ms)."""
+    if record.is_stale(now):
+        state: Literal["live", "stopping", "stale"] = "stale"
+    else:
+        state = "stopping" if record.stopping else "live"
+    return WorkerInfo(
+        consumer_id=record.consumer_id,
+        host=record.host,
+        pid=record.pid,
+        state=state,
+        started=ms_to_datetime(record.started),
+        seen=ms_to_datetime(record.seen),
+        interval=record.interval / 1000,
+        concurrency=record.concurrency,
+        running=record.running,
+        leased=record.leased,
+        completed=record.completed,
+        retried=record.retried,
+        dead_lettered=record.dead_lettered,
+        lost=record.lost,
+        version=record.version,
+        topics=record.topics,
+        topic_count=record.topic_count,
+        metrics=record.metrics,
+    )
 
 
 async def list_workers(
@@ -263,6 +264,6 @@ async def list_workers(
 ) -> list[WorkerInfo]:
     """Every consumer's record (live and stopping ones, and stale ones with
     *include_stale*), by host, then start time."""
-    infos = [WorkerInfo.from_record(r, now) for r in await read_heartbeats(tr, layout)]
+    infos = [worker_info(r, now) for r in await read_heartbeats(tr, layout)]
     shown = [w for w in infos if include_stale or w.state != "stale"]
     return sorted(shown, key=lambda w: (w.host, w.started, w.consumer_id))
