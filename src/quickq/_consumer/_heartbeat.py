@@ -2,11 +2,13 @@
 and ``quickq workers`` list.
 
 The first beat is written before the consumer counts as started; then one
-every ``heartbeat_interval``, jittered by a tenth so that a fleet started
-together spreads its writes out, and one at once when ``stop()`` marks the
-consumer stopping or its metrics address is set. When the consumer ends
-(drained or cancelled) the record is cleared, shielded and bounded by
-``cleanup_timeout``. Once started, it drops the records stale for over a day.
+every ``heartbeat_interval``, jittered by a tenth from the second wait on
+(the consumer's generator may be seeded only once it started) so that a
+fleet started together spreads its writes out, and one at once when
+``stop()`` marks the consumer stopping or its metrics address is set. When
+the consumer ends (drained or cancelled) the record is cleared, shielded and
+bounded by ``cleanup_timeout``. Once started, it drops the records stale for
+over a day.
 
 Every write is a small transaction of its own, blind (no read, so no
 conflict range), bounded by the interval: a store error is logged and the
@@ -150,9 +152,11 @@ class Heartbeat:
             await self._beat()
             task_status.started()
             await self._write("prune", self._prune)
+            delay = self._interval
             while not self._closing:
-                with anyio.move_on_after(self._interval * self._rng.uniform(0.9, 1.1)):
+                with anyio.move_on_after(delay):
                     await self._wake.wait()
+                delay = self._interval * self._rng.uniform(0.9, 1.1)
                 self._wake = anyio.Event()
                 if not self._closing:
                     await self._beat()
