@@ -32,6 +32,7 @@ from ._consumer import open_consumer as open_consumer
 from ._consumer import serve_consumer as serve_consumer
 from ._core import QueueMinute as QueueMinute
 from ._core import TotalsMinute as TotalsMinute
+from ._core import WorkerInfo as WorkerInfo
 from ._events import JobEvent as JobEvent
 from ._exceptions import CommitUnknownResultError as CommitUnknownResultError
 from ._exceptions import ConflictError as ConflictError
@@ -98,8 +99,9 @@ __all__ = [
     "QueueStats",
     "Snooze",
     "StoreOverview",
-    "TotalsMinute",
     "Telemetry",
+    "TotalsMinute",
+    "WorkerInfo",
     "open_consumer",
     "serve_consumer",
     "CommitUnknownResultError",

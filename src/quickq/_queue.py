@@ -25,6 +25,7 @@ from ._core import (
     QueueMinute,
     State,
     TotalsMinute,
+    WorkerInfo,
     record_overhead,
 )
 from ._exceptions import InvalidArgumentError, InvalidJobError, JobNotFoundError
@@ -541,6 +542,18 @@ class JobQueue:
         limit = _check_limit(limit)
         dead = await self._run(tr, lambda tr: _core.dead_letters(tr, self._layout, qid, limit))
         return [self._dead(qid, d) for d in dead]
+
+    async def workers(
+        self, *, include_stale: bool = False, tr: Transaction | None = None
+    ) -> list[WorkerInfo]:
+        """The consumers whose heartbeat records are in the store, by host, then
+        start time: live and stopping ones, and with *include_stale* also those
+        that missed three beats (crashed, or cut off from the store). One
+        snapshot read; staleness is judged on this queue's clock."""
+        now = self.now_ms()
+        return await self._run(
+            tr, lambda tr: _core.list_workers(tr, self._layout, now, include_stale=include_stale)
+        )
 
     # -- control ------------------------------------------------------------------
 

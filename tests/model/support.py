@@ -77,6 +77,8 @@ class StoreView:
     """The (minute, qid) rows of the history index."""
     history_totals: dict[tuple[int, str], int]
     """(minute, name) -> the store-wide history counter, its shards summed."""
+    heartbeats: dict[str, _core.WorkerRecord] = attrs.field(factory=dict)
+    """consumer id -> its heartbeat record."""
 
     @classmethod
     def read(cls, store: MemoryStore, layout: Layout) -> StoreView:
@@ -118,6 +120,8 @@ class StoreView:
                 view.history_totals[total] = view.history_totals.get(total, 0) + decode_counter(
                     value
                 )
+            elif t[0] == "hb":
+                view.heartbeats[t[1]] = _core.WorkerRecord.from_bytes(value)
             elif t[0] != "w":
                 raise AssertionError(f"unexpected key {t!r}")
         return view

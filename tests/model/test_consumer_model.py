@@ -394,6 +394,10 @@ class ConsumerMachine(RuleBasedStateMachine):
         assert not self.violations, self.violations
         view = StoreView.read(self.store, layout)
         live_consumers = {r.consumer.consumer_id for r in self.runners.values()}
+        # Every running consumer has its heartbeat record; one that stopped
+        # cleared it, unless it was cut off from the store first.
+        beating = set(view.heartbeats)
+        assert live_consumers <= beating <= live_consumers | self.killed, beating
         for qid in QUEUES:
             for name, where in (("pending", "r"), ("scheduled", "s"), ("running", "l")):
                 items = [i for (q, _), i in view.items.items() if q == qid and i.state == where]

@@ -12,6 +12,7 @@ from ._inspect import jobs, stats
 from ._metrics import metrics
 from ._store import check_store_url
 from ._worker import worker
+from ._workers import workers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,7 +38,7 @@ def demo(store_url: str | None) -> None:
     click.get_current_context().exit(run_demo(store_url))
 
 
-for _command in (worker, enqueue, stats, jobs, dead, history, metrics, demo):
+for _command in (worker, workers, enqueue, stats, jobs, dead, history, metrics, demo):
     cli.add_command(_command)
 
 

@@ -3,6 +3,9 @@
 ::
 
     serve_consumer
+    +- heartbeat (_heartbeat): the consumer's record in the store, first
+    |    written before the consumer counts as started, refreshed every
+    |    heartbeat_interval, cleared last
     +- acker (_acker): commits the settlements of finished attempts, many per
     |    transaction
     +- renewal schedule (_runner): lease/3 into a job, starts its extender in
@@ -51,6 +54,7 @@ from ._acker import Acker
 from ._config import ConsumerConfig as ConsumerConfig
 from ._config import ConsumerOptions as ConsumerOptions
 from ._config import configure
+from ._heartbeat import Heartbeat
 from ._idle import IdleTracker, Wakeup
 from ._intake import Intake
 from ._otel import ConsumerTelemetry
@@ -128,6 +132,18 @@ class Consumer:
             reporter=self._reporter,
             telemetry=self._telemetry,
         )
+        self._heartbeat = Heartbeat(
+            store,
+            layout,
+            self.consumer_id,
+            interval=config.heartbeat_interval,
+            cleanup_timeout=config.cleanup_timeout,
+            clock=clock,
+            concurrency=config.concurrency,
+            topics=[definition.topic for definition in jobs],
+            statistics=self.statistics,
+            rng=self._rng,
+        )
         self._intake = Intake(
             store,
             layout,
@@ -148,6 +164,17 @@ class Consumer:
         earlier name."""
         return self.config
 
+    @property
+    def metrics_address(self) -> str | None:
+        """Where this consumer's metrics are served, as its heartbeat record
+        tells ``JobQueue.workers`` (None: not said). Setting it writes a beat
+        at once."""
+        return self._heartbeat.metrics
+
+    @metrics_address.setter
+    def metrics_address(self, address: str | None) -> None:
+        self._heartbeat.metrics = address
+
     def statistics(self) -> ConsumerStatistics:
         """What this consumer has done so far."""
         counts = attrs.asdict(self._reporter.counts)
@@ -164,6 +191,7 @@ class Consumer:
         """Begin a graceful shutdown: stop leasing, let running jobs finish
         within the grace period, then cancel them and give their leases back."""
         self._stop.set()
+        self._heartbeat.stopping()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
         """Run the tree until stopped (see the module docstring)."""
@@ -175,6 +203,7 @@ class Consumer:
 
     async def _run(self, task_status: anyio.abc.TaskStatus[Consumer]) -> None:
         async with anyio.create_task_group() as service:
+            await service.start(self._heartbeat.run)
             service.start_soon(self._acker.run)
             service.start_soon(self._runner.renewals.run)
             async with anyio.create_task_group() as jobs:
@@ -189,6 +218,7 @@ class Consumer:
                     await self._runner.close()  # the runners end once the queued jobs are done
                 jobs.cancel_scope.deadline = anyio.current_time() + self.config.grace_period
             await self._acker.wait_drained()
+            await self._heartbeat.close()
             service.cancel_scope.cancel()
 
 
@@ -236,8 +266,9 @@ async def open_consumer(
     (documented in :class:`ConsumerOptions`): ``concurrency``, ``batch_size``,
     ``lease_duration``, ``queue_lease_duration``, ``scan_interval``,
     ``idle_poll``, ``grace_period``, ``cleanup_timeout``, ``selection_fraction``,
-    ``selection_max``, ``peek_limit``, ``idle_gc``, ``root``, ``clock``,
-    ``codec``, ``on_event``, ``telemetry``. Pass a ready ``config=`` instead, or both: options
+    ``selection_max``, ``peek_limit``, ``idle_gc``, ``history_keep``,
+    ``heartbeat_interval``, ``root``, ``clock``, ``codec``, ``on_event``,
+    ``telemetry``. Pass a ready ``config=`` instead, or both: options
     given beside a config override its fields. An unknown name raises
     :class:`InvalidArgumentError` listing the valid ones.
 

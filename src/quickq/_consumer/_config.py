@@ -118,6 +118,9 @@ class ConsumerConfig:
         validator=_checked(check_seconds, high=MAX_HISTORY_SECONDS),
         metadata={"help": "How long per-queue history is kept (0: none is written)."},
     )
+    heartbeat_interval: float = _seconds_option(
+        10.0, positive=True, help="How often the worker refreshes its record in the store."
+    )
     root: tuple[Any, ...] = attrs.field(default=("quickq",), validator=_check_root)
     clock: Clock = attrs.field(default=wall_clock, validator=_checked(check_callable))
     codec: Codec = attrs.field(default=_JSON, converter=_codec_or_json, validator=_check_codec)
@@ -172,6 +175,10 @@ class ConsumerOptions(TypedDict, total=False):
     history_keep: float
     """How long the per-queue, per-minute history of attempts is kept, in
     seconds (a day; at most 90 days); 0 writes none (``JobQueue.history``)."""
+    heartbeat_interval: float
+    """How often the consumer refreshes its heartbeat record in the store
+    (10 s, jittered by a tenth), which ``JobQueue.workers`` and ``quickq
+    workers`` list; it counts as stale after three intervals without one."""
     root: tuple[Any, ...]
     """The tuple subspace of the queues, as for JobQueue (``("quickq",)``)."""
     clock: Clock

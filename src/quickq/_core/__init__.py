@@ -21,7 +21,8 @@ and promotion also count each queue's attempts per minute (``_history``).
 Modules, bottom up: ``_keys`` (Layout, State), ``_records`` (the stored
 values), ``_items`` and ``_pointers`` (the shared reads and writes),
 ``_receipts``, ``_history``; then one per operation family: ``_enqueue``,
-``_lease``, ``_settle``, ``_inspect``.
+``_lease``, ``_settle``, ``_inspect``; ``_workers`` keeps the consumers'
+heartbeat records, each written blind in a transaction of its own.
 """
 
 from ._enqueue import NewItem as NewItem
@@ -69,3 +70,11 @@ from ._settle import Outcome as Outcome
 from ._settle import Settlement as Settlement
 from ._settle import settle as settle
 from ._settle import settle_many as settle_many
+from ._workers import WorkerInfo as WorkerInfo
+from ._workers import WorkerRecord as WorkerRecord
+from ._workers import clear_heartbeat as clear_heartbeat
+from ._workers import fitting_text as fitting_text
+from ._workers import fitting_topics as fitting_topics
+from ._workers import list_workers as list_workers
+from ._workers import prune_heartbeats as prune_heartbeats
+from ._workers import write_heartbeat as write_heartbeat

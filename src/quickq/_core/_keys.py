@@ -22,6 +22,8 @@ application chooses (default ``("quickq",)``). Per queue (tenant) ``qid``::
     (hq, minute, qid)                     history index: the queues with history that minute
     (ht, minute, shard, name)             history: store-wide per-minute counters (atomic
                                           add), in HISTORY_SHARDS shards
+    (hb, consumer)                        a live consumer's heartbeat record (JSON), written
+                                          blind every few seconds, cleared when it stops
 
 A queue is found due through its pointer row, or through its due mark: a
 producer marks the queue (one blind write, no read, so no conflict with the
@@ -172,6 +174,7 @@ class Layout:
         self.wake_keys = [self.wake + _int(shard) for shard in range(WAKE_SHARDS)]
         self.history_index = self.prefix + _pack(("hq",))
         self.history_totals = self.prefix + _pack(("ht",))
+        self.heartbeats = self.prefix + _pack(("hb",))
 
     def _prefix(self, qid: str, part: str) -> bytes:
         """The packed ``(q, qid, part)``, the prefix of one range of queue *qid*; cached."""
@@ -299,6 +302,17 @@ class Layout:
         """The minute and name of a store-wide history key (its shard left out)."""
         minute, _, name = _unpack(key[len(self.history_totals) :])
         return minute, name
+
+    def heartbeat(self, consumer: str) -> bytes:
+        return self.heartbeats + _str(consumer)
+
+    def heartbeat_range(self) -> tuple[bytes, bytes]:
+        """Every consumer's heartbeat record."""
+        return self.heartbeats + b"\x00", self.heartbeats + b"\xff"
+
+    def parse_heartbeat(self, key: bytes) -> str:
+        (consumer,) = _unpack(key[len(self.heartbeats) :])
+        return str(consumer)
 
     def tail(self, qid: str, key: bytes, part: str) -> tuple[Any, ...]:
         """The elements of *key* after ``(q, qid, part)``."""
