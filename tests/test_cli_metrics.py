@@ -53,6 +53,14 @@ def enqueue(path: Path, *new: quickq.NewJob) -> list[str]:
     return anyio.run(seed)
 
 
+def workers_of(path: Path) -> list[quickq.WorkerInfo]:
+    async def read() -> list[quickq.WorkerInfo]:
+        async with await SQLiteStore.open(path) as store:
+            return await quickq.JobQueue(store).workers()
+
+    return anyio.run(read)
+
+
 def labels(**values: str) -> frozenset[tuple[str, str]]:
     return frozenset({"messaging_system": "quickq", **values}.items())
 
@@ -66,7 +74,9 @@ def test_a_worker_serves_its_metrics_on_the_port_it_prints(tmp_path: Path) -> No
         wait_for(lambda: stats_of(path, "shop") == quickq.QueueStats("shop", 0, 0, 0, 1))
         wait_for(lambda: scrape(address)[_ok_count()] == 5)
         found = scrape(address)
+        (live,) = workers_of(path)
         err = stop(proc, signal.SIGTERM)
+    assert live.metrics == address  # quickq workers tells where to scrape
     process = {"messaging_operation_name": "process"}
     consumed = "messaging_client_consumed_messages_total"
     assert found[consumed, labels(**process, messaging_destination_name="ok")] == 5

@@ -485,3 +485,22 @@ def test_importing_quickq_prometheus_without_the_extra_names_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'quickq[prometheus]'" in out.stdout
+
+
+def test_the_store_gauges_count_the_workers_by_their_heartbeat() -> None:
+    async def main() -> None:
+        store = MemoryStore()
+        collector = prom.store_collector(quickq.JobQueue(store), refresh=0)
+        jobs = quickq.JobRegistry()
+
+        def workers() -> dict[str, float]:
+            (family,) = [f for f in collector.collect() if f.name == "quickq_workers"]
+            return {s.labels["state"]: s.value for s in family.samples}
+
+        async with quickq.open_consumer(store, jobs, clock=virtual_clock):
+            await collector.refresh_if_stale()
+            assert workers() == {"live": 1, "stopping": 0, "stale": 0}
+        await collector.refresh_if_stale()
+        assert workers() == {"live": 0, "stopping": 0, "stale": 0}  # a clean stop clears it
+
+    run_virtual(main)

@@ -109,8 +109,10 @@ async def _work(
                 f"lease {config.lease_duration:g}s); stop with Ctrl-C or SIGTERM"
             )
             if metrics is not None:
-                for url in await _serve_metrics(tg, consumer, *metrics):
+                urls = await _serve_metrics(tg, consumer, *metrics)
+                for url in urls:
                     say(f"metrics at {url}/metrics")
+                consumer.metrics_address = f"{urls[0]}/metrics"  # for quickq workers
             stopping = False
             async for signum in signals:
                 name = signal.Signals(signum).name

@@ -162,6 +162,7 @@ class StoreCollector:
         self._per_queue = per_queue
         self._lock = anyio.Lock()
         self._snapshot: quickq.StoreOverview | None = None
+        self._workers: list[quickq.WorkerInfo] = []
         self._taken = -float("inf")
 
     def _fresh(self) -> bool:
@@ -179,6 +180,7 @@ class StoreCollector:
             if self._fresh():
                 return  # refreshed while this scrape waited for the lock
             self._snapshot = await self._queue.overview(max_queues=self._max_queues)
+            self._workers = await self._queue.workers(include_stale=True)
             self._taken = anyio.current_time()
 
     def collect(self) -> Iterator[Metric]:
@@ -223,6 +225,15 @@ class StoreCollector:
         )
         truncated.add_metric([SYSTEM], 1 if snapshot.truncated else 0)
         yield truncated
+        workers = GaugeMetricFamily(
+            "quickq_workers",
+            "Consumers by the state of their heartbeat record: live, stopping, or stale "
+            "(no beat for three intervals: crashed or cut off).",
+            labels=["messaging_system", "state"],
+        )
+        for state in ("live", "stopping", "stale"):
+            workers.add_metric([SYSTEM, state], sum(w.state == state for w in self._workers))
+        yield workers
 
 
 def store_collector(
@@ -236,7 +247,8 @@ def store_collector(
 
     Jobs per queue and state (``quickq_queue_jobs``; without *per_queue*,
     only the totals), their totals (``quickq_jobs``), the age of each queue's
-    oldest ready job, and whether more than *max_queues* queues exist. The
+    oldest ready job, whether more than *max_queues* queues exist, and the
+    consumers by the state of their heartbeat (``quickq_workers``). The
     store is read at most once per *refresh* seconds: :func:`asgi_app` calls
     :meth:`StoreCollector.refresh_if_stale` before each scrape.
     """
