@@ -146,7 +146,8 @@ def test_each_ended_attempt_is_one_log_record_with_its_fields(
     retried, dead, lost, unrecorded = records[2:]
     assert retried.getMessage() == "retried q/j1 t attempt 2 after 0.50s: ValueError: boom"
     assert retried.__dict__["error_type"] == "ValueError"
-    assert "error_type" not in dead.__dict__
+    assert "error_type" not in dead.__dict__ and dead.__dict__["reason"] == "no_handler"
+    assert "reason" not in retried.__dict__
     assert (lost.__dict__["reason"], lost.__dict__["error_type"]) == ("lease_lost", "lease_lost")
     assert lost.getMessage() == "lost q/j1 t attempt 2 after 0.50s: its lease was lost"
     assert unrecorded.__dict__["reason"] == "unrecorded"

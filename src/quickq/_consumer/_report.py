@@ -196,7 +196,7 @@ class Reporter:
             error_type = "lease_lost"
         level = _LEVEL_OF[outcome]
         if log.isEnabledFor(level):
-            self._log(level, qid, item, outcome, duration, error, error_type, lease_lost)
+            self._log(level, qid, item, outcome, duration, error, error_type, reason, lease_lost)
         if not self.hooked:
             return
         if outcome is Outcome.LOST:
@@ -220,6 +220,7 @@ class Reporter:
         duration: float,
         error: str | None,
         error_type: str | None,
+        reason: DeadReason | None,
         lease_lost: bool,
     ) -> None:
         """One record per ended attempt: a readable line, its fields in ``extra``."""
@@ -235,6 +236,8 @@ class Reporter:
         }
         if error_type is not None:
             extra["error_type"] = error_type
+        if outcome is Outcome.DEAD_LETTERED and reason is not None:
+            extra["reason"] = reason
         if outcome is Outcome.LOST:
             extra["reason"] = "lease_lost" if lease_lost else "unrecorded"
             why = "its lease was lost" if lease_lost else "its outcome could not be recorded"
