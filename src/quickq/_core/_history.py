@@ -171,8 +171,37 @@ async def expire_history(tr: Transaction, layout: Layout, before: int) -> bool:
     return len(rows) == EXPIRE_BATCH
 
 
+class _Means:
+    """What a minute's counts tell (shared by :class:`QueueMinute` and
+    :class:`TotalsMinute`)."""
+
+    __slots__ = ()
+    completed: int
+    failed: int
+    snoozed: int
+    dead_lettered: int
+    timed: int
+    wait_seconds: float
+    run_seconds: float
+
+    @property
+    def runs(self) -> int:
+        """Every attempt counted: completed, failed, snoozed and dead-lettered."""
+        return self.completed + self.failed + self.snoozed + self.dead_lettered
+
+    @property
+    def mean_wait(self) -> float | None:
+        """Seconds from due to start, on average (None: no timed attempt)."""
+        return self.wait_seconds / self.timed if self.timed else None
+
+    @property
+    def mean_run(self) -> float | None:
+        """Seconds from start to recorded outcome, on average (None: no timed attempt)."""
+        return self.run_seconds / self.timed if self.timed else None
+
+
 @attrs.frozen
-class QueueMinute:
+class QueueMinute(_Means):
     """What one queue's attempts did in one minute (``JobQueue.history``).
 
     Attempts are counted in the minute their outcome was recorded: a lost
@@ -199,24 +228,9 @@ class QueueMinute:
     wait_seconds: float
     run_seconds: float
 
-    @property
-    def runs(self) -> int:
-        """Every attempt counted: completed, failed, snoozed and dead-lettered."""
-        return self.completed + self.failed + self.snoozed + self.dead_lettered
-
-    @property
-    def mean_wait(self) -> float | None:
-        """Seconds from due to start, on average (None: no timed attempt)."""
-        return self.wait_seconds / self.timed if self.timed else None
-
-    @property
-    def mean_run(self) -> float | None:
-        """Seconds from start to recorded outcome, on average (None: no timed attempt)."""
-        return self.run_seconds / self.timed if self.timed else None
-
 
 @attrs.frozen
-class TotalsMinute:
+class TotalsMinute(_Means):
     """What every queue's attempts did in one minute (``JobQueue.history_totals``):
     the sums of the queues' :class:`QueueMinute` fields, and log-scale bucket
     counts of the timed attempts' waits and run times.
@@ -238,21 +252,6 @@ class TotalsMinute:
     run_seconds: float
     wait_buckets: tuple[int, ...]
     run_buckets: tuple[int, ...]
-
-    @property
-    def runs(self) -> int:
-        """Every attempt counted: completed, failed, snoozed and dead-lettered."""
-        return self.completed + self.failed + self.snoozed + self.dead_lettered
-
-    @property
-    def mean_wait(self) -> float | None:
-        """Seconds from due to start, on average (None: no timed attempt)."""
-        return self.wait_seconds / self.timed if self.timed else None
-
-    @property
-    def mean_run(self) -> float | None:
-        """Seconds from start to recorded outcome, on average (None: no timed attempt)."""
-        return self.run_seconds / self.timed if self.timed else None
 
     def wait_quantile(self, q: float) -> float | None:
         """The *q*-quantile (0 to 1) of the waits, in seconds, as the upper
