@@ -58,7 +58,9 @@ R = TypeVar("R")
 
 
 def guarded(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run the method; on an error, log it (once) and return *default*."""
+    """Run the method; on an error, log it (once) and return *default*. For
+    calls made once per enqueue or per batch: the per-attempt ones catch
+    inline (:func:`recording_failed`), without a wrapper call."""
 
     def wrap(method: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(method)
@@ -66,14 +68,19 @@ def guarded(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
             try:
                 return method(*args, **kwargs)
             except Exception:
-                if not _failed:
-                    _failed.append(True)
-                    log.exception("quickq: OpenTelemetry recording failed (logged once)")
+                recording_failed()
                 return default  # type: ignore[no-any-return]
 
         return call
 
     return wrap
+
+
+def recording_failed() -> None:
+    """Log the error being handled, the first time in this process."""
+    if not _failed:
+        _failed.append(True)
+        log.exception("quickq: OpenTelemetry recording failed (logged once)")
 
 
 _failed: list[bool] = []
@@ -350,6 +357,8 @@ def record_error(span: Span, exc: BaseException | None, kind: str, message: str 
 _TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _BINARY: Final = 0
 _CARRIER: Final = 1
+_FLAGS: Final = {0: otel_trace.TraceFlags(0), 1: otel_trace.TraceFlags(1)} if AVAILABLE else {}
+"""The usual trace flags, made once (unsampled, sampled)."""
 
 
 def inject(span: Span) -> bytes | None:
@@ -384,11 +393,12 @@ def decode_context(data: bytes | None) -> SpanContext | None:
         return None
     try:
         if data[0] == _BINARY and len(data) == 26:
+            flags = _FLAGS.get(data[1])
             context = otel_trace.SpanContext(
                 int.from_bytes(data[2:18]),
                 int.from_bytes(data[18:26]),
-                is_remote=True,
-                trace_flags=otel_trace.TraceFlags(data[1]),
+                True,  # is_remote
+                otel_trace.TraceFlags(data[1]) if flags is None else flags,
             )
         elif data[0] == _CARRIER:
             carrier = json.loads(data[1:])
