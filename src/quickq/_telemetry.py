@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
@@ -179,8 +180,14 @@ class Meters:
         self.sent = meter.create_counter(
             "messaging.client.sent.messages", unit="{message}", description="Jobs enqueued."
         )
-        self.consumed = meter.create_counter(
+        self._sources: tuple[GaugeSource, ...] = ()
+        self._lock = threading.Lock()  # the reader's thread against a consumer's stop
+        self._retired: dict[str, int] = {}
+        """Attempts started per topic by the consumers that stopped."""
+        self._consumed_attrs: dict[str, dict[str, Any]] = {}
+        meter.create_observable_counter(
             "messaging.client.consumed.messages",
+            callbacks=[self._observe_consumed],
             unit="{message}",
             description="Attempts started by consumers.",
         )
@@ -216,7 +223,6 @@ class Meters:
         self.released = meter.create_counter(
             "quickq.job.released", unit="{job}", description="Attempts given back unrun."
         )
-        self._sources: tuple[GaugeSource, ...] = ()
         meter.create_observable_gauge(
             "quickq.consumer.jobs.running",
             callbacks=[self._observe_running],
@@ -238,9 +244,32 @@ class Meters:
         self._sources = (*self._sources, source)
 
         def remove() -> None:
-            self._sources = tuple(s for s in self._sources if s is not source)
+            with self._lock:  # its count moves to the retired ones in one step
+                for topic, n in source.started().items():
+                    self._retired[topic] = self._retired.get(topic, 0) + n
+                self._sources = tuple(s for s in self._sources if s is not source)
 
         return remove
+
+    def _observe_consumed(self, options: Any) -> Iterable[Any]:
+        """Attempts started per topic: the consumers' own counts (no per-job
+        call), those of the stopped ones kept, so the counter never goes back."""
+        with self._lock:
+            totals = dict(self._retired)
+            for source in self._sources:
+                for topic, n in source.started().items():
+                    totals[topic] = totals.get(topic, 0) + n
+        return [
+            otel_metrics.Observation(n, self._consumed_attributes(topic))
+            for topic, n in totals.items()
+        ]
+
+    def _consumed_attributes(self, topic: str) -> dict[str, Any]:
+        found = self._consumed_attrs.get(topic)
+        if found is None:
+            found = {SYSTEM: SYSTEM_NAME, OPERATION_NAME: "process", DESTINATION: topic}
+            self._consumed_attrs[topic] = found
+        return found
 
     def _observe_running(self, options: Any) -> Iterable[Any]:
         return [otel_metrics.Observation(sum(s.running() for s in self._sources), _GAUGE_ATTRS)]
@@ -253,11 +282,20 @@ _GAUGE_ATTRS: Final = {SYSTEM: SYSTEM_NAME}
 
 
 class GaugeSource:
-    """What a consumer shows in the live gauges: two ways to read ints."""
+    """What a consumer shows in the observable instruments: its running jobs,
+    its capacity and its attempts started per topic, read from the consumer's
+    own numbers in the metric reader's thread (reads of ints, and of a dict
+    copied whole)."""
 
-    def __init__(self, running: Callable[[], int], capacity: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        running: Callable[[], int],
+        capacity: Callable[[], int],
+        started: Callable[[], Mapping[str, int]],
+    ) -> None:
         self.running = running
         self.capacity = capacity
+        self.started = started
 
 
 @attrs.frozen

@@ -6,8 +6,11 @@ recorded outcome, linked to the job's creation context and with no parent
 (the conventions link producer and consumer; the runner task carries no
 ambient span), and two histogram records (wait, duration), the values the
 consumer's reporter measured. Per settlement batch: a ``settle`` CLIENT
-span, its duration, and the counters, added once per topic and outcome for
-the whole batch (:meth:`ConsumerTelemetry.flush`).
+span, its duration, and the counters of retries, dead letters, lost and
+released attempts, added once per topic, outcome and error type for the
+whole batch (:meth:`ConsumerTelemetry.flush`; the reporter does not keep
+error types). Attempts started are the reporter's count, read by an
+observable counter.
 
 The SDK's own work is most of the cost (docs/observability.md, "What it
 costs"), so quickq's is kept to what the conventions and the documented
@@ -21,7 +24,7 @@ attribute) is logged once and the attempt goes on without it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from .. import _telemetry as t
@@ -49,6 +52,7 @@ class ConsumerTelemetry:
         clock: Clock,
         running: Callable[[], int],
         capacity: Callable[[], int],
+        started: Callable[[], Mapping[str, int]],
     ) -> None:
         self._tracer = instruments.tracer
         self._meters = instruments.meters
@@ -57,14 +61,14 @@ class ConsumerTelemetry:
         self._span_bases: dict[str, tuple[str, dict[str, Any]]] = {}
         """Per topic: the ``process`` span's name and its attributes common to every attempt."""
         self._topic_attrs: dict[str, dict[str, Any]] = {}
-        """Per topic: the metric attributes of the wait and of the consumed counter."""
+        """Per topic: the wait's metric attributes."""
         self._metric_attrs: dict[_MetricKey, dict[str, Any]] = {}
         """Per topic, outcome, error type and dead reason: the other metrics' attributes."""
-        self._consumed: dict[str, int] = {}
         self._ended: dict[_MetricKey, int] = {}
         self._remove_source: Callable[[], None] | None = None
         if self._meters is not None:
-            self._remove_source = self._meters.add_source(t.GaugeSource(running, capacity))
+            source = t.GaugeSource(running, capacity, started)
+            self._remove_source = self._meters.add_source(source)
         if self._tracer is not None:
             from opentelemetry import context, trace
 
@@ -89,7 +93,6 @@ class ConsumerTelemetry:
             topic = item.topic
             meters = self._meters
             if meters is not None:
-                self._consumed[topic] = self._consumed.get(topic, 0) + 1
                 attributes = self._topic_attrs.get(topic) or self._topic_attributes(topic)
                 meters.wait_duration.record(wait, attributes)
             tracer = self._tracer
@@ -181,7 +184,9 @@ class ConsumerTelemetry:
         exc: BaseException | None,
     ) -> None:
         """A recording span's end attributes, in one call, and its error."""
-        attributes: dict[str, Any] = {t.OUTCOME: name, t.LEASE_LOST: lost}
+        attributes: dict[str, Any] = {t.OUTCOME: name}
+        if lost:  # set when true only: one attribute less on every other span
+            attributes[t.LEASE_LOST] = True
         if settlement is not None:
             attributes[t.ACTION] = settlement.action.value
             if settlement.action is Action.SNOOZE:
@@ -194,15 +199,12 @@ class ConsumerTelemetry:
             t.record_error(span, exc, error_type, _first_line(message) or error_type)
 
     def flush(self) -> None:
-        """Add what was counted since the last flush: once per topic and outcome."""
+        """Add the ends counted since the last flush, once per topic and
+        outcome (the attempts started are the reporter's, observed)."""
         meters = self._meters
         if meters is None:
             return
         try:
-            if self._consumed:
-                consumed, self._consumed = self._consumed, {}
-                for topic, n in consumed.items():
-                    meters.consumed.add(n, self._attrs(topic, None, None, None))
             if not self._ended:
                 return
             ended, self._ended = self._ended, {}

@@ -144,6 +144,11 @@ class Reporter:
         """The wall clock: an attempt's start time, for :meth:`started` and :meth:`ended`."""
         return self._clock()
 
+    def started_by_topic(self) -> dict[str, int]:
+        """Attempts started so far, per topic; safe from another thread (the
+        OpenTelemetry metric reader's), which only reads."""
+        return {topic: numbers.started for topic, numbers in list(self.topics.items())}
+
     def leased(self) -> None:
         self.counts.leased += 1
 
