@@ -4,12 +4,12 @@ finds something recording; the runner and the acker test ``is not None``).
 Per attempt: a ``process {topic}`` CONSUMER span, from its start to its
 recorded outcome, linked to the job's creation context and with no parent
 (the conventions link producer and consumer; the runner task carries no
-ambient span), and two histogram records (wait, duration), the values the
-consumer's reporter measured. Per settlement batch: a ``settle`` CLIENT
-span, its duration, and the counters of retries, dead letters, lost and
-released attempts, added once per topic, outcome and error type for the
-whole batch (:meth:`ConsumerTelemetry.flush`; the reporter does not keep
-error types). Attempts started are the reporter's count, read by an
+ambient span), and two histogram values (wait, duration), those the
+consumer's reporter measured. Per settlement batch (:meth:`ConsumerTelemetry.flush`):
+a ``settle`` CLIENT span, its duration, the batch's histogram values recorded
+back to back, and the counters of retries, dead letters, lost and released
+attempts, added once per topic, outcome and error type (the reporter does
+not keep error types). Attempts started are the reporter's count, read by an
 observable counter.
 
 The SDK's own work is most of the cost (docs/observability.md, "What it
@@ -65,6 +65,11 @@ class ConsumerTelemetry:
         self._metric_attrs: dict[_MetricKey, dict[str, Any]] = {}
         """Per topic, outcome, error type and dead reason: the other metrics' attributes."""
         self._ended: dict[_MetricKey, int] = {}
+        self._waits: list[tuple[float, dict[str, Any]]] = []
+        self._durations: list[tuple[float, dict[str, Any]]] = []
+        """The histograms' values since the last flush, recorded there in one
+        loop: the SDK's record costs a third less run back to back than
+        spread among the consumer's own work."""
         self._remove_source: Callable[[], None] | None = None
         if self._meters is not None:
             source = t.GaugeSource(running, capacity, started)
@@ -94,7 +99,7 @@ class ConsumerTelemetry:
             meters = self._meters
             if meters is not None:
                 attributes = self._topic_attrs.get(topic) or self._topic_attributes(topic)
-                meters.wait_duration.record(wait, attributes)
+                self._waits.append((wait, attributes))
             tracer = self._tracer
             if tracer is None:
                 return None
@@ -167,7 +172,7 @@ class ConsumerTelemetry:
             attributes = self._metric_attrs.get((topic, name, error_type, None))
             if attributes is None:
                 attributes = self._attrs(topic, name, error_type, None)
-            meters.process_duration.record(duration, attributes)
+            self._durations.append((duration, attributes))
             if not batched:
                 self.flush()
         except Exception:
@@ -205,6 +210,16 @@ class ConsumerTelemetry:
         if meters is None:
             return
         try:
+            if self._waits:
+                waits, self._waits = self._waits, []
+                record = meters.wait_duration.record
+                for value, attributes in waits:
+                    record(value, attributes)
+            if self._durations:
+                durations, self._durations = self._durations, []
+                record = meters.process_duration.record
+                for value, attributes in durations:
+                    record(value, attributes)
             if not self._ended:
                 return
             ended, self._ended = self._ended, {}
