@@ -82,6 +82,18 @@ SYSTEMS: dict[str, System] = {
             package="quickq",
             extra={"backend": "trio", "otel": "sdk"},
         ),
+        # Metrics and one trace in a hundred (the full run's time budget has
+        # room for this one variant more, on memory, where the ratio is largest).
+        System(
+            "quickq-memory-trio-otel-sampled",
+            "quickq_adapter.py",
+            None,
+            IN_MEMORY,
+            "process memory",
+            "memory",
+            package="quickq",
+            extra={"backend": "trio", "otel": "sampled"},
+        ),
         System(
             "quickq-sqlite-trio-otel",
             "quickq_adapter.py",

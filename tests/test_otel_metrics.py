@@ -118,3 +118,32 @@ def test_released_and_lost_attempts_are_counted() -> None:
         assert outcomes == {"released": 2}
 
     run_virtual(main)
+
+
+def test_attempts_started_are_observed_and_kept_once_a_consumer_stops() -> None:
+    """messaging.client.consumed.messages reads each running consumer's own
+    count; a consumer that stops leaves its count, so the counter never goes back."""
+    sdk = make_sdk()
+    jobs = quickq.JobRegistry()
+
+    @jobs.job("work")
+    async def work(payload: Any, meta: quickq.JobMeta) -> None:
+        pass
+
+    async def drain_once(store: MemoryStore, queue: quickq.JobQueue, n: int, total: int) -> None:
+        await queue.enqueue_many([quickq.NewJob("q", "work") for _ in range(n)])
+        async with quickq.open_consumer(
+            store, jobs, clock=virtual_clock, telemetry=sdk.telemetry
+        ) as c:
+            await c.wait_idle()
+            assert sdk.total("messaging.client.consumed.messages", **BASE) == total
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = quickq.JobQueue(store, jobs, clock=virtual_clock, telemetry=sdk.telemetry)
+        await drain_once(store, queue, 3, 3)
+        assert sdk.total("messaging.client.consumed.messages", **BASE) == 3
+        await drain_once(store, queue, 2, 5)
+        assert sdk.total("messaging.client.consumed.messages", **BASE) == 5
+
+    run_virtual(main)

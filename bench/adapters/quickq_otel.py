@@ -1,13 +1,24 @@
 """OpenTelemetry for the ``-otel`` quickq systems: what an application with
 an SDK set up runs, with exporters that drop everything, so the measurement is
-quickq's instrumentation and the SDK's own work (spans sampled AlwaysOn, a
-BatchSpanProcessor, a metric reader collecting every second), not a network.
+quickq's instrumentation and the SDK's own work (a BatchSpanProcessor, a
+metric reader collecting every second), not a network. ``otel="sdk"``
+samples every span (AlwaysOn); ``otel="sampled"`` keeps the metrics and
+samples one trace in a hundred (``ParentBased(TraceIdRatioBased(0.01))``),
+the set-up docs/observability.md advises for a busy queue.
+
+The environment variable ``QUICKQ_BENCH_OTEL`` sets another configuration
+for the ``-otel`` systems of one run (the full run's time budget has no room
+for a system per configuration): ``metrics`` (metrics only), ``traces``
+(every span, no metrics), ``traces-sampled`` (one trace in a hundred, no
+metrics), or ``sdk`` and ``sampled`` as above. The systems without ``-otel``
+are the API without an SDK (the API's proxies: nothing recorded).
 
 The SDK comes with quickq's test extra, which the project's environment (the
 one quickq's systems run in) installs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,10 +30,28 @@ the full run's time budget has room for one scenario more per system."""
 _DONE: list[bool] = []
 
 
+SAMPLED_RATIO = 0.01
+"""The share of traces the sampled configurations record."""
+SETTINGS: dict[str, tuple[str | None, bool]] = {
+    "sdk": ("all", True),
+    "sampled": ("ratio", True),
+    "metrics": (None, True),
+    "traces": ("all", False),
+    "traces-sampled": ("ratio", False),
+}
+"""Per configuration: which spans are sampled (None: no tracer provider), and
+whether a meter provider is set."""
+
+
 def set_up(p: dict[str, Any]) -> None:
-    """Set the global providers when the system asks for them (``otel="sdk"``)."""
-    if p.get("otel") != "sdk":
+    """Set the global providers when the system asks for them (``otel``), as
+    ``QUICKQ_BENCH_OTEL`` says if set (see the module docstring)."""
+    if not p.get("otel"):
         return
+    setting = os.environ.get("QUICKQ_BENCH_OTEL") or str(p["otel"])
+    if setting not in SETTINGS:
+        raise ValueError(f"QUICKQ_BENCH_OTEL: one of {', '.join(SETTINGS)} (got {setting!r})")
+    spans, with_metrics = SETTINGS[setting]
     if p["scenario"] not in SCENARIOS:
         raise c.NotApplicable(f"the SDK's cost is measured on {', '.join(SCENARIOS)}")
     if _DONE:
@@ -38,7 +67,7 @@ def set_up(p: dict[str, Any]) -> None:
     )
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     class DropSpans(SpanExporter):
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -56,8 +85,11 @@ def set_up(p: dict[str, Any]) -> None:
         def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
             pass
 
-    tracer_provider = TracerProvider(sampler=ALWAYS_ON)
-    tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
-    trace.set_tracer_provider(tracer_provider)
-    reader = PeriodicExportingMetricReader(DropMetrics(), export_interval_millis=1_000)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    if spans is not None:
+        sampler = ALWAYS_ON if spans == "all" else ParentBased(TraceIdRatioBased(SAMPLED_RATIO))
+        tracer_provider = TracerProvider(sampler=sampler)
+        tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+        trace.set_tracer_provider(tracer_provider)
+    if with_metrics:
+        reader = PeriodicExportingMetricReader(DropMetrics(), export_interval_millis=1_000)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))

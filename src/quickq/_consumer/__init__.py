@@ -106,6 +106,7 @@ class Consumer:
                 clock=clock,
                 running=lambda: self._idle.running,
                 capacity=lambda: slots.concurrency,
+                started=self._reporter.started_by_topic,
             )
         self._acker = Acker(
             store,

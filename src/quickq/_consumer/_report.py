@@ -144,6 +144,11 @@ class Reporter:
         """The wall clock: an attempt's start time, for :meth:`started` and :meth:`ended`."""
         return self._clock()
 
+    def started_by_topic(self) -> dict[str, int]:
+        """Attempts started so far, per topic; safe from another thread (the
+        OpenTelemetry metric reader's), which only reads."""
+        return {topic: numbers.started for topic, numbers in list(self.topics.items())}
+
     def leased(self) -> None:
         self.counts.leased += 1
 
@@ -153,14 +158,16 @@ class Reporter:
             numbers = self.topics[topic] = TopicNumbers()
         return numbers
 
-    def started(self, qid: str, item: Item, *, at: float) -> None:
-        """Report an attempt's start at wall time *at* (from :meth:`now`)."""
+    def started(self, qid: str, item: Item, *, at: float) -> float:
+        """Report an attempt's start at wall time *at* (from :meth:`now`); its
+        wait, in seconds (for the telemetry: one measurement per fact)."""
         wait = max(0.0, at - item.vesting / 1000)
         histogram = self._topic(item.topic).wait
         histogram.counts[bisect_left(WAIT_BUCKETS, wait)] += 1
         histogram.sum += wait
         if self.hooked:
             self._emit("started", qid, item, wait=wait)
+        return wait
 
     def ended(
         self,
@@ -174,9 +181,10 @@ class Reporter:
         error_type: str | None = None,
         reason: DeadReason | None = None,
         lease_lost: bool = False,
-    ) -> None:
+    ) -> float:
         """Count, log and report how one attempt ended (None: nothing was
-        recorded); *started* is its start time, from :meth:`now`. *error_type*
+        recorded), and return its duration; *started* is its start time, from
+        :meth:`now`. *error_type*
         names the failure (an exception's class, or quickq's own: ``timeout``,
         ``no_handler``, ...); *reason* is a dead letter's; *lease_lost* tells
         a lost lease from a settlement the store could not record."""
@@ -198,10 +206,10 @@ class Reporter:
         if log.isEnabledFor(level):
             self._log(level, qid, item, outcome, duration, error, error_type, reason, lease_lost)
         if not self.hooked:
-            return
+            return duration
         if outcome is Outcome.LOST:
             self._emit("lost", qid, item, duration=duration)
-            return
+            return duration
         self._emit(
             _EVENT_OF[outcome],
             qid,
@@ -210,6 +218,7 @@ class Reporter:
             result=result if outcome is Outcome.COMPLETED else None,
             error=error,
         )
+        return duration
 
     def _log(
         self,

@@ -296,17 +296,17 @@ class JobRunner:
             qid, item = self._queued.popleft()
             assert self._group is not None
             attempt = _Attempt(self, self._group, qid, item, self._reporter.now())
-            self._reporter.started(qid, item, at=attempt.started)
+            wait = self._reporter.started(qid, item, at=attempt.started)
             if self._telemetry is not None:
-                attempt.span = self._telemetry.start(qid, item, at=attempt.started)
+                attempt.span = self._telemetry.start(qid, item, wait)
             self._slots.release()
             await self._finish(attempt)
 
     async def _run(self, group: anyio.abc.TaskGroup, qid: str, item: Item) -> None:
         attempt = _Attempt(self, group, qid, item, self._reporter.now())
-        self._reporter.started(qid, item, at=attempt.started)
+        wait = self._reporter.started(qid, item, at=attempt.started)
         if self._telemetry is not None:
-            attempt.span = self._telemetry.start(qid, item, at=attempt.started)
+            attempt.span = self._telemetry.start(qid, item, wait)
         try:
             await self._attempt(attempt)
         finally:
@@ -379,18 +379,7 @@ class JobRunner:
         if attempt.lost:
             outcome = None
         settlement = attempt.settlement
-        if self._telemetry is not None:
-            self._telemetry.end(
-                attempt.item,
-                attempt.span,
-                attempt.started,
-                outcome,
-                settlement,
-                error_type=attempt.error_type,
-                exc=attempt.exc,
-                batched=batched,
-            )
-        self._reporter.ended(
+        duration = self._reporter.ended(
             attempt.qid,
             attempt.item,
             outcome,
@@ -403,6 +392,17 @@ class JobRunner:
             else None,
             lease_lost=attempt.lost,
         )
+        if self._telemetry is not None:
+            self._telemetry.end(
+                attempt.item,
+                attempt.span,
+                duration,
+                outcome,
+                settlement,
+                error_type=attempt.error_type,
+                exc=attempt.exc,
+                batched=batched,
+            )
         if outcome is Outcome.RETRIED or outcome is Outcome.RELEASED:
             self._wakeup.set()  # it is ready again, perhaps at once: look
         self._idle.job_ended()
