@@ -138,7 +138,7 @@ def test_quickq_metrics_serves_the_stores_gauges(tmp_path: Path) -> None:
         assert found["quickq_queues_truncated", labels()] == 0
         age = found[
             "quickq_queue_oldest_ready_age_seconds",
-            labels(messaging_quickq_queue_id="shop-1", exact="true"),
+            labels(messaging_quickq_queue_id="shop-1", messaging_quickq_age_exact="true"),
         ]
         assert age >= 0
         enqueue(path, quickq.NewJob("shop-3", "ok"))  # seen after the refresh interval
@@ -191,3 +191,19 @@ def test_a_metrics_port_in_use_is_one_error_line(tmp_path: Path) -> None:
             assert result.returncode == 1, result.stderr
             assert f"quickq: error: cannot serve metrics on 127.0.0.1:{port}: " in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_a_worker_with_store_gauges_serves_them_beside_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    enqueue(path, quickq.NewJob("later", "ok", delay=3600), quickq.NewJob("shop", "ok"))
+    with worker(url(path), "--metrics-port", "0", "--store-gauges") as proc:
+        assert proc.stderr is not None
+        address = address_of(proc.stderr.readline())
+        wait_for(lambda: stats_of(path, "shop").pending == 0)
+        found = scrape(address)
+        stop(proc, signal.SIGTERM)
+    scheduled = labels(messaging_quickq_queue_id="later", messaging_quickq_job_state="scheduled")
+    assert found["quickq_queue_jobs", scheduled] == 1
+    assert found["quickq_workers", labels(messaging_quickq_worker_state="live")] == 1
+    assert ("messaging_client_consumed_messages_total", labels(
+        messaging_operation_name="process", messaging_destination_name="ok")) in found  # fmt: skip

@@ -36,8 +36,8 @@ def test_worker_flags_are_the_configs_numeric_fields() -> None:
     worker = cli.commands["worker"]
     fields = _numeric_fields(quickq.ConsumerConfig)
     object_flags = ["--root", "--codec", "--on-event", "--telemetry"]
-    # Serving metrics is the command line's job, not the consumer's.
-    cli_flags = ("--store", "--verbose", "--metrics-port", "--metrics-host")
+    # Serving metrics and the store-wide gauges is the command line's job, not the consumer's.
+    cli_flags = ("--store", "--verbose", "--metrics-port", "--metrics-host", "--store-gauges")
     config_flags = [f for f in _flags(worker) if f not in (*cli_flags, *object_flags)]
     assert config_flags == ["--" + name.replace("_", "-") for name in fields]
     # Every field has a command-line form, but the clock (for tests).

@@ -408,7 +408,10 @@ def test_the_asgi_app_serves_the_consumers_and_the_stores_metrics() -> None:
         assert sample(found, "quickq_jobs", messaging_quickq_job_state="scheduled") == 1
         assert sample(found, "quickq_queues_truncated") == 0
         age = "quickq_queue_oldest_ready_age_seconds"
-        assert sample(found, age, messaging_quickq_queue_id="a", exact="true") == 0
+        assert (
+            sample(found, age, messaging_quickq_queue_id="a", messaging_quickq_age_exact="true")
+            == 0
+        )
 
     run_virtual(main)
 
@@ -496,7 +499,7 @@ def test_the_store_gauges_count_the_workers_by_their_heartbeat() -> None:
 
         def workers() -> dict[str, float]:
             (family,) = [f for f in collector.collect() if f.name == "quickq_workers"]
-            return {s.labels["state"]: s.value for s in family.samples}
+            return {s.labels["messaging_quickq_worker_state"]: s.value for s in family.samples}
 
         async with quickq.open_consumer(store, jobs, clock=virtual_clock):
             await collector.refresh_if_stale()

@@ -69,6 +69,7 @@ from ._queue import NewJob as NewJob
 from ._queue import QueueOverview as QueueOverview
 from ._queue import QueueStats as QueueStats
 from ._queue import StoreOverview as StoreOverview
+from ._store_gauges import serve_store_gauges as serve_store_gauges
 from ._telemetry import Telemetry as Telemetry
 
 __version__ = "0.1.0"
@@ -104,6 +105,7 @@ __all__ = [
     "WorkerInfo",
     "open_consumer",
     "serve_consumer",
+    "serve_store_gauges",
     "CommitUnknownResultError",
     "ConflictError",
     "InvalidArgumentError",

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import anyio
@@ -49,6 +50,13 @@ from ._store import check_store_url, opened_store, root_of, root_option, store_o
     help="The address the metrics endpoint binds (0.0.0.0: every interface).",
 )
 @click.option(
+    "--store-gauges",
+    is_flag=True,
+    help="Also report the store-wide gauges (jobs per queue and state, oldest ready age, "
+    "workers), read every 15 s: through OpenTelemetry, and on --metrics-port. One worker "
+    "per store is enough.",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Print every attempt, not only failures and lost leases."
 )
 def worker(
@@ -59,6 +67,7 @@ def worker(
     hook_spec: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    store_gauges: bool,
     verbose: bool,
     **settings: Any,
 ) -> None:
@@ -85,7 +94,7 @@ def worker(
     )
     _log_attempts(verbose)
     metrics = None if metrics_port is None else (metrics_host, metrics_port)
-    run(lambda: _work(store_url, registry, config, metrics))
+    run(lambda: _work(store_url, registry, config, metrics, store_gauges=store_gauges))
 
 
 async def _work(
@@ -93,6 +102,8 @@ async def _work(
     registry: quickq.JobRegistry,
     config: quickq.ConsumerConfig,
     metrics: tuple[str, int] | None,
+    *,
+    store_gauges: bool,
 ) -> None:
     say = say_as("worker")
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -108,8 +119,14 @@ async def _work(
                 f"serving {topics} from {store_url} (concurrency {config.concurrency}, "
                 f"lease {config.lease_duration:g}s); stop with Ctrl-C or SIGTERM"
             )
+            gauges = None  # the store-wide gauges' queue handle, when asked for
+            if store_gauges:
+                gauges = quickq.JobQueue(store, root=config.root, clock=config.clock)
+                await tg.start(
+                    partial(quickq.serve_store_gauges, gauges, telemetry=config.telemetry)
+                )
             if metrics is not None:
-                urls = await _serve_metrics(tg, consumer, *metrics)
+                urls = await _serve_metrics(tg, consumer, *metrics, gauges=gauges)
                 for url in urls:
                     say(f"metrics at {url}/metrics")
                 consumer.metrics_address = f"{urls[0]}/metrics"  # for quickq workers
@@ -142,12 +159,21 @@ def check_prometheus(param_hint: str) -> None:
 
 
 async def _serve_metrics(
-    tg: anyio.abc.TaskGroup, consumer: quickq.Consumer, host: str, port: int
+    tg: anyio.abc.TaskGroup,
+    consumer: quickq.Consumer,
+    host: str,
+    port: int,
+    *,
+    gauges: quickq.JobQueue | None,
 ) -> list[str]:
-    """Serve *consumer*'s metrics in *tg* (cancelled with it); the bound URLs."""
+    """Serve *consumer*'s metrics in *tg* (cancelled with it), and the
+    store-wide gauges of *gauges*; the bound URLs."""
     import quickq.prometheus as prom
 
-    return await start_metrics(tg, prom.asgi_app(prom.consumer_collector(consumer)), host, port)
+    collectors: list[Any] = [prom.consumer_collector(consumer)]
+    if gauges is not None:
+        collectors.append(prom.store_collector(gauges))
+    return await start_metrics(tg, prom.asgi_app(*collectors), host, port)
 
 
 async def start_metrics(tg: anyio.abc.TaskGroup, app: Any, host: str, port: int) -> list[str]:

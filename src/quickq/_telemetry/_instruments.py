@@ -42,7 +42,7 @@ class Meters:
     instrument is made twice, and keeps only the first one's callbacks)."""
 
     def __init__(self, provider: MeterProvider, version: str) -> None:
-        meter = provider.get_meter(SCOPE, version, schema_url=SCHEMA_URL)
+        self.meter = meter = provider.get_meter(SCOPE, version, schema_url=SCHEMA_URL)
         self.sent = meter.create_counter(
             "messaging.client.sent.messages", unit="{message}", description="Jobs enqueued."
         )

@@ -30,15 +30,12 @@ import quickq
 
 from .._consumer._report import Histogram, Reporter
 from .._core import Outcome
-from .._queue import MAX_OVERVIEW_QUEUES
-from .._validate import check_int, check_seconds
+from .._store_gauges import STORE_GAUGES, StoreReading, check_reading, read_store
+from .._validate import check_seconds
 
 SYSTEM: Final = "quickq"
 """``messaging.system``."""
 _BASE: Final = ["messaging_system", "messaging_operation_name", "messaging_destination_name"]
-_QUEUE: Final = "messaging_quickq_queue_id"
-_STATE: Final = "messaging_quickq_job_state"
-_STATES: Final = ("pending", "scheduled", "running", "dead")
 _OUTCOME_NAMES: Final = {
     Outcome.COMPLETED: "completed",
     Outcome.RETRIED: "retried",
@@ -161,12 +158,11 @@ class StoreCollector:
         self._max_queues = max_queues
         self._per_queue = per_queue
         self._lock = anyio.Lock()
-        self._snapshot: quickq.StoreOverview | None = None
-        self._workers: list[quickq.WorkerInfo] = []
+        self._reading: StoreReading | None = None
         self._taken = -float("inf")
 
     def _fresh(self) -> bool:
-        return self._snapshot is not None and anyio.current_time() - self._taken < self._refresh
+        return self._reading is not None and anyio.current_time() - self._taken < self._refresh
 
     async def refresh_if_stale(self) -> None:
         """Read the store again if the snapshot is older than *refresh* seconds.
@@ -179,61 +175,32 @@ class StoreCollector:
         async with self._lock:
             if self._fresh():
                 return  # refreshed while this scrape waited for the lock
-            self._snapshot = await self._queue.overview(max_queues=self._max_queues)
-            self._workers = await self._queue.workers(include_stale=True)
+            self._reading = await read_store(self._queue, self._max_queues)
             self._taken = anyio.current_time()
 
     def collect(self) -> Iterator[Metric]:
         """The gauges of the last snapshot (none before the first refresh)."""
-        snapshot = self._snapshot
-        if snapshot is None:
+        reading = self._reading
+        if reading is None:
             return
-        if self._per_queue:
-            jobs = GaugeMetricFamily(
-                "quickq_queue_jobs",
-                "Jobs per queue and state, from the queues' counters.",
-                labels=["messaging_system", _QUEUE, _STATE],
+        for gauge in STORE_GAUGES:
+            if gauge.per_queue and not self._per_queue:
+                continue
+            points = gauge.points(reading)
+            labels = [_label(name) for name in points[0][0]] if points else []
+            family = GaugeMetricFamily(
+                gauge.name.replace(".", "_"),
+                gauge.description,
+                labels=labels,
+                unit="seconds" if gauge.unit == "s" else "",
             )
-            age = GaugeMetricFamily(
-                "quickq_queue_oldest_ready_age",
-                "Seconds the oldest ready job of the queue has waited since it was due "
-                "(0: none is ready); exact=false: a lower bound, from the head of a long "
-                "ready index.",
-                labels=["messaging_system", _QUEUE, "exact"],
-                unit="seconds",
-            )
-            for row in snapshot.queues:
-                qid = row.stats.queue_id
-                for state in _STATES:
-                    jobs.add_metric([SYSTEM, qid, state], getattr(row.stats, state))
-                exact = "true" if row.oldest_exact else "false"
-                age.add_metric([SYSTEM, qid, exact], row.oldest_ready or 0.0)
-            yield jobs
-            yield age
-        totals = GaugeMetricFamily(
-            "quickq_jobs",
-            "Jobs per state, summed over the queues read.",
-            labels=["messaging_system", _STATE],
-        )
-        for state, count in snapshot.totals.items():
-            totals.add_metric([SYSTEM, state], count)
-        yield totals
-        truncated = GaugeMetricFamily(
-            "quickq_queues_truncated",
-            "1 when the store holds more queues than max_queues: the totals cover the first ones.",
-            labels=["messaging_system"],
-        )
-        truncated.add_metric([SYSTEM], 1 if snapshot.truncated else 0)
-        yield truncated
-        workers = GaugeMetricFamily(
-            "quickq_workers",
-            "Consumers by the state of their heartbeat record: live, stopping, or stale "
-            "(no beat for three intervals: crashed or cut off).",
-            labels=["messaging_system", "state"],
-        )
-        for state in ("live", "stopping", "stale"):
-            workers.add_metric([SYSTEM, state], sum(w.state == state for w in self._workers))
-        yield workers
+            for attributes, value in points:
+                family.add_metric(list(attributes.values()), value)
+            yield family
+
+
+def _label(attribute: str) -> str:
+    return attribute.replace(".", "_")
 
 
 def store_collector(
@@ -252,8 +219,6 @@ def store_collector(
     store is read at most once per *refresh* seconds: :func:`asgi_app` calls
     :meth:`StoreCollector.refresh_if_stale` before each scrape.
     """
-    if not isinstance(queue, quickq.JobQueue):
-        raise quickq.InvalidArgumentError(f"queue must be a quickq.JobQueue (got {queue!r})")
+    queue, max_queues = check_reading(queue, max_queues)
     refresh = check_seconds(refresh, "refresh")
-    max_queues = check_int(max_queues, "max_queues", 1, MAX_OVERVIEW_QUEUES)
     return StoreCollector(queue, refresh=refresh, max_queues=max_queues, per_queue=bool(per_queue))
