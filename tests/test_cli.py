@@ -207,7 +207,7 @@ def test_enqueue_then_inspect(tmp_path: Path) -> None:
         if j["job_id"] == at
     ]  # fmt: skip
     assert at_job[0]["priority"] == 3 and at_job[0]["max_retries"] == 1
-    assert at_job[0]["run_at"].startswith("2098-12-31 22:00:00")
+    assert at_job[0]["run_at"].startswith("2098-12-31T22:00:00")  # ISO 8601
     assert "no running jobs in queue shop-1" in ok_run(
         "jobs", "shop-1", "--state", "running", "--store", db
     )

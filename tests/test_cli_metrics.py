@@ -173,24 +173,40 @@ def test_a_lost_lease_is_one_line_of_a_workers_output(tmp_path: Path) -> None:
     assert "1 lost" in err
 
 
-def test_a_metrics_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+def test_a_metrics_port_in_use_is_one_error_line_before_a_job_is_leased(tmp_path: Path) -> None:
     import socket
 
     from .test_cli import quickq_cli
 
+    path = tmp_path / "q.db"
+    enqueue(path, quickq.NewJob("shop", "ok"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        db = url(tmp_path / "q.db")
+        db = url(path)
         for args in (
-            ["worker", "tests.test_cli:jobs", "--store", db, "--metrics-port", port],
+            ["worker", "tests.test_cli:jobs", "--store", db, "--metrics-port", port, "-v"],
             ["metrics", "--store", db, "--port", port],
         ):
             result = quickq_cli(*args)
             assert result.returncode == 1, result.stderr
             assert f"quickq: error: cannot serve metrics on 127.0.0.1:{port}: " in result.stderr
             assert "Traceback" not in result.stderr
+            # The port is bound first: the worker never started consuming.
+            assert "serving" not in result.stderr and "released" not in result.stderr
+    stats = stats_of(path, "shop")
+    assert (stats.pending, stats.running) == (1, 0)
+    assert workers_of(path) == []
+
+
+def test_a_metrics_host_without_a_port_is_a_usage_error(tmp_path: Path) -> None:
+    from .test_cli import quickq_cli
+
+    db = url(tmp_path / "q.db")
+    result = quickq_cli("worker", "tests.test_cli:jobs", "--store", db, "--metrics-host", "0.0.0.0")
+    assert result.returncode == 2, result.stderr
+    assert "--metrics-host needs --metrics-port" in result.stderr
 
 
 def test_a_worker_with_store_gauges_serves_them_beside_its_own(tmp_path: Path) -> None:

@@ -4,14 +4,17 @@ after three of its intervals."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import time
 from pathlib import Path
 
 import anyio
+import attrs
 
 import quickq
+from quickq._cli._workers import _up
 from quickq.stores.sqlite import SQLiteStore
 
 from .test_cli import ok_run, stop, url, wait_for, worker
@@ -37,6 +40,8 @@ def test_quickq_workers_lists_a_live_worker_and_forgets_a_stopped_one(tmp_path: 
         assert (row["concurrency"], row["completed"], row["interval"]) == (3, 1, INTERVAL)
         assert row["topics"] == ["ok", "fail", "slow"] and row["version"] == quickq.__version__
         assert len(row["consumer_id"]) == 16
+        started = dt.datetime.fromisoformat(row["started"])  # ISO 8601, with its zone
+        assert "T" in row["started"] and started.tzinfo is not None
         table = ok_run("workers", "--store", url(db))
         assert f" {proc.pid} " in table and " live " in table and row["consumer_id"] in table
         stop(proc, signal.SIGTERM)
@@ -63,3 +68,7 @@ def test_a_killed_workers_record_turns_stale(tmp_path: Path) -> None:
     (row,) = json.loads(ok_run("workers", "--store", url(db), "--all", "--json"))
     assert (row["consumer_id"], row["state"]) == (live.consumer_id, "stale")
     assert " stale " in ok_run("workers", "--store", url(db), "--all")
+    # A stale worker was up from its start to its last beat, not until now.
+    later = stale.seen + dt.timedelta(hours=1)
+    assert _up(stale, later) == (stale.seen - stale.started).total_seconds()
+    assert _up(attrs.evolve(stale, state="live"), later) == (later - stale.started).total_seconds()

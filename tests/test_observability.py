@@ -457,6 +457,11 @@ def test_collectors_refuse_what_they_cannot_serve() -> None:
         prom.store_collector(queue, refresh=-1)
     with pytest.raises(quickq.InvalidArgumentError):
         prom.store_collector(queue, max_queues=0)
+    with pytest.raises(quickq.InvalidArgumentError, match="per_queue must be a bool"):
+        prom.store_collector(queue, per_queue="no")  # type: ignore[arg-type]
+    # At once, not at each scrape.
+    with pytest.raises(quickq.InvalidArgumentError, match=r"collect\(\) method"):
+        prom.asgi_app(prom.store_collector(queue), 5)  # type: ignore[arg-type]
 
 
 def test_serve_binds_the_loopback_interface_by_default() -> None:

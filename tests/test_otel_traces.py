@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import trio
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 import quickq
@@ -353,6 +353,10 @@ def test_telemetry_is_checked() -> None:
         quickq.ConsumerConfig(telemetry=True)  # type: ignore[arg-type]
     with pytest.raises(quickq.InvalidArgumentError, match="create_spans"):
         quickq.Telemetry(create_spans=1)  # type: ignore[arg-type]
+    with pytest.raises(quickq.InvalidArgumentError, match="tracer_provider must be"):
+        quickq.Telemetry(tracer_provider=5)  # type: ignore[arg-type]
+    with pytest.raises(quickq.InvalidArgumentError, match="meter_provider must be"):
+        quickq.Telemetry(meter_provider=TracerProvider())  # type: ignore[arg-type]
     assert quickq.ConsumerConfig() == quickq.ConsumerConfig()
 
 

@@ -149,6 +149,7 @@ def test_without_an_sdk_it_reads_nothing() -> None:
         ({"interval": float("nan")}, "interval"),
         ({"max_queues": 0}, "max_queues"),
         ({"telemetry": "yes"}, "telemetry"),
+        ({"per_queue": "no"}, "per_queue"),
     ],
 )
 def test_bad_arguments_are_refused_by_name(options: dict[str, Any], named: str) -> None:

@@ -29,7 +29,7 @@ from ._exceptions import InvalidArgumentError, StoreError
 from ._queue import MAX_OVERVIEW_QUEUES, JobQueue, StoreOverview
 from ._telemetry import Telemetry, check_telemetry
 from ._telemetry._names import QUEUE_ID, SYSTEM, SYSTEM_NAME
-from ._validate import check_int, check_seconds, shown
+from ._validate import check_bool, check_int, check_seconds, shown
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
@@ -254,13 +254,14 @@ async def serve_store_gauges(
     """
     queue, max_queues = check_reading(queue, max_queues)
     interval = check_seconds(interval, "interval", low_open=True)
+    per_queue = check_bool(per_queue, "per_queue")
     telemetry = check_telemetry(telemetry)
     instruments = _telemetry.resolve(telemetry)
     if instruments is None or instruments.meters is None:
         task_status.started()
         await anyio.sleep_forever()
         return
-    latest = _Latest(bool(per_queue))
+    latest = _Latest(per_queue)
     remove = _observed_for(instruments.meters).add(latest)
     try:
         started = False

@@ -88,6 +88,13 @@ def check_fraction(value: object, name: str) -> float:
     return float(value)
 
 
+def check_bool(value: object, name: str) -> bool:
+    """*value* if it is a bool (``"no"`` and ``1`` are not)."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be a bool (got {shown(value)})")
+    return value
+
+
 def check_callable(value: object, name: str, *, optional: bool = False) -> Any:
     """*value* if it can be called (or is None, with *optional*)."""
     if value is None and optional:

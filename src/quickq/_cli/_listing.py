@@ -123,7 +123,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 
 def echo_json(rows: Sequence[dict[str, Any]]) -> None:
-    click.echo(json.dumps(list(rows), indent=2, default=str))
+    """*rows* as a JSON list; times in ISO 8601 (``2026-12-02T13:30:33+00:00``)."""
+    click.echo(json.dumps(list(rows), indent=2, default=_json_value))
+
+
+def _json_value(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 def show(

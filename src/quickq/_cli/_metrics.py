@@ -35,11 +35,12 @@ from ._worker import check_prometheus, say_as, start_metrics
 )
 @click.option(
     "--refresh",
-    type=Seconds(positive=True),
+    type=Seconds(),
     default=15.0,
     show_default=True,
     metavar="SECONDS",
-    help="Read the store at most this often; scrapes in between get the last reading.",
+    help="Read the store at most this often; scrapes in between get the last reading "
+    "(0: every scrape reads it).",
 )
 @click.option(
     "--max-queues",

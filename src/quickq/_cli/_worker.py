@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import attrs
 import click
+from click.core import ParameterSource
 
 import quickq
 
@@ -81,6 +82,11 @@ def worker(
     config = config_from(settings)
     if metrics_port is not None:
         check_prometheus("'--metrics-port'")
+    elif (
+        click.get_current_context().get_parameter_source("metrics_host")
+        is not ParameterSource.DEFAULT
+    ):
+        raise click.UsageError("--metrics-host needs --metrics-port")
     check_store_url(store_url)  # before importing the user's module, which may be slow
     registry = load_registry(jobs_spec)
     if not len(registry):
@@ -113,20 +119,24 @@ async def _work(
                 await quickq.serve_consumer(store, registry, config=config, task_status=task_status)
                 tg.cancel_scope.cancel()  # drained: stop listening for signals
 
-            consumer: quickq.Consumer = await tg.start(consume)
-            topics = ", ".join(d.topic for d in registry)
-            say(
-                f"serving {topics} from {store_url} (concurrency {config.concurrency}, "
-                f"lease {config.lease_duration:g}s); stop with Ctrl-C or SIGTERM"
-            )
             gauges = None  # the store-wide gauges' queue handle, when asked for
             if store_gauges:
                 gauges = quickq.JobQueue(store, root=config.root, clock=config.clock)
                 await tg.start(
                     partial(quickq.serve_store_gauges, gauges, telemetry=config.telemetry)
                 )
-            if metrics is not None:
-                urls = await _serve_metrics(tg, consumer, *metrics, gauges=gauges)
+            # The port is bound before the consumer starts, so a port that
+            # cannot be bound fails the worker before it leases a job.
+            own = _ConsumerCollector()
+            urls = [] if metrics is None else await _serve_metrics(tg, own, *metrics, gauges=gauges)
+            consumer: quickq.Consumer = await tg.start(consume)
+            topics = ", ".join(d.topic for d in registry)
+            say(
+                f"serving {topics} from {store_url} (concurrency {config.concurrency}, "
+                f"lease {config.lease_duration:g}s); stop with Ctrl-C or SIGTERM"
+            )
+            if urls:
+                own.serve(consumer)
                 for url in urls:
                     say(f"metrics at {url}/metrics")
                 consumer.metrics_address = f"{urls[0]}/metrics"  # for quickq workers
@@ -158,19 +168,35 @@ def check_prometheus(param_hint: str) -> None:
         raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
+class _ConsumerCollector:
+    """The worker's consumer's numbers for its metrics endpoint, which is
+    bound before the consumer exists: nothing until :meth:`serve` is given it."""
+
+    def __init__(self) -> None:
+        self._collector: Any = None
+
+    def serve(self, consumer: quickq.Consumer) -> None:
+        import quickq.prometheus as prom
+
+        self._collector = prom.consumer_collector(consumer)
+
+    def collect(self) -> Any:
+        return iter(()) if self._collector is None else self._collector.collect()
+
+
 async def _serve_metrics(
     tg: anyio.abc.TaskGroup,
-    consumer: quickq.Consumer,
+    own: _ConsumerCollector,
     host: str,
     port: int,
     *,
     gauges: quickq.JobQueue | None,
 ) -> list[str]:
-    """Serve *consumer*'s metrics in *tg* (cancelled with it), and the
+    """Serve the worker's own metrics in *tg* (cancelled with it), and the
     store-wide gauges of *gauges*; the bound URLs."""
     import quickq.prometheus as prom
 
-    collectors: list[Any] = [prom.consumer_collector(consumer)]
+    collectors: list[Any] = [own]
     if gauges is not None:
         collectors.append(prom.store_collector(gauges))
     return await start_metrics(tg, prom.asgi_app(*collectors), host, port)

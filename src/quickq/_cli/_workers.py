@@ -3,6 +3,7 @@ heartbeat records (``JobQueue.workers``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Final
 
 import attrs
@@ -20,9 +21,7 @@ COLUMNS: Final = (
     Column[quickq.WorkerInfo]("host", lambda w, now: w.host),
     Column[quickq.WorkerInfo]("pid", lambda w, now: str(w.pid), right=True),
     Column[quickq.WorkerInfo]("state", lambda w, now: w.state),
-    Column[quickq.WorkerInfo](
-        "up", lambda w, now: age((now - w.started).total_seconds()), right=True
-    ),
+    Column[quickq.WorkerInfo]("up", lambda w, now: age(_up(w, now)), right=True),
     Column[quickq.WorkerInfo](
         "seen", lambda w, now: age((now - w.seen).total_seconds()) + " ago", right=True
     ),
@@ -32,6 +31,12 @@ COLUMNS: Final = (
     Column[quickq.WorkerInfo]("topics", lambda w, now: clip(", ".join(w.topics), 30)),
     Column[quickq.WorkerInfo]("metrics", lambda w, now: w.metrics or "-"),
 )
+
+
+def _up(worker: quickq.WorkerInfo, now: dt.datetime) -> float:
+    """How long *worker* has run: until its last beat, once it is stale."""
+    until = worker.seen if worker.state == "stale" else now
+    return (until - worker.started).total_seconds()
 
 
 def as_dict(worker: quickq.WorkerInfo) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .._validate import shown
+from .._validate import check_bool, shown
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -42,8 +42,16 @@ class Telemetry:
     """A ``create`` span per job of an ``enqueue_many`` batch."""
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.create_spans, bool):
-            raise _invalid(f"create_spans must be a bool (got {shown(self.create_spans)})")
+        check_bool(self.create_spans, "create_spans")
+        # Checked by their one method quickq calls: the API's classes are
+        # interfaces that SDKs need not subclass.
+        for name, method in (("tracer_provider", "get_tracer"), ("meter_provider", "get_meter")):
+            provider = getattr(self, name)
+            if provider is not None and not callable(getattr(provider, method, None)):
+                raise _invalid(
+                    f"{name} must be an OpenTelemetry {name.title().replace('_', '')} "
+                    f"with {method}() or None (got {shown(provider)})"
+                )
 
 
 def _invalid(message: str) -> Exception:

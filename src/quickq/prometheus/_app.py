@@ -27,7 +27,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client import CollectorRegistry, make_asgi_app
 from prometheus_client.registry import Collector
 
-from .._validate import check_int
+from .._exceptions import InvalidArgumentError
+from .._validate import check_int, shown
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -49,6 +50,12 @@ def asgi_app(*collectors: Collector) -> ASGIApp:
     ASGI server (hypercorn, uvicorn, a Starlette ``Mount``), on trio or
     asyncio, or run it with :func:`serve`.
     """
+    for collector in collectors:  # at once, not at each scrape
+        if not callable(getattr(collector, "collect", None)):
+            raise InvalidArgumentError(
+                f"collectors must have a collect() method, as consumer_collector()'s and "
+                f"store_collector()'s do (got {shown(collector)})"
+            )
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         registry.register(collector)

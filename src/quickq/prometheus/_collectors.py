@@ -31,7 +31,7 @@ import quickq
 from .._consumer._report import Histogram, Reporter
 from .._core import Outcome
 from .._store_gauges import STORE_GAUGES, StoreReading, check_reading, read_store
-from .._validate import check_seconds
+from .._validate import check_bool, check_seconds
 
 SYSTEM: Final = "quickq"
 """``messaging.system``."""
@@ -221,4 +221,5 @@ def store_collector(
     """
     queue, max_queues = check_reading(queue, max_queues)
     refresh = check_seconds(refresh, "refresh")
-    return StoreCollector(queue, refresh=refresh, max_queues=max_queues, per_queue=bool(per_queue))
+    per_queue = check_bool(per_queue, "per_queue")
+    return StoreCollector(queue, refresh=refresh, max_queues=max_queues, per_queue=per_queue)
