@@ -1,16 +1,29 @@
 """The trace context in the item record: both stored forms, records written
-before the field, extensions a reader does not know, and the room it takes."""
+before the field, extensions a reader does not know, and the room it takes;
+and the default propagators' fast path, byte for byte what they would write."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry import trace as otel_trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from quickq import _telemetry
 from quickq._core import DeadLetterRecord, Item, Lease, State, record_overhead
 from quickq._limits import MAX_ID_CHARS, MAX_RETRIES_LIMIT, MAX_TOPIC_CHARS, TRACE_BYTES
+from quickq._telemetry._context import _writes_w3c_only
 
 # Written by quickq 0.1.0 (before the trace field): a running item with every
 # optional field, the same item in the JSON format, and a dead letter.
@@ -184,3 +197,78 @@ def test_the_largest_job_with_the_largest_trace_context_fits_at_every_step() -> 
         assert len(links) == 2 and all(len(x) == 1 for x in links)
 
     run_virtual(main)
+
+
+def _as_propagators_write_it(span: otel_trace.Span) -> bytes | None:
+    """The general path: the global propagators' carrier, then encoded."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=otel_trace.set_span_in_context(span))
+    return _telemetry.encode_carrier(carrier)
+
+
+@given(
+    trace_id=st.integers(1, 2**128 - 1),
+    span_id=st.integers(1, 2**64 - 1),
+    flags=st.sampled_from([0, 1, 2, 0xFF]),
+    state=st.sampled_from([(), (("rojo", "00f067aa0ba902b7"),)]),
+    baggage_value=st.sampled_from([None, "7"]),
+)
+def test_the_default_propagators_fast_path_writes_what_they_would(
+    trace_id: int, span_id: int, flags: int, state: tuple[tuple[str, str], ...],
+    baggage_value: str | None,
+) -> None:  # fmt: skip
+    context = otel_trace.SpanContext(
+        trace_id, span_id, False, otel_trace.TraceFlags(flags), otel_trace.TraceState(state)
+    )
+    span = otel_trace.NonRecordingSpan(context)
+    assert _writes_w3c_only(propagate.get_global_textmap())  # the default: the fast path
+    token = None
+    if baggage_value is not None:
+        token = otel_context.attach(otel_baggage.set_baggage("user", baggage_value))
+    try:
+        trace = _telemetry.inject(span)
+        assert trace == _as_propagators_write_it(span)
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+    decoded = _telemetry.decode_context(trace)
+    assert decoded is not None
+    assert (decoded.trace_id, decoded.span_id, decoded.trace_flags) == (trace_id, span_id, flags)
+
+
+class _Uber(TextMapPropagator):
+    """A propagator of another format, as an application may set."""
+
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        span_context = otel_trace.get_current_span(context).get_span_context()
+        carrier["uber-trace-id"] = f"{span_context.trace_id:x}:{span_context.span_id:x}:0:1"
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        return context
+
+    @property
+    def fields(self) -> set[str]:
+        return {"uber-trace-id"}
+
+
+@pytest.mark.parametrize(
+    "propagator",
+    [
+        _Uber(),
+        CompositePropagator([TraceContextTextMapPropagator(), _Uber()]),
+        CompositePropagator([W3CBaggagePropagator()]),  # no traceparent written
+        TraceContextTextMapPropagator(),
+    ],
+)
+def test_other_propagators_write_what_they_write(propagator: TextMapPropagator) -> None:
+    span = otel_trace.NonRecordingSpan(
+        otel_trace.SpanContext(0xABC, 0xDEF, False, otel_trace.TraceFlags(1))
+    )
+    default = propagate.get_global_textmap()
+    propagate.set_global_textmap(propagator)
+    try:
+        assert _telemetry.inject(span) == _as_propagators_write_it(span)
+    finally:
+        propagate.set_global_textmap(default)
+    invalid = otel_trace.NonRecordingSpan(otel_trace.INVALID_SPAN_CONTEXT)
+    assert _telemetry.inject(invalid) is None

@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Final
 from .._limits import TRACE_BYTES
 
 try:
+    from opentelemetry import baggage as otel_baggage
     from opentelemetry import context as otel_context
     from opentelemetry import propagate
     from opentelemetry import trace as otel_trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     _FLAGS = {0: otel_trace.TraceFlags(0), 1: otel_trace.TraceFlags(1)}
     """The usual trace flags, made once (unsampled, sampled)."""
@@ -37,9 +41,49 @@ _CARRIER: Final = 1
 def inject(span: Span) -> bytes | None:
     """The creation context of *span* (with the current baggage), as the
     application's propagators write it, encoded for the job record."""
+    context = span.get_span_context()
+    if (
+        _writes_w3c_only(propagate.get_global_textmap())
+        and not context.trace_state
+        and not otel_baggage.get_all()
+    ):
+        # What those propagators would write, a lone traceparent, encoded
+        # without writing and parsing its text (3.4 -> 0.5 us a job).
+        if not context.is_valid:
+            return None
+        flags = bytes((_BINARY, context.trace_flags & 0xFF))
+        return flags + context.trace_id.to_bytes(16) + context.span_id.to_bytes(8)
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=otel_trace.set_span_in_context(span))
     return encode_carrier(carrier)
+
+
+def _writes_w3c_only(propagator: object) -> bool:
+    """Whether *propagator* is W3C trace context (with or without baggage)
+    as the SDK's own classes write it: the default, unless the application
+    set others. Judged once per propagator object."""
+    global _judged
+    if _judged[0] is not propagator:
+        _judged = (propagator, _judge(propagator))
+    return _judged[1]
+
+
+_judged: tuple[object, bool] = (None, False)
+"""The last propagator judged, and the verdict."""
+
+
+def _judge(propagator: object) -> bool:
+    # A composite keeps its parts in a private list: read it only of the
+    # SDK's own class; any other shape takes the general path.
+    composite = type(propagator) is CompositePropagator
+    parts = getattr(propagator, "_propagators", None) if composite else [propagator]
+    if not isinstance(parts, list):
+        return False
+    kinds = {type(p) for p in parts}
+    return TraceContextTextMapPropagator in kinds and kinds <= {
+        TraceContextTextMapPropagator,
+        W3CBaggagePropagator,
+    }
 
 
 def encode_carrier(carrier: Mapping[str, str]) -> bytes | None:
