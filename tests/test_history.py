@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import partial
 from typing import Any
 
 import attrs
@@ -158,6 +159,9 @@ async def test_attempts_count_in_the_minute_they_were_recorded() -> None:
     assert await queue.history("q", until=at(T0 - 1)) == []
     with pytest.raises(quickq.InvalidArgumentError, match="since must be an aware datetime"):
         await queue.history("q", since=dt.datetime(2030, 1, 1))
+    for read in (queue.history_totals, partial(queue.history, "q")):
+        with pytest.raises(quickq.InvalidArgumentError, match="since must be at or before until"):
+            await read(since=until, until=since)
 
 
 def test_a_consumer_counts_across_a_minute_boundary() -> None:
@@ -407,11 +411,23 @@ def test_the_history_command_shows_a_queue_and_the_totals(tmp_path: Any) -> None
     assert {"minute", "runs", "mean_wait", "mean_run", "lost"} <= set(rows[0])
     totals = json.loads(ok_run("history", "--since", "2h", "--json", "--store", db))
     assert sum(r["runs"] for r in totals) == 3 and len(totals[0]["wait_buckets"]) == 25
+    assert all(r["p99_run"] > 0 and r["p99_wait"] >= 0 for r in totals)
+    assert (
+        json.loads(ok_run("history", "--since", "2h", "--until", "1h", "--json", "--store", db))
+        == []
+    )
     table = ok_run("history", "--store", db)
     assert "history of all queues" in table and "p99 run" in table
     assert "no history for queue other" in ok_run("history", "other", "--store", db)
     bad = quickq_cli("history", "--since", "yesterday", "--store", db)
     assert bad.returncode == 2 and "neither a duration" in bad.stderr
+    for args, says in (
+        (["--since", "100000000d"], "before the year 1"),
+        (["--since", "1h", "--until", "2h"], "is after --until"),
+        (["--until", "soon"], "'--until'"),
+    ):
+        bad = quickq_cli("history", *args, "--store", db)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad
 
 
 def test_an_attempts_settlements_carry_its_start_time() -> None:

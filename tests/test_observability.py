@@ -125,8 +125,9 @@ def test_each_ended_attempt_is_one_log_record_with_its_fields(
         (Outcome.RELEASED, {}),
         (Outcome.RETRIED, {"error": "Traceback...\nValueError: boom", "error_type": "ValueError"}),
         (Outcome.DEAD_LETTERED, {"error": "no handler for topic 't'", "reason": "no_handler"}),
-        (None, {"lease_lost": True}),
-        (None, {}),
+        (Outcome.RETRIED, {"snooze": 30.0}),
+        (None, {"error_type": "lease_lost"}),
+        (None, {"error_type": "unrecorded"}),
     ]
     for outcome, options in ends:
         reporter.ended("q", item(attempt=2), outcome, started=199.5, **options)
@@ -136,6 +137,7 @@ def test_each_ended_attempt_is_one_log_record_with_its_fields(
         (logging.DEBUG, "released"),
         (logging.INFO, "retried"),
         (logging.WARNING, "dead"),
+        (logging.DEBUG, "retried"),  # a snooze is no failure
         (logging.WARNING, "lost"),
         (logging.WARNING, "lost"),
     ]
@@ -143,14 +145,17 @@ def test_each_ended_attempt_is_one_log_record_with_its_fields(
         fields = {k: r.__dict__[k] for k in ("job_id", "queue_id", "topic", "attempt")}
         assert fields == {"job_id": "j1", "queue_id": "q", "topic": "t", "attempt": 2}
         assert r.__dict__["consumer_id"] == "c1" and r.__dict__["duration"] == 0.5
-    retried, dead, lost, unrecorded = records[2:]
+    retried, dead, snoozed, lost, unrecorded = records[2:]
+    assert snoozed.getMessage() == "retried q/j1 t attempt 2 after 0.50s: snoozed for 30s"
+    assert snoozed.__dict__["snooze_delay"] == 30.0 and "error_type" not in snoozed.__dict__
     assert retried.getMessage() == "retried q/j1 t attempt 2 after 0.50s: ValueError: boom"
     assert retried.__dict__["error_type"] == "ValueError"
     assert "error_type" not in dead.__dict__ and dead.__dict__["reason"] == "no_handler"
     assert "reason" not in retried.__dict__
     assert (lost.__dict__["reason"], lost.__dict__["error_type"]) == ("lease_lost", "lease_lost")
     assert lost.getMessage() == "lost q/j1 t attempt 2 after 0.50s: its lease was lost"
-    assert unrecorded.__dict__["reason"] == "unrecorded"
+    assert (unrecorded.__dict__["reason"], unrecorded.__dict__["error_type"]) == ("unrecorded",) * 2
+    assert unrecorded.getMessage().endswith(": its outcome could not be recorded")
     assert reporter.topics["t"].dead == {"no_handler": 1}
 
 

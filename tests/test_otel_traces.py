@@ -3,6 +3,7 @@ semantic conventions (docs/observability.md), on the memory store in virtual tim
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -195,7 +196,10 @@ def test_a_retry_gives_two_process_spans_linked_to_one_creation() -> None:
     run_virtual(main)
 
 
-def test_snooze_discard_dead_letter_and_no_handler_show_on_the_span() -> None:
+def test_snooze_discard_dead_letter_and_no_handler_show_on_the_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="quickq")
     sdk = make_sdk()
     jobs = quickq.JobRegistry()
 
@@ -245,6 +249,10 @@ def test_snooze_discard_dead_letter_and_no_handler_show_on_the_span() -> None:
         assert status["process nobody"] is StatusCode.ERROR
 
     run_virtual(main)
+    # And in the log: the snooze as what it is, at DEBUG.
+    (record,) = [r for r in caplog.records if r.__dict__.get("topic") == "snooze"][:1]
+    assert (record.levelno, record.__dict__["snooze_delay"]) == (logging.DEBUG, 2.5)
+    assert record.getMessage().endswith(": snoozed for 2.5s")
 
 
 def test_a_timeout_and_a_lost_lease() -> None:
@@ -280,6 +288,51 @@ def test_a_timeout_and_a_lost_lease() -> None:
         assert lost["error.type"] == "lease_lost"
 
     run_virtual(main)
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_lease_found_gone_at_commit_is_lost_alike_in_log_span_and_metrics(
+    raises: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handler ends after another consumer took its lease, before the
+    renewer could notice: the commit finds it gone. Whatever the handler did,
+    the attempt is lost to a lost lease, the same way in all three."""
+    caplog.set_level(logging.WARNING, logger="quickq")
+    sdk = make_sdk()
+    jobs = quickq.JobRegistry()
+    stolen = trio.Event()
+
+    @jobs.job("late", timeout=None)
+    async def late(payload: Any, meta: quickq.JobMeta) -> None:
+        await stolen.wait()
+        if raises:
+            raise ValueError("boom")
+
+    async def main() -> None:
+        store = MemoryStore()
+        queue = quickq.JobQueue(store, jobs, clock=virtual_clock, telemetry=sdk.telemetry)
+        job = await queue.enqueue("t", "late")
+        async with quickq.open_consumer(
+            store, jobs, clock=virtual_clock, telemetry=sdk.telemetry, lease_duration=30
+        ) as c:
+            await wait_until(lambda: c.statistics().running == 1)
+            await steal_lease(store, queue, "t", job.job_id)
+            stolen.set()  # well before the first renewal, at 10 s
+            await wait_until(lambda: c.statistics().lost == 1)
+
+    run_virtual(main)
+    span = only(sdk.finished("process late"))
+    ended = attrs_of(span)
+    assert ended["messaging.quickq.job.outcome"] == "lost"
+    assert (ended["messaging.quickq.lease.lost"], ended["error.type"]) == (True, "lease_lost")
+    assert span.status.description == "its lease was lost"
+    # The handler's exception is still on the span, as what happened.
+    assert [e.name for e in span.events] == (["exception"] if raises else [])
+    (record,) = [r for r in caplog.records if r.__dict__.get("outcome") == "lost"]
+    assert (record.__dict__["reason"], record.__dict__["error_type"]) == ("lease_lost",) * 2
+    assert record.getMessage().endswith(": its lease was lost")
+    lost = sdk.points("quickq.lease.lost")
+    assert [(p.attributes["error.type"], p.value) for p in lost] == [("lease_lost", 1)]
 
 
 def test_a_replayed_dead_letter_keeps_its_creation_context() -> None:

@@ -222,6 +222,14 @@ def validate_queue_id(queue_id: object) -> str:
     return _validate_id(queue_id, "queue_id")
 
 
+def _minutes(since: object, until: object) -> tuple[int, int]:
+    """The first and last minutes (since the epoch) of a history read."""
+    first, last = _minute(since, "since", 0), _minute(until, "until", _LAST_MINUTE)
+    if first > last:
+        raise InvalidArgumentError(f"since must be at or before until (got {since} > {until})")
+    return first, last
+
+
 def _minute(value: object, name: str, default: int) -> int:
     """The minute (since the epoch) of the aware datetime *value*, or *default* for None."""
     if value is None:
@@ -663,7 +671,7 @@ class JobQueue:
         for their ``history_keep`` (a day): a snapshot read, no scan of jobs.
         """
         qid = validate_queue_id(queue_id)
-        first, last = _minute(since, "since", 0), _minute(until, "until", _LAST_MINUTE)
+        first, last = _minutes(since, until)
         return await self._run(
             tr, lambda tr: _core.queue_history(tr, self._layout, qid, first, last)
         )
@@ -677,5 +685,5 @@ class JobQueue:
     ) -> list[TotalsMinute]:
         """What every queue's attempts did, minute by minute, as :meth:`history`,
         with log-scale buckets of waits and run times for percentiles."""
-        first, last = _minute(since, "since", 0), _minute(until, "until", _LAST_MINUTE)
+        first, last = _minutes(since, until)
         return await self._run(tr, lambda tr: _core.history_totals(tr, self._layout, first, last))

@@ -24,21 +24,26 @@ _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 Minute = quickq.QueueMinute | quickq.TotalsMinute
 
 
-def parse_since(text: str, now: dt.datetime) -> dt.datetime:
-    """``--since``: a duration back from *now* (``90``, ``30m``, ``2h``, ``1d``)
-    or an ISO 8601 time with a timezone."""
+def parse_since(text: str, now: dt.datetime, param: str = "--since") -> dt.datetime:
+    """``--since`` (or *param*): a duration back from *now* (``90``, ``30m``,
+    ``2h``, ``1d``) or an ISO 8601 time with a timezone."""
     match = _DURATION.fullmatch(text.strip())
     if match:
-        return now - dt.timedelta(seconds=float(match[1]) * _UNITS[match[2] or "s"])
+        try:
+            return now - dt.timedelta(seconds=float(match[1]) * _UNITS[match[2] or "s"])
+        except (OverflowError, ValueError):  # before the year 1
+            raise click.BadParameter(
+                f"{text!r} reaches back before the year 1", param_hint=f"'{param}'"
+            ) from None
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
         raise click.BadParameter(
-            f"{text!r} is neither a duration (like 30m, 2h, 1d) nor an ISO 8601 time "
-            "with a timezone (like 2030-01-15T10:00:00Z)",
-            param_hint="'--since'",
+            f"{text!r} is neither a duration back from now (like 30m, 2h, 1d) nor an "
+            "ISO 8601 time with a timezone (like 2030-01-15T10:00:00Z)",
+            param_hint=f"'{param}'",
         )
     return when
 
@@ -46,6 +51,8 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
 def _as_dict(minute: Minute) -> dict[str, Any]:
     row = attrs.asdict(minute)
     row.update(runs=minute.runs, mean_wait=minute.mean_wait, mean_run=minute.mean_run)
+    if isinstance(minute, quickq.TotalsMinute):  # the table's columns, as numbers
+        row.update(p99_wait=minute.wait_quantile(0.99), p99_run=minute.run_quantile(0.99))
     return row
 
 
@@ -89,27 +96,42 @@ def _columns(store_wide: bool) -> list[Column[Any]]:
     show_default=True,
     help="How far back: a duration (90, 30m, 2h, 1d) or an ISO 8601 time.",
 )
+@click.option(
+    "--until",
+    metavar="DURATION|TIME",
+    help="Up to: a duration back from now or an ISO 8601 time (default: now).",
+)
 @json_option
 def history(
-    queue: str | None, store_url: str, root: tuple[str, ...], since: str, as_json: bool
+    queue: str | None,
+    store_url: str,
+    root: tuple[str, ...],
+    since: str,
+    until: str | None,
+    as_json: bool,
 ) -> None:
     """Per minute, what QUEUE's attempts did (store-wide without QUEUE):
     completed, failed, snoozed, dead-lettered and lost, mean wait and run time."""
-    start = parse_since(since, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    start = parse_since(since, now)
+    end = None if until is None else parse_since(until, now, "--until")
+    if end is not None and start > end:
+        raise click.BadParameter(f"{since!r} is after --until {until!r}", param_hint="'--since'")
 
     async def body() -> Sequence[Minute]:
         async with opened_store(store_url) as store:
             jobs = quickq.JobQueue(store, root=root_of(root))
             if queue is None:
-                return await jobs.history_totals(since=start)
-            return await jobs.history(queue, since=start)
+                return await jobs.history_totals(since=start, until=end)
+            return await jobs.history(queue, since=start, until=end)
 
     minutes = run(body)
     what = f"queue {queue}" if queue is not None else "all queues"
     if as_json:
         echo_json([_as_dict(m) for m in minutes])
     elif not minutes:
-        click.echo(f"no history for {what} since {start:%Y-%m-%d %H:%M} UTC in {store_url}")
+        to = "" if end is None else f" to {end:%Y-%m-%d %H:%M}"
+        click.echo(f"no history for {what} since {start:%Y-%m-%d %H:%M}{to} UTC in {store_url}")
     else:
         from ._render import console, rows_table
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from .. import _telemetry as t
 from .._core import Action, Item, Outcome, Settlement
 from .._time import Clock
+from ._report import LOST_WHY
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -151,8 +152,6 @@ class ConsumerTelemetry:
         try:
             lost = outcome is None or outcome is Outcome.LOST
             name = _LOST if outcome is None else outcome.value
-            if lost and error_type is None:
-                error_type = "lease_lost"
             reason = None
             if outcome is Outcome.DEAD_LETTERED and settlement is not None:
                 reason = settlement.dead_reason
@@ -200,7 +199,11 @@ class ConsumerTelemetry:
             attributes[t.DEAD_REASON] = reason
         span.set_attributes(attributes)
         if error_type is not None:
-            message = settlement.error if settlement is not None else None
+            # A lost attempt's error is its loss, whatever the handler did.
+            if lost:
+                message = LOST_WHY.get(error_type)
+            else:
+                message = settlement.error if settlement is not None else None
             t.record_error(span, exc, error_type, _first_line(message) or error_type)
 
     def flush(self) -> None:

@@ -56,6 +56,11 @@ _LEVEL_OF: Final[dict[Outcome, int]] = {
     Outcome.DEAD_LETTERED: logging.WARNING,
     Outcome.LOST: logging.WARNING,
 }
+LOST_WHY: Final = {
+    "lease_lost": "its lease was lost",
+    "unrecorded": "its outcome could not be recorded",
+}
+"""A lost attempt's log line, by its error type."""
 
 
 @attrs.define
@@ -180,14 +185,15 @@ class Reporter:
         error: str | None = None,
         error_type: str | None = None,
         reason: DeadReason | None = None,
-        lease_lost: bool = False,
+        snooze: float | None = None,
     ) -> float:
         """Count, log and report how one attempt ended (None: nothing was
         recorded), and return its duration; *started* is its start time, from
         :meth:`now`. *error_type*
         names the failure (an exception's class, or quickq's own: ``timeout``,
-        ``no_handler``, ...); *reason* is a dead letter's; *lease_lost* tells
-        a lost lease from a settlement the store could not record."""
+        ``no_handler``, ...; for a lost attempt ``lease_lost``, or
+        ``unrecorded`` when the store could not record it); *reason* is a
+        dead letter's; *snooze* a snooze's delay, in seconds."""
         if outcome is None:
             outcome = Outcome.LOST
         duration = max(0.0, self._clock() - started)  # the wall clock may step back
@@ -200,11 +206,9 @@ class Reporter:
         histogram.sum += duration
         if outcome is Outcome.DEAD_LETTERED:
             numbers.dead[reason] = numbers.dead.get(reason, 0) + 1
-        elif outcome is Outcome.LOST and lease_lost:
-            error_type = "lease_lost"
-        level = _LEVEL_OF[outcome]
+        level = logging.DEBUG if snooze is not None else _LEVEL_OF[outcome]  # no failure
         if log.isEnabledFor(level):
-            self._log(level, qid, item, outcome, duration, error, error_type, reason, lease_lost)
+            self._log(level, qid, item, outcome, duration, error, error_type, reason, snooze)
         if not self.hooked:
             return duration
         if outcome is Outcome.LOST:
@@ -230,7 +234,7 @@ class Reporter:
         error: str | None,
         error_type: str | None,
         reason: DeadReason | None,
-        lease_lost: bool,
+        snooze: float | None,
     ) -> None:
         """One record per ended attempt: a readable line, its fields in ``extra``."""
         kind = _EVENT_OF[outcome]
@@ -248,8 +252,11 @@ class Reporter:
         if outcome is Outcome.DEAD_LETTERED and reason is not None:
             extra["reason"] = reason
         if outcome is Outcome.LOST:
-            extra["reason"] = "lease_lost" if lease_lost else "unrecorded"
-            why = "its lease was lost" if lease_lost else "its outcome could not be recorded"
+            extra["reason"] = error_type
+            why = LOST_WHY.get(error_type or "", "its outcome could not be recorded")
+        elif snooze is not None:
+            extra["snooze_delay"] = snooze
+            why = f"snoozed for {snooze:g}s"
         else:
             why = _last_line(error)
         log.log(

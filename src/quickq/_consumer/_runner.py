@@ -376,21 +376,34 @@ class JobRunner:
     def ended(self, attempt: _Attempt, outcome: Outcome | None, *, batched: bool = False) -> None:
         """Count and report how *attempt* ended, once its outcome is known
         (*batched*: as one of the acker's batch, which flushes the counters)."""
+        # Lost: the renewer saw the lease go, or the commit found it gone
+        # (LOST), or nothing could be recorded (None). What the handler did
+        # was not recorded, so a lost attempt's error is its loss, the same
+        # in the log, the span and the metrics.
+        lease_lost = attempt.lost or outcome is Outcome.LOST
         if attempt.lost:
             outcome = None
+        error_type = attempt.error_type
+        if outcome is None or outcome is Outcome.LOST:
+            error_type = "lease_lost" if lease_lost else "unrecorded"
         settlement = attempt.settlement
+        error = reason = snooze = None
+        if settlement is not None:
+            error = settlement.error
+            if outcome is Outcome.DEAD_LETTERED:
+                reason = settlement.dead_reason
+            elif outcome is Outcome.RETRIED and settlement.action is Action.SNOOZE:
+                snooze = settlement.delay_ms / 1000
         duration = self._reporter.ended(
             attempt.qid,
             attempt.item,
             outcome,
             started=attempt.started,
             result=attempt.result,
-            error=settlement.error if settlement is not None else None,
-            error_type=attempt.error_type,
-            reason=settlement.dead_reason
-            if settlement is not None and outcome is Outcome.DEAD_LETTERED
-            else None,
-            lease_lost=attempt.lost,
+            error=error,
+            error_type=error_type,
+            reason=reason,
+            snooze=snooze,
         )
         if self._telemetry is not None:
             self._telemetry.end(
@@ -399,7 +412,7 @@ class JobRunner:
                 duration,
                 outcome,
                 settlement,
-                error_type=attempt.error_type,
+                error_type=error_type,
                 exc=attempt.exc,
                 batched=batched,
             )
